@@ -1,0 +1,113 @@
+"""Chat models for flows: route a model request to a configured backend.
+
+Every flow, Python or LangFlow, gets its ``ChatOpenAI`` here, so routing, keys
+and connection pools live in one place. One HTTP connection pool per backend
+(and event loop) is shared by every model instance that points at it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from langchain_openai import ChatOpenAI
+
+from shared.settings import BackendConfig, Settings, get_settings
+
+
+class BackendNotAllowed(ValueError):
+    """A flow names a base URL that no configured backend serves."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a flow asks of a model; routing turns it into a backend call."""
+
+    model_name: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None  # the *name* of the variable holding the key
+    temperature: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    json_mode: bool = False
+    timeout_s: float | None = None
+    streaming: bool = True
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def route(spec: ModelSpec, settings: Settings | None = None) -> BackendConfig:
+    """Pick the backend: by base URL, else by model name, else the default."""
+    settings = settings or get_settings()
+    if spec.base_url:
+        wanted = spec.base_url.rstrip("/")
+        for backend in settings.backends:
+            if backend.base_url == wanted:
+                return backend
+        if not settings.allow_adhoc_backends:
+            raise BackendNotAllowed(
+                f"base URL {wanted!r} is not a configured backend "
+                "(configure it in FLOWFLEET_BACKENDS or set FLOWFLEET_ALLOW_ADHOC_BACKENDS=true)"
+            )
+        return BackendConfig(name=f"adhoc:{wanted}", base_url=wanted, api_key_env=spec.api_key_env)
+    if spec.model_name:
+        for backend in settings.backends:
+            if any(fnmatch.fnmatchcase(spec.model_name, p) for p in backend.models):
+                return backend
+    return next(b for b in settings.backends if b.name == settings.default_backend)
+
+
+_clients: dict[tuple[int, str], httpx.AsyncClient] = {}
+
+
+def _http_client(backend: BackendConfig) -> httpx.AsyncClient:
+    # httpx clients are bound to the loop they first ran on; the worker has one loop.
+    try:
+        loop_id = id(asyncio.get_running_loop())
+    except RuntimeError:
+        loop_id = 0
+    key = (loop_id, backend.base_url)
+    client = _clients.get(key)
+    if client is None:
+        client = httpx.AsyncClient(
+            timeout=httpx.Timeout(backend.timeout_s, connect=10.0),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=1000),
+        )
+        _clients[key] = client
+    return client
+
+
+def chat_model(spec: ModelSpec | str | None = None, **overrides: Any) -> ChatOpenAI:
+    """A ``ChatOpenAI`` routed to the right backend, with its key from the environment."""
+    if spec is None or isinstance(spec, str):
+        spec = ModelSpec(model_name=spec, **overrides)
+    backend = route(spec)
+    key_env = spec.api_key_env or backend.api_key_env
+    api_key = (os.environ.get(key_env) if key_env else None) or backend.api_key()
+    kwargs: dict[str, Any] = dict(spec.model_kwargs)
+    if spec.json_mode:
+        kwargs["response_format"] = {"type": "json_object"}
+    params: dict[str, Any] = {
+        "model": spec.model_name or "default",
+        "base_url": backend.base_url,
+        "api_key": api_key,
+        "timeout": spec.timeout_s or backend.timeout_s,
+        "max_retries": 0,  # retries are the worker's policy, not the client's
+        "streaming": spec.streaming,
+        "stream_usage": True,
+        "http_async_client": _http_client(backend),
+        "model_kwargs": kwargs,
+    }
+    if spec.temperature is not None:
+        params["temperature"] = spec.temperature
+    if spec.max_tokens:
+        params["max_tokens"] = spec.max_tokens
+    if spec.seed is not None:
+        params["seed"] = spec.seed
+    model = ChatOpenAI(**params)
+    # Routing metadata for metrics, limits and error reports.
+    model.metadata = {"flowfleet_backend": backend.name}
+    return model

@@ -1,0 +1,136 @@
+"""All configuration, read once from the environment (prefix ``FLOWFLEET_``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LLM_SIM_DEFAULT_URL = "http://127.0.0.1:8001/v1"
+
+
+class BackendConfig(BaseModel):
+    """One OpenAI-compatible LLM server (OpenAI, vLLM, TGI, llm-sim...)."""
+
+    name: str
+    base_url: str
+    api_key_env: str | None = None  # name of the variable holding the key, never the key
+    models: list[str] = Field(default_factory=lambda: ["*"])  # fnmatch patterns
+    max_concurrency: int | None = None  # fleet-wide limit, None = unlimited
+    timeout_s: float = 120.0
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    def api_key(self) -> str:
+        # OpenAI-compatible servers without auth still need a non-empty key in the client.
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env, "") or "not-set"
+        return "not-set"
+
+
+class Settings(BaseSettings):
+    """flowfleet settings; the defaults give the embedded single-machine setup."""
+
+    model_config = SettingsConfigDict(env_prefix="FLOWFLEET_", env_file=".env", extra="ignore")
+
+    env: Literal["embedded", "production"] = "embedded"
+    database_url: str = f"sqlite+aiosqlite:///{REPO_ROOT / 'var' / 'flowfleet.db'}"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_namespace: str = "flowfleet:"
+    queue_name: str = "flowfleet"
+    flows_dir: Path = REPO_ROOT / "examples" / "flows"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    max_body_bytes: int = 1024 * 1024
+    max_input_chars: int = 100_000
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
+
+    # Worker
+    worker_concurrency: int = 200
+    db_pool_size: int = 10
+    run_timeout_s: float = 600.0  # per-run deadline
+    visibility_timeout_s: int = 3600  # above the longest run
+    lease_s: float = 30.0  # a running run's lease, renewed by heartbeat
+    sweep_interval_s: float = 10.0
+    queued_stale_s: float = 600.0  # a queued run older than this is re-enqueued
+    compiled_cache_size: int = 64
+
+    # Run events (Redis Streams)
+    events_maxlen: int = 2000
+    events_ttl_s: int = 3600
+
+    # LLM backends
+    backends: list[BackendConfig] = Field(default_factory=list)
+    backends_file: Path | None = None
+    default_backend: str | None = None
+    allow_adhoc_backends: bool = False
+    llm_sim_url: str = LLM_SIM_DEFAULT_URL
+
+    webhook_secret: SecretStr = SecretStr("change-me")
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_dsn(cls, value: str) -> str:
+        # One driver per database: psycopg 3 for PostgreSQL, aiosqlite for SQLite.
+        for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value[len("sqlite:///") :]
+        return value
+
+    @model_validator(mode="after")
+    def _resolve_backends(self) -> Settings:
+        if self.backends_file is not None:
+            loaded: Any = yaml.safe_load(self.backends_file.read_text()) or {}
+            items = loaded.get("backends", loaded) if isinstance(loaded, dict) else loaded
+            self.backends = [BackendConfig.model_validate(b) for b in items]
+        if not self.backends:
+            self.backends = [self._implicit_backend()]
+        names = [b.name for b in self.backends]
+        if len(set(names)) != len(names):
+            raise ValueError(f"backend names must be unique, got {names}")
+        if self.default_backend is None:
+            self.default_backend = self.backends[0].name
+        elif self.default_backend not in names:
+            raise ValueError(f"default_backend {self.default_backend!r} is not one of {names}")
+        return self
+
+    def _implicit_backend(self) -> BackendConfig:
+        if os.environ.get("OPENAI_API_KEY"):
+            return BackendConfig(
+                name="openai", base_url="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY"
+            )
+        return BackendConfig(name="llm-sim", base_url=self.llm_sim_url)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def sync_database_url(self) -> str:
+        """The DSN for synchronous tools (Alembic)."""
+        return self.database_url.replace("sqlite+aiosqlite", "sqlite")
+
+    def redis_key(self, *parts: str) -> str:
+        return self.redis_namespace + ":".join(parts)
+
+    def backend_json(self) -> str:
+        return json.dumps([b.model_dump() for b in self.backends])
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
