@@ -8,56 +8,16 @@ and connection pools live in one place. One HTTP connection pool per backend
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from langchain_openai import ChatOpenAI
 
-from shared.settings import BackendConfig, Settings, get_settings
+from flows.routing import BackendNotAllowed, ModelSpec, route
+from shared.settings import BackendConfig
 
-
-class BackendNotAllowed(ValueError):
-    """A flow names a base URL that no configured backend serves."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What a flow asks of a model; routing turns it into a backend call."""
-
-    model_name: str | None = None
-    base_url: str | None = None
-    api_key_env: str | None = None  # the *name* of the variable holding the key
-    temperature: float | None = None
-    max_tokens: int | None = None
-    seed: int | None = None
-    json_mode: bool = False
-    timeout_s: float | None = None
-    streaming: bool = True
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-def route(spec: ModelSpec, settings: Settings | None = None) -> BackendConfig:
-    """Pick the backend: by base URL, else by model name, else the default."""
-    settings = settings or get_settings()
-    if spec.base_url:
-        wanted = spec.base_url.rstrip("/")
-        for backend in settings.backends:
-            if backend.base_url == wanted:
-                return backend
-        if not settings.allow_adhoc_backends:
-            raise BackendNotAllowed(
-                f"base URL {wanted!r} is not a configured backend "
-                "(configure it in FLOWFLEET_BACKENDS or set FLOWFLEET_ALLOW_ADHOC_BACKENDS=true)"
-            )
-        return BackendConfig(name=f"adhoc:{wanted}", base_url=wanted, api_key_env=spec.api_key_env)
-    if spec.model_name:
-        for backend in settings.backends:
-            if any(fnmatch.fnmatchcase(spec.model_name, p) for p in backend.models):
-                return backend
-    return next(b for b in settings.backends if b.name == settings.default_backend)
+__all__ = ["BackendNotAllowed", "ModelSpec", "chat_model", "route"]
 
 
 _clients: dict[tuple[int, str], httpx.AsyncClient] = {}

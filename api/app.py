@@ -1,0 +1,70 @@
+"""The FastAPI application: validate, record, enqueue, answer; never runs a flow."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from api import problems
+from api.limits import BodyLimitMiddleware
+from api.routes import flows, health, runs, sessions
+from api.services.flows import save_definition
+from api.state import AppState
+from flows.definitions import load_dir
+from shared.db import create_engine, session_factory, transaction
+from shared.logging import configure_logging, get_logger
+from shared.queue import make_celery
+from shared.settings import Settings, get_settings
+
+log = get_logger("api")
+
+
+async def sync_flows_dir(state: AppState) -> None:
+    """Register the flows directory's definitions (each replica may do it; it is idempotent)."""
+    definitions, failed = load_dir(state.settings.flows_dir)
+    for name, error in failed.items():
+        log.error("flows.invalid_file", file=name, problems=[p.as_json() for p in error.problems])
+    async with transaction(state.sessions) as session:
+        for defn in definitions:
+            await save_definition(session, defn, origin="dir")
+    log.info("flows.loaded", count=len(definitions), directory=str(state.settings.flows_dir))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        state = AppState(
+            settings=settings,
+            engine=engine,
+            sessions=session_factory(engine),
+            redis=Redis.from_url(
+                settings.redis_url, socket_timeout=5, socket_connect_timeout=3
+            ),
+            celery=make_celery(settings, "flowfleet-api"),
+        )
+        app.state.flowfleet = state
+        await sync_flows_dir(state)
+        try:
+            yield
+        finally:
+            await state.redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="flowfleet",
+        version="0.1.0",
+        summary="Run LangFlow flows in production behind a queue.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    problems.install(app)
+    for module in (runs, flows, sessions, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,110 @@
+"""The flow registry: list, describe, upload a LangFlow export, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response, status
+
+from api.services import flows as flow_service
+from api.state import Db, State
+from flows.base import FlowValidationError
+from flows.definitions import FLOW_ID_PATTERN, describe
+from flows.routing import BackendNotAllowed, ModelSpec, route
+from shared.errors import InvalidFlow
+from shared.models import Flow, FlowVersion
+from shared.schemas import FlowList, FlowOut, FlowSummary
+
+router = APIRouter(prefix="/v1/flows", tags=["flows"])
+FlowId = Annotated[str, Path(pattern=FLOW_ID_PATTERN)]
+
+
+def _summary(flow: Flow) -> FlowSummary:
+    return FlowSummary(
+        id=flow.id,
+        name=flow.name,
+        description=flow.description,
+        kind=flow.kind,
+        version=flow.current_version,
+        updated_at=flow.updated_at,
+    )
+
+
+def _backends(state: State, models: list[str]) -> list[str]:
+    names: list[str] = []
+    for model in models or [None]:  # type: ignore[list-item]
+        try:
+            names.append(route(ModelSpec(model_name=model), state.settings).name)
+        except BackendNotAllowed:
+            continue
+    return sorted(set(names))
+
+
+def _flow_out(flow: Flow, version: FlowVersion, state: State) -> FlowOut:
+    meta = version.meta
+    models = list(meta.get("models", []))
+    return FlowOut(
+        **_summary(flow).model_dump(),
+        inputs=list(meta.get("inputs", [])),
+        components=list(meta.get("components", [])),
+        models=models,
+        backends=_backends(state, models),
+        uses_input=bool(meta.get("uses_input", True)),
+        uses_history=bool(meta.get("uses_history", False)),
+        options=flow.options or {},
+    )
+
+
+@router.get("", response_model=FlowList)
+async def list_flows(db: Db) -> FlowList:
+    """Every flow the registry holds."""
+    return FlowList(items=[_summary(f) for f in await flow_service.list_flows(db)])
+
+
+@router.get("/{flow_id}", response_model=FlowOut, responses={404: {"description": "flow_not_found"}})
+async def get_flow(flow_id: FlowId, db: Db, state: State) -> FlowOut:
+    """Name, description, version, inputs, components and backends of a flow."""
+    flow = await flow_service.get_flow(db, flow_id)
+    version = await flow_service.get_version(db, flow.id, flow.current_version)
+    return _flow_out(flow, version, state)
+
+
+@router.put(
+    "/{flow_id}",
+    response_model=FlowOut,
+    responses={201: {"model": FlowOut}, 422: {"description": "invalid_flow"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def put_flow(
+    flow_id: FlowId, request: Request, db: Db, state: State, response: Response
+) -> FlowOut:
+    """Upload a LangFlow export as it was exported; it is validated, never executed."""
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+        defn = describe(flow_id, "langflow", text)
+    except UnicodeDecodeError as exc:
+        raise InvalidFlow("the body must be UTF-8 JSON (a LangFlow export)") from exc
+    except FlowValidationError as exc:
+        problems = [p.as_json() for p in exc.problems]
+        raise InvalidFlow(f"{len(problems)} problem(s): {exc}", problems=problems) from exc
+    existed = await db.get(Flow, flow_id) is not None
+    flow = await flow_service.save_definition(db, defn, origin="upload")
+    await db.commit()
+    version = await flow_service.get_version(db, flow.id, flow.current_version)
+    if not existed:
+        response.status_code = status.HTTP_201_CREATED
+    return _flow_out(flow, version, state)
+
+
+@router.delete("/{flow_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_flow(flow_id: FlowId, db: Db) -> Response:
+    """Remove a flow; runs already queued finish on the version they were given."""
+    await flow_service.delete_flow(db, flow_id)
+    await db.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

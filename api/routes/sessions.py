@@ -1,0 +1,38 @@
+"""Conversation history by session."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response, status
+
+from api.auth import Caller
+from api.services import runs as run_service
+from api.state import Db
+from shared.schemas import SESSION_ID_PATTERN, MessageOut, SessionMessages
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+SessionId = Annotated[str, Path(pattern=SESSION_ID_PATTERN)]
+
+
+@router.get("/{session_id}/messages", response_model=SessionMessages)
+async def get_messages(session_id: SessionId, db: Db, caller: Caller) -> SessionMessages:
+    """The session's turns, oldest first (empty for an unknown session)."""
+    messages = await run_service.session_messages(db, session_id, owner=caller.visible_owner)
+    return SessionMessages(
+        session_id=session_id,
+        messages=[
+            MessageOut(
+                id=m.id, run_id=m.run_id, role=m.role, content=m.content, created_at=m.created_at
+            )  # type: ignore[arg-type]
+            for m in messages
+        ],
+    )
+
+
+@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def forget_session(session_id: SessionId, db: Db, caller: Caller) -> Response:
+    """Forget the session's history."""
+    await run_service.forget_session(db, session_id, owner=caller.visible_owner)
+    await db.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

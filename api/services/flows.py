@@ -1,0 +1,76 @@
+"""The flow registry in the database: sync from the flows directory, upload, read, delete."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flows.base import FlowDefinition
+from shared.errors import FlowNotFound
+from shared.models import Flow, FlowVersion
+
+
+def _meta(defn: FlowDefinition) -> dict[str, object]:
+    data = dataclasses.asdict(defn)
+    data.pop("source")
+    return data
+
+
+async def save_definition(session: AsyncSession, defn: FlowDefinition, *, origin: str) -> Flow:
+    """Store a version (once per content hash) and make it the flow's current one."""
+    exists = await session.get(FlowVersion, (defn.id, defn.version))
+    if exists is None:
+        try:
+            async with session.begin_nested():
+                session.add(
+                    FlowVersion(
+                        flow_id=defn.id,
+                        version=defn.version,
+                        kind=defn.kind,
+                        source=defn.source,
+                        meta=_meta(defn),
+                    )
+                )
+        except IntegrityError:
+            pass  # another replica stored the same version at the same moment
+    flow = await session.get(Flow, defn.id)
+    if flow is None:
+        flow = Flow(id=defn.id, options={})
+        session.add(flow)
+    flow.kind = defn.kind
+    flow.name = defn.name
+    flow.description = defn.description
+    flow.current_version = defn.version
+    flow.origin = origin
+    flow.updated_at = datetime.now(UTC)
+    await session.flush()
+    return flow
+
+
+async def get_flow(session: AsyncSession, flow_id: str) -> Flow:
+    flow = await session.get(Flow, flow_id)
+    if flow is None:
+        raise FlowNotFound(f"no flow with id {flow_id!r}; GET /v1/flows lists them")
+    return flow
+
+
+async def get_version(session: AsyncSession, flow_id: str, version: str) -> FlowVersion:
+    found = await session.get(FlowVersion, (flow_id, version))
+    if found is None:
+        raise FlowNotFound(f"flow {flow_id!r} has no version {version!r}")
+    return found
+
+
+async def list_flows(session: AsyncSession) -> list[Flow]:
+    return list((await session.scalars(select(Flow).order_by(Flow.id))).all())
+
+
+async def delete_flow(session: AsyncSession, flow_id: str) -> None:
+    """Remove a flow from the registry; its versions stay for the runs that used them."""
+    flow = await get_flow(session, flow_id)
+    await session.delete(flow)
+    await session.flush()

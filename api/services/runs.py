@@ -1,0 +1,109 @@
+"""Runs as the API sees them: create, read, list; sessions' messages."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.errors import InvalidRequest, RunNotFound
+from shared.models import ANONYMOUS, Flow, Run, SessionMessage
+from shared.schemas import RunCreate
+
+
+async def create_run(
+    session: AsyncSession, *, flow: Flow, body: RunCreate, owner: str = ANONYMOUS
+) -> Run:
+    """A queued run of the flow's current version."""
+    run = Run(
+        id=str(uuid.uuid4()),
+        flow_id=flow.id,
+        flow_version=flow.current_version,
+        session_id=body.session_id,
+        owner=owner,
+        input=body.input,
+        tweaks=body.tweaks,
+        meta=body.metadata,
+        status="queued",
+        attempts=0,
+        cached=False,
+        webhook_url=body.webhook,
+    )
+    session.add(run)
+    await session.flush()
+    return run
+
+
+async def get_run(session: AsyncSession, run_id: str, *, owner: str | None = None) -> Run:
+    """A run by id; ``owner`` limits it to that owner's runs (None sees all)."""
+    run = await session.get(Run, run_id)
+    if run is None or (owner is not None and run.owner != owner):
+        raise RunNotFound(f"no run with id {run_id!r}")
+    return run
+
+
+def _encode_cursor(run: Run) -> str:
+    raw = f"{run.created_at.isoformat()}|{run.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(created), run_id
+    except ValueError as exc:
+        raise InvalidRequest("cursor is not one this API returned", field="cursor") from exc
+
+
+async def list_runs(
+    session: AsyncSession,
+    *,
+    owner: str | None = None,
+    flow_id: str | None = None,
+    session_id: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[Run], str | None]:
+    """Runs newest first, filtered; keyset pagination on (created_at, id)."""
+    query = select(Run)
+    if owner is not None:
+        query = query.where(Run.owner == owner)
+    if flow_id:
+        query = query.where(Run.flow_id == flow_id)
+    if session_id:
+        query = query.where(Run.session_id == session_id)
+    if status:
+        query = query.where(Run.status == status)
+    if cursor:
+        created, run_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(Run.created_at < created, and_(Run.created_at == created, Run.id < run_id))
+        )
+    query = query.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit + 1)
+    runs = list((await session.scalars(query)).all())
+    next_cursor = _encode_cursor(runs[limit - 1]) if len(runs) > limit else None
+    return runs[:limit], next_cursor
+
+
+async def session_messages(
+    session: AsyncSession, session_id: str, *, owner: str | None = None
+) -> list[SessionMessage]:
+    query = select(SessionMessage).where(SessionMessage.session_id == session_id)
+    if owner is not None:
+        query = query.where(SessionMessage.owner == owner)
+    return list((await session.scalars(query.order_by(SessionMessage.id))).all())
+
+
+async def forget_session(
+    session: AsyncSession, session_id: str, *, owner: str | None = None
+) -> int:
+    """Delete a session's history; returns how many messages went."""
+    query = delete(SessionMessage).where(SessionMessage.session_id == session_id)
+    if owner is not None:
+        query = query.where(SessionMessage.owner == owner)
+    result = await session.execute(query)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,37 @@
+"""What the API process holds open for its lifetime, and the dependencies that hand it out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from celery import Celery
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.settings import Settings
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis
+    celery: Celery
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.flowfleet  # type: ignore[no-any-return]
+
+
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session per request; handlers commit what they change."""
+    async with get_state(request).sessions() as session:
+        yield session
+
+
+State = Annotated[AppState, Depends(get_state)]
+Db = Annotated[AsyncSession, Depends(get_db)]

@@ -1,0 +1,3 @@
+from flowfleet.cli import main
+
+main()

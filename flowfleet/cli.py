@@ -1,0 +1,131 @@
+"""The `flowfleet` command: every process of the service starts from here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Run LangFlow flows in production.", no_args_is_help=True)
+flows_app = typer.Typer(help="Work with flow definitions.", no_args_is_help=True)
+app.add_typer(flows_app, name="flows")
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+) -> None:
+    """Serve the HTTP API (uvicorn)."""
+    import uvicorn
+
+    from shared.settings import get_settings
+
+    settings = get_settings()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Runs in flight per process")] = None,
+) -> None:
+    """Run a Celery worker that executes runs."""
+    from worker.celery_app import app as celery_app
+    from worker.celery_app import settings
+
+    argv = [
+        "worker",
+        "--loglevel=WARNING",
+        "--pool=threads",
+        f"--concurrency={concurrency or settings.worker_concurrency}",
+        f"--queues={settings.queue_name}",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    celery_app.worker_main(argv)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (Alembic)."""
+    from shared.migrate import upgrade
+
+    upgrade()
+    typer.echo("database is up to date")
+
+
+@app.command("llm-sim")
+def llm_sim(
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    ttft: Annotated[float, typer.Option(help="Seconds to the first token")] = 0.2,
+    token_time: Annotated[float, typer.Option(help="Seconds between tokens")] = 0.02,
+    tokens: Annotated[int, typer.Option(help="Pad replies to at least this many tokens")] = 40,
+    error_rate: Annotated[float, typer.Option(help="Share of calls answered 429/500")] = 0.0,
+    hang_rate: Annotated[float, typer.Option(help="Share of calls that never answer")] = 0.0,
+) -> None:
+    """Serve the OpenAI-compatible LLM simulator (tests, benchmarks, the embedded default)."""
+    from flowfleet.llm_sim import SimConfig, serve
+
+    serve(
+        host,
+        port,
+        SimConfig(
+            ttft_s=ttft,
+            token_s=token_time,
+            tokens=tokens,
+            error_rate=error_rate,
+            hang_rate=hang_rate,
+        ),
+    )
+
+
+@app.command()
+def up(
+    api_replicas: Annotated[int, typer.Option("--api", help="API processes")] = 1,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes")] = 1,
+) -> None:
+    """Start the whole service on this machine with embedded defaults; Ctrl-C stops it."""
+    from flowfleet.up import run_embedded
+
+    raise typer.Exit(run_embedded(api_replicas=api_replicas, workers=workers))
+
+
+@flows_app.command("validate")
+def flows_validate(paths: list[Path]) -> None:
+    """Validate LangFlow exports or Python flows without running them; non-zero on a problem."""
+    from flows.base import FlowValidationError
+    from flows.definitions import describe, flow_id_from_path, kind_of
+
+    failed = 0
+    for path in paths:
+        kind = kind_of(path)
+        if kind is None:
+            typer.echo(f"{path}: not a flow file (.json or .py)")
+            failed += 1
+            continue
+        try:
+            defn = describe(flow_id_from_path(path), kind, path.read_text())
+        except FlowValidationError as exc:
+            failed += 1
+            typer.echo(f"{path}: INVALID")
+            for p in exc.problems:
+                where = "/".join(x for x in (p.node_id, p.node_type, p.field) if x)
+                typer.echo(f"  - {where or 'flow'}: {p.message}")
+            continue
+        typer.echo(f"{path}: ok ({defn.kind}, version {defn.version}, id {defn.id})")
+    raise typer.Exit(1 if failed else 0)
+
+
+def main() -> None:
+    sys.exit(app())

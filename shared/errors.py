@@ -1,0 +1,106 @@
+"""The one error hierarchy: each error carries its HTTP status and stable problem code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FlowfleetError(Exception):
+    """Base of every error a client or a run can see; rendered as problem+json."""
+
+    status: int = 500
+    code: str = "internal_error"
+    title: str = "Internal error"
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        self.message = message or self.title
+        self.extra = extra
+        super().__init__(self.message)
+
+    def problem(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": f"https://flowfleet.dev/problems/{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+            "detail": self.message,
+        }
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+
+class InvalidRequest(FlowfleetError):
+    status, code, title = 422, "invalid_request", "Invalid request"
+
+
+class PayloadTooLarge(FlowfleetError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class NotFound(FlowfleetError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class FlowNotFound(NotFound):
+    code, title = "flow_not_found", "Flow not found"
+
+
+class RunNotFound(NotFound):
+    code, title = "run_not_found", "Run not found"
+
+
+class InvalidFlow(FlowfleetError):
+    status, code, title = 422, "invalid_flow", "Invalid flow"
+
+
+class Conflict(FlowfleetError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class RunFinished(Conflict):
+    code, title = "run_finished", "Run already finished"
+
+
+class IdempotencyConflict(Conflict):
+    code, title = "idempotency_conflict", "Idempotency key reused with a different request"
+
+
+class Unauthorized(FlowfleetError):
+    status, code, title = 401, "unauthorized", "Unauthorized"
+
+
+class Forbidden(FlowfleetError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class RateLimited(FlowfleetError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+
+class BackendUnavailable(FlowfleetError):
+    """The database or Redis cannot be reached; the request changed nothing."""
+
+    status, code, title = 503, "backend_unavailable", "Service temporarily unavailable"
+
+
+class QueueFull(FlowfleetError):
+    status, code, title = 503, "queue_full", "Too many queued runs"
+
+
+# Run failures (stored on the run as error {code, message}; never raised to a client).
+class RunFailure(FlowfleetError):
+    code, title = "run_failed", "Run failed"
+
+
+class BackendError(RunFailure):
+    code, title = "backend_error", "LLM backend error"
+
+
+class FlowError(RunFailure):
+    code, title = "flow_error", "Flow failed"
+
+
+class RunTimeout(RunFailure):
+    code, title = "timeout", "Run exceeded its deadline"

@@ -1,0 +1,134 @@
+"""Request and response bodies of the HTTP API (pydantic)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class RunCreate(BaseModel):
+    """Submit a run of a flow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: str | None = Field(default=None, description="The text the flow's input node receives.")
+    session_id: str | None = Field(
+        default=None,
+        pattern=SESSION_ID_PATTERN,
+        description="Conversation id: earlier turns become chat history.",
+    )
+    tweaks: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-component field overrides, LangFlow style."
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Stored with the run.")
+    webhook: str | None = Field(
+        default=None, max_length=2048, description="URL that receives the finished run."
+    )
+
+
+class RunError(BaseModel):
+    code: str
+    message: str
+
+
+class RunOut(BaseModel):
+    """A run: its status, result and timings."""
+
+    id: str
+    flow_id: str
+    flow_version: str
+    session_id: str | None
+    status: RunStatus
+    input: str | None
+    tweaks: dict[str, Any]
+    metadata: dict[str, Any]
+    output: dict[str, Any] | None
+    error: RunError | None
+    usage: dict[str, Any] | None
+    cached: bool
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    webhook: dict[str, Any] | None = None
+
+
+class RunPage(BaseModel):
+    """One page of runs, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    items: list[RunOut]
+    next_cursor: str | None
+
+
+class MessageOut(BaseModel):
+    id: int
+    run_id: str
+    role: Literal["user", "assistant"]
+    content: str
+    created_at: datetime
+
+
+class SessionMessages(BaseModel):
+    session_id: str
+    messages: list[MessageOut]
+
+
+class FlowSummary(BaseModel):
+    id: str
+    name: str
+    description: str
+    kind: str
+    version: str
+    updated_at: datetime
+
+
+class FlowOut(FlowSummary):
+    """A flow as the registry knows it: what it reads, what it is made of, where it calls."""
+
+    inputs: list[dict[str, Any]]
+    components: list[dict[str, Any]]
+    models: list[str]
+    backends: list[str]
+    uses_input: bool
+    uses_history: bool
+    options: dict[str, Any]
+
+
+class FlowList(BaseModel):
+    items: list[FlowSummary]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(default_factory=dict)
+
+
+def run_out(run: Any) -> RunOut:
+    """The API view of a ``shared.models.Run``."""
+    error = (
+        RunError(code=run.error_code, message=run.error_message or "") if run.error_code else None
+    )
+    return RunOut(
+        id=run.id,
+        flow_id=run.flow_id,
+        flow_version=run.flow_version,
+        session_id=run.session_id,
+        status=run.status,
+        input=run.input,
+        tweaks=run.tweaks or {},
+        metadata=run.meta or {},
+        output=run.output,
+        error=error,
+        usage=run.usage,
+        cached=run.cached,
+        attempts=run.attempts,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        webhook=run.webhook,
+    )

@@ -1,0 +1,64 @@
+"""The worker's Celery app: a thread pool whose threads hand runs to one asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from celery import Celery, signals
+
+from shared.logging import configure_logging, get_logger
+from shared.queue import RUN_TASK, make_celery
+from shared.settings import get_settings
+from worker.context import LoopThread, WorkerContext, build_context
+
+settings = get_settings()
+app: Celery = make_celery(settings, "flowfleet-worker")
+app.conf.update(worker_pool="threads", worker_concurrency=settings.worker_concurrency)
+log = get_logger("worker")
+
+_lock = threading.Lock()
+_runtime: tuple[LoopThread, WorkerContext] | None = None
+
+
+def runtime() -> tuple[LoopThread, WorkerContext]:
+    """The process's loop and context, made on first use (never at import)."""
+    global _runtime
+    with _lock:
+        if _runtime is None:
+            loop = LoopThread()
+            ctx = build_context(settings, app)
+            _runtime = (loop, ctx)
+            from worker.maintenance import maintain
+
+            asyncio.run_coroutine_threadsafe(maintain(ctx), loop.loop)
+            log.info("worker.started", worker_id=ctx.worker_id, concurrency=settings.worker_concurrency)
+        return _runtime
+
+
+@signals.worker_init.connect
+def _on_worker_init(**_: Any) -> None:
+    configure_logging(settings)
+
+
+@signals.worker_ready.connect
+def _on_worker_ready(**_: Any) -> None:
+    runtime()
+
+
+@signals.worker_shutdown.connect
+def _on_worker_shutdown(**_: Any) -> None:
+    if _runtime is not None:
+        loop, ctx = _runtime
+        loop.run(ctx.engine.dispose(), timeout=5)
+        loop.stop()
+
+
+@app.task(name=RUN_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_flow(run_id: str) -> str:
+    """Execute one run; the run id is the whole message."""
+    from worker.execute import execute_run
+
+    loop, ctx = runtime()
+    return loop.run(execute_run(ctx, run_id))

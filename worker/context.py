@@ -1,0 +1,78 @@
+"""What a worker process holds: one event loop in a thread, pools, caches.
+
+Celery's thread pool hands each task to a thread that only waits; all I/O of
+every run in flight (database, Redis, LLM calls) happens on this one asyncio
+loop, so a process keeps hundreds of LLM calls in flight on one core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from celery import Celery
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from flows.runtime import FlowCache
+from shared.db import create_engine, session_factory
+from shared.settings import Settings
+
+T = TypeVar("T")
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis
+    celery: Celery
+    flows: FlowCache
+    worker_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    )
+    in_flight: set[str] = field(default_factory=set)
+
+
+class LoopThread:
+    """An asyncio loop on a daemon thread; Celery threads submit coroutines and wait."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="flowfleet-loop", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+
+
+def build_context(settings: Settings, celery: Celery) -> WorkerContext:
+    """Pools sized for the concurrency; no database connection is held while an LLM answers."""
+    engine = create_engine(settings, pool_size=min(settings.db_pool_size * 2, 40))
+    return WorkerContext(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        redis=Redis.from_url(
+            settings.redis_url,
+            socket_timeout=5,
+            socket_connect_timeout=3,
+        ),
+        celery=celery,
+        flows=FlowCache(settings.flows_dir, settings.compiled_cache_size),
+    )

@@ -1,0 +1,213 @@
+"""Execute one run: claim it, run its flow, record the result exactly once.
+
+Idempotent by construction: a run is claimed with a conditional UPDATE (queued,
+or running with an expired lease), and the result is written only while this
+worker still holds the lease. A redelivered message for a finished run, or for
+a run another worker is executing, does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackHandler, UsageMetadataCallbackHandler
+from sqlalchemy import and_, or_, select, update
+
+from flows.base import FlowInput, FlowResult, FlowValidationError, HistoryMessage
+from flows.routing import BackendNotAllowed
+from shared import events
+from shared.db import transaction
+from shared.errors import FlowError, RunFailure, RunTimeout
+from shared.logging import get_logger
+from shared.models import FlowVersion, Run, SessionMessage, utcnow
+from worker.backend_errors import as_run_failure
+from worker.context import WorkerContext
+
+log = get_logger("worker.execute")
+HISTORY_LIMIT = 200
+
+
+class TokenPublisher(AsyncCallbackHandler):
+    """Streams a run's model tokens to its event stream as they arrive."""
+
+    def __init__(self, ctx: WorkerContext, run_id: str) -> None:
+        self.ctx = ctx
+        self.run_id = run_id
+
+    async def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+        if token:
+            await _publish(self.ctx, self.run_id, "token", {"text": token})
+
+
+async def _publish(ctx: WorkerContext, run_id: str, event: str, data: dict[str, Any]) -> None:
+    # Events are best effort: losing Redis loses live events, never results.
+    try:
+        await events.publish(ctx.redis, ctx.settings, run_id, event, data)
+    except Exception as exc:
+        log.warning("run.event_lost", run_id=run_id, event=event, error=type(exc).__name__)
+
+
+async def claim_run(
+    ctx: WorkerContext, run_id: str
+) -> tuple[Run, FlowVersion, list[HistoryMessage]] | None:
+    """Take the run's lease if it is free; load what the flow needs; release the connection."""
+    now = utcnow()
+    async with transaction(ctx.sessions) as session:
+        claimed = await session.execute(
+            update(Run)
+            .where(
+                Run.id == run_id,
+                or_(
+                    Run.status == "queued",
+                    and_(Run.status == "running", Run.lease_expires_at < now),
+                ),
+            )
+            .values(
+                status="running",
+                started_at=now,
+                attempts=Run.attempts + 1,
+                lease_owner=ctx.worker_id,
+                lease_expires_at=now + timedelta(seconds=ctx.settings.lease_s),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        run = (await session.scalars(select(Run).where(Run.id == run_id))).one()
+        version = await session.get(FlowVersion, (run.flow_id, run.flow_version))
+        history: list[HistoryMessage] = []
+        if run.session_id:
+            rows = await session.scalars(
+                select(SessionMessage)
+                .where(SessionMessage.session_id == run.session_id)
+                .order_by(SessionMessage.id.desc())
+                .limit(HISTORY_LIMIT)
+            )
+            history = [HistoryMessage(m.role, m.content) for m in reversed(rows.all())]  # type: ignore[arg-type]
+    if version is None:
+        await finish_run(ctx, run, error=FlowError(f"flow version {run.flow_version} is missing"))
+        return None
+    return run, version, history
+
+
+async def finish_run(
+    ctx: WorkerContext,
+    run: Run,
+    *,
+    result: FlowResult | None = None,
+    error: RunFailure | None = None,
+    usage: dict[str, Any] | None = None,
+    status: str | None = None,
+) -> bool:
+    """Record the outcome, and on success the session's two messages, in one transaction.
+
+    Returns False when this worker no longer holds the lease (another one took
+    the run over), in which case nothing is written.
+    """
+    status = status or ("succeeded" if error is None else "failed")
+    values: dict[str, Any] = {
+        "status": status,
+        "finished_at": utcnow(),
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "worker": ctx.worker_id,
+        "usage": usage,
+        "output": result.as_json() if result is not None else None,
+        "error_code": error.code if error else None,
+        "error_message": error.message if error else None,
+    }
+    async with transaction(ctx.sessions) as session:
+        written = await session.execute(
+            update(Run)
+            .where(Run.id == run.id, Run.status == "running", Run.lease_owner == ctx.worker_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if written.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        if status == "succeeded" and run.session_id and result is not None:
+            session.add_all(
+                [
+                    SessionMessage(
+                        session_id=run.session_id,
+                        owner=run.owner,
+                        run_id=run.id,
+                        role="user",
+                        content=run.input or "",
+                    ),
+                    SessionMessage(
+                        session_id=run.session_id,
+                        owner=run.owner,
+                        run_id=run.id,
+                        role="assistant",
+                        content=result.text or "",
+                    ),
+                ]
+            )
+    return True
+
+
+def _usage(handler: UsageMetadataCallbackHandler) -> dict[str, Any] | None:
+    if not handler.usage_metadata:
+        return None
+    totals = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    for usage in handler.usage_metadata.values():
+        for key in totals:
+            totals[key] += int(usage.get(key, 0) or 0)  # type: ignore[misc]
+    return {**totals, "by_model": dict(handler.usage_metadata)}
+
+
+async def execute_run(ctx: WorkerContext, run_id: str) -> str:
+    """Run one run end to end; returns its outcome ("skipped" when not ours to run)."""
+    claimed = await claim_run(ctx, run_id)
+    if claimed is None:
+        log.info("run.skipped", run_id=run_id)
+        return "skipped"
+    run, version, history = claimed
+    started = time.perf_counter()
+    ctx.in_flight.add(run_id)
+    await _publish(ctx, run_id, "status", {"status": "running", "attempt": run.attempts})
+    usage = UsageMetadataCallbackHandler()
+    result: FlowResult | None = None
+    error: RunFailure | None = None
+    try:
+        compiled = ctx.flows.get(run.flow_id, run.flow_version, version.kind, version.source)  # type: ignore[arg-type]
+        flow_input = FlowInput(
+            input=run.input, session_id=run.session_id, history=history, tweaks=run.tweaks or {}
+        )
+        config = {
+            "callbacks": [usage, TokenPublisher(ctx, run_id)],
+            "metadata": {"run_id": run_id, "flow_id": run.flow_id},
+            "run_name": f"flowfleet:{run.flow_id}",
+        }
+        result = await asyncio.wait_for(
+            compiled.ainvoke(flow_input, config), timeout=ctx.settings.run_timeout_s
+        )
+    except TimeoutError:
+        error = RunTimeout(f"the run took longer than {ctx.settings.run_timeout_s:g} s")
+    except (FlowValidationError, BackendNotAllowed) as exc:
+        error = FlowError(str(exc))
+    except Exception as exc:
+        error = as_run_failure(exc)
+    finally:
+        ctx.in_flight.discard(run_id)
+    recorded = await finish_run(ctx, run, result=result, error=error, usage=_usage(usage))
+    outcome = "succeeded" if error is None else "failed"
+    log.info(
+        "run.finished",
+        run_id=run_id,
+        flow_id=run.flow_id,
+        status=outcome if recorded else "lease_lost",
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        error=error.code if error else None,
+    )
+    if recorded:
+        if result is not None:
+            await _publish(ctx, run_id, "output", result.as_json())
+        if error is not None:
+            await _publish(ctx, run_id, "error", {"code": error.code, "message": error.message})
+        await _publish(ctx, run_id, "done", {"status": outcome})
+    return outcome if recorded else "lease_lost"

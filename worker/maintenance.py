@@ -1,0 +1,99 @@
+"""Background duties of a worker process: renew leases, and (one leader) sweep stuck runs."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from shared.db import transaction
+from shared.logging import get_logger
+from shared.models import Run, utcnow
+from shared.queue import enqueue_run
+from worker.context import WorkerContext
+
+log = get_logger("worker.maintenance")
+
+
+async def renew_leases(ctx: WorkerContext) -> int:
+    """Extend the lease of every run this process is executing, in one statement."""
+    if not ctx.in_flight:
+        return 0
+    async with transaction(ctx.sessions) as session:
+        result = await session.execute(
+            update(Run)
+            .where(Run.lease_owner == ctx.worker_id, Run.status == "running")
+            .values(lease_expires_at=utcnow() + timedelta(seconds=ctx.settings.lease_s))
+            .execution_options(synchronize_session=False)
+        )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def sweep(ctx: WorkerContext) -> list[str]:
+    """Re-enqueue runs whose worker died (lease expired) or whose message was lost."""
+    now = utcnow()
+    stale_queued = now - timedelta(seconds=ctx.settings.queued_stale_s)
+    async with transaction(ctx.sessions) as session:
+        expired = list(
+            (
+                await session.scalars(
+                    select(Run.id).where(Run.status == "running", Run.lease_expires_at < now)
+                )
+            ).all()
+        )
+        if expired:
+            await session.execute(
+                update(Run)
+                .where(Run.id.in_(expired), Run.status == "running", Run.lease_expires_at < now)
+                .values(status="queued", lease_owner=None, lease_expires_at=None)
+                .execution_options(synchronize_session=False)
+            )
+        lost = list(
+            (
+                await session.scalars(
+                    select(Run.id).where(Run.status == "queued", Run.created_at < stale_queued)
+                )
+            ).all()
+        )
+    requeue = expired + [run_id for run_id in lost if await _first_requeue(ctx, run_id)]
+    for run_id in requeue:
+        await asyncio.to_thread(enqueue_run, ctx.celery, run_id)
+    if requeue:
+        log.warning("runs.requeued", expired=len(expired), lost=len(requeue) - len(expired))
+    return requeue
+
+
+async def _first_requeue(ctx: WorkerContext, run_id: str) -> bool:
+    # A long queue is not a lost message: re-enqueue a queued run at most once per bound.
+    key = ctx.settings.redis_key("requeued", run_id)
+    return bool(await ctx.redis.set(key, "1", nx=True, ex=int(ctx.settings.queued_stale_s)))
+
+
+async def _is_leader(ctx: WorkerContext) -> bool:
+    key = ctx.settings.redis_key("sweep-leader")
+    ttl = max(1, int(ctx.settings.sweep_interval_s * 2))
+    if await ctx.redis.set(key, ctx.worker_id, nx=True, ex=ttl):
+        return True
+    holder = await ctx.redis.get(key)
+    if holder is not None and holder.decode() == ctx.worker_id:
+        await ctx.redis.expire(key, ttl)
+        return True
+    return False
+
+
+async def maintain(ctx: WorkerContext) -> None:
+    """Forever: renew leases every third of a lease; sweep when this process leads."""
+    heartbeat = max(0.5, ctx.settings.lease_s / 3)
+    next_sweep = 0.0
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            await renew_leases(ctx)
+            if loop.time() >= next_sweep:
+                next_sweep = loop.time() + ctx.settings.sweep_interval_s
+                if await _is_leader(ctx):
+                    await sweep(ctx)
+        except Exception as exc:  # the database or Redis is away; try again next beat
+            log.warning("worker.maintenance_failed", error=type(exc).__name__)
+        await asyncio.sleep(min(heartbeat, ctx.settings.sweep_interval_s))
