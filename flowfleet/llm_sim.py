@@ -254,7 +254,9 @@ async def _read_chat_request(request: Request) -> dict[str, Any] | Response:
         body = json.loads(await request.body())
     except ValueError:
         return error_response(400, "request body is not valid JSON")
-    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        return error_response(400, "request body must be a JSON object")
+    messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return error_response(400, "'messages' must be a non-empty list")
     if not all(isinstance(m, dict) for m in messages):

@@ -223,7 +223,7 @@ def _elapsed(call: object) -> float:
 
 
 @pytest.mark.parametrize(
-    "content", [b"{not json", b'{"model": "x"}', b'{"messages": []}', b'{"messages": "hi"}']
+    "content", [b"{not json", b"[1]", b'{"model": "x"}', b'{"messages": []}', b'{"messages": "hi"}']
 )
 def test_malformed_requests_get_openai_style_400(sim_url: str, content: bytes) -> None:
     """Bad JSON or missing messages answer 400 with an OpenAI error body and are not recorded."""
