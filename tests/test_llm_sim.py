@@ -1,0 +1,297 @@
+"""llm-sim speaks OpenAI well enough for the real clients, deterministically, with faults."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+from langchain_openai import ChatOpenAI
+
+from flowfleet.llm_sim import PAD_TOKEN, SimConfig, expected_digest, reply_text, reply_tokens
+from tests.support.llm_sim import start_llm_sim, stop_llm_sim
+
+MESSAGES = [
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": "What is  the capital of France?"},
+]
+
+
+@pytest.fixture(scope="module")
+def sim_url() -> Iterator[str]:
+    base_url, process = start_llm_sim()
+    try:
+        yield base_url
+    finally:
+        stop_llm_sim(process)
+
+
+@pytest.fixture(autouse=True)
+def _reset_sim(request: pytest.FixtureRequest) -> None:
+    # Tests share one sim process; each starts from the default config and an empty record.
+    if "sim_url" not in request.fixturenames:
+        return
+    base_url = request.getfixturevalue("sim_url")
+    httpx.put(f"{base_url}/_sim/config", json=dataclasses.asdict(SimConfig())).raise_for_status()
+    httpx.delete(f"{base_url}/_sim/requests").raise_for_status()
+
+
+def _complete(base_url: str, **body: object) -> httpx.Response:
+    url = f"{base_url}/v1/chat/completions"
+    return httpx.post(url, json={"model": "sim-1", **body}, timeout=10)
+
+
+def _stream_events(response: httpx.Response) -> list[str]:
+    return [line[len("data: ") :] for line in response.iter_lines() if line.startswith("data: ")]
+
+
+def test_reply_helpers_follow_the_documented_formula() -> None:
+    """The reply quotes the last user message and digests every message, list content included."""
+    messages = [
+        {"role": "system", "content": None},
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+    ]
+    assert expected_digest(messages) == "system:e3b0c442 user:fb8e20fc"
+    assert reply_text(messages) == "You said: ab [system:e3b0c442 user:fb8e20fc]"
+    assert reply_text([{"role": "assistant", "content": "x"}]).startswith("You said:  [")
+    assert "".join(reply_tokens(MESSAGES)) == reply_text(MESSAGES)
+
+
+def test_non_streaming_reply_and_usage(sim_url: str) -> None:
+    """A plain completion answers reply_text(messages) with consistent usage."""
+    response = _complete(sim_url, messages=MESSAGES)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["object"] == "chat.completion"
+    assert body["choices"][0]["message"]["content"] == reply_text(MESSAGES)
+    assert body["choices"][0]["finish_reason"] == "stop"
+    usage = body["usage"]
+    assert usage["prompt_tokens"] == 3 + 7  # len//4 of each message
+    assert usage["completion_tokens"] == len(reply_tokens(MESSAGES))
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+def test_openai_client_streams_the_reply_and_usage(sim_url: str) -> None:
+    """The official client's stream concatenates to the reply and ends with a usage chunk."""
+    client = openai.OpenAI(base_url=f"{sim_url}/v1", api_key="x", max_retries=0)
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,  # type: ignore[arg-type]
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == reply_text(MESSAGES)
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == len(reply_tokens(MESSAGES))
+
+
+async def test_langchain_streaming_ainvoke_returns_the_reply(sim_url: str) -> None:
+    """langchain-openai, streaming with stream_usage, gets the reply and token usage."""
+    llm = ChatOpenAI(
+        base_url=f"{sim_url}/v1",
+        api_key="x",  # type: ignore[arg-type]
+        model="gpt-4.1-mini",
+        streaming=True,
+        stream_usage=True,
+        max_retries=0,
+    )
+    message = await llm.ainvoke([("system", "You are terse."), ("user", MESSAGES[1]["content"])])
+    assert message.content == reply_text(MESSAGES)
+    assert message.usage_metadata is not None
+    assert message.usage_metadata["output_tokens"] == len(reply_tokens(MESSAGES))
+
+
+async def test_langchain_non_streaming_ainvoke_returns_the_reply(sim_url: str) -> None:
+    """langchain-openai without streaming gets the same reply."""
+    llm = ChatOpenAI(base_url=f"{sim_url}/v1", api_key="x", model="sim-1", max_retries=0)  # type: ignore[arg-type]
+    message = await llm.ainvoke("hello")
+    assert message.content == reply_text([{"role": "user", "content": "hello"}])
+
+
+def test_reply_is_padded_to_configured_tokens(sim_url: str) -> None:
+    """With tokens=N the reply grows to N tokens by appending " ~" tokens."""
+    httpx.put(f"{sim_url}/_sim/config", json={"tokens": 40}).raise_for_status()
+    response = _complete(sim_url, messages=MESSAGES, stream=True)
+    deltas = [json.loads(e)["choices"][0]["delta"] for e in _stream_events(response)[:-1]]
+    contents = [d["content"] for d in deltas if d.get("content")]
+    assert len(contents) == 40
+    natural = reply_tokens(MESSAGES)
+    assert contents[: len(natural)] == natural
+    assert set(contents[len(natural) :]) == {PAD_TOKEN}
+    assert _complete(sim_url, messages=MESSAGES).json()["usage"]["completion_tokens"] == 40
+
+
+def test_ttft_and_token_time_are_respected() -> None:
+    """Started with --ttft/--token-time, the first token and the whole stream take that long."""
+    base_url, process = start_llm_sim(ttft_s=0.2, token_s=0.05, tokens=10)
+    try:
+        start = time.monotonic()
+        first_token_at = None
+        with httpx.stream(
+            "POST",
+            f"{base_url}/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "hi"}], "stream": True},
+        ) as response:
+            for event in _stream_events(response):
+                if first_token_at is None and '"content": "' in event and '""' not in event:
+                    first_token_at = time.monotonic() - start
+        total = time.monotonic() - start
+    finally:
+        stop_llm_sim(process)
+    assert first_token_at is not None
+    assert 0.18 <= first_token_at < 1.0
+    assert 0.6 <= total < 2.5  # 0.2 s + 9 gaps of 0.05 s
+
+
+def test_injected_429_carries_retry_after() -> None:
+    """error_rate=1 with status 429 fails every request the way OpenAI rate-limits."""
+    base_url, process = start_llm_sim(error_rate=1.0, error_status=(429,))
+    try:
+        response = _complete(base_url, messages=MESSAGES)
+        recorded = httpx.get(f"{base_url}/_sim/requests").json()
+    finally:
+        stop_llm_sim(process)
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["error"]["type"] == "rate_limit_exceeded"
+    assert recorded == [{"model": "sim-1", "messages": MESSAGES}]
+
+
+def test_fault_sequence_is_deterministic_per_seed(sim_url: str) -> None:
+    """The same seed replays the same sequence of injected errors."""
+
+    def statuses() -> list[int]:
+        config = {"seed": 7, "error_rate": 0.5, "error_status": [500, 503]}
+        httpx.put(f"{sim_url}/_sim/config", json=config).raise_for_status()
+        return [_complete(sim_url, messages=MESSAGES).status_code for _ in range(20)]
+
+    first = statuses()
+    assert first == statuses()
+    assert {200, 500, 503} <= set(first)
+
+
+def test_hanging_backend_is_cut_by_client_timeout(sim_url: str) -> None:
+    """hang_rate=1 never answers; the client's timeout ends it and the sim stays healthy."""
+    httpx.put(f"{sim_url}/_sim/config", json={"hang_rate": 1.0}).raise_for_status()
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{sim_url}/v1/chat/completions", json={"messages": MESSAGES}, timeout=0.5)
+    assert httpx.get(f"{sim_url}/healthz").status_code == 200
+
+
+def test_requests_are_recorded_and_cleared(sim_url: str) -> None:
+    """/_sim/requests holds the exact bodies, oldest first, bounded by `record`; DELETE clears."""
+    httpx.put(f"{sim_url}/_sim/config", json={"record": 2}).raise_for_status()
+    for text in ("one", "two", "three"):
+        _complete(sim_url, messages=[{"role": "user", "content": text}], temperature=0.1)
+    recorded = httpx.get(f"{sim_url}/_sim/requests").json()
+    assert [r["messages"] for r in recorded] == [
+        [{"role": "user", "content": "two"}],
+        [{"role": "user", "content": "three"}],
+    ]
+    assert recorded[0]["temperature"] == 0.1
+    assert httpx.delete(f"{sim_url}/_sim/requests").status_code == 204
+    assert httpx.get(f"{sim_url}/_sim/requests").json() == []
+
+
+def test_put_config_changes_behaviour_at_runtime(sim_url: str) -> None:
+    """PUT /_sim/config with a subset of fields slows the next request down."""
+    assert _elapsed(lambda: _complete(sim_url, messages=MESSAGES)) < 0.3
+    response = httpx.put(f"{sim_url}/_sim/config", json={"ttft_s": 0.5})
+    assert response.json()["ttft_s"] == 0.5
+    assert response.json()["error_status"] == [429, 500]  # untouched fields stay
+    assert httpx.get(f"{sim_url}/_sim/config").json()["ttft_s"] == 0.5
+    assert _elapsed(lambda: _complete(sim_url, messages=MESSAGES)) >= 0.45
+    assert httpx.put(f"{sim_url}/_sim/config", json={"nope": 1}).status_code == 400
+    assert httpx.put(f"{sim_url}/_sim/config", json={"error_rate": 2}).status_code == 400
+
+
+def _elapsed(call: object) -> float:
+    start = time.monotonic()
+    call()  # type: ignore[operator]
+    return time.monotonic() - start
+
+
+@pytest.mark.parametrize(
+    "content", [b"{not json", b"[1]", b'{"model": "x"}', b'{"messages": []}', b'{"messages": "hi"}']
+)
+def test_malformed_requests_get_openai_style_400(sim_url: str, content: bytes) -> None:
+    """Bad JSON or missing messages answer 400 with an OpenAI error body and are not recorded."""
+    response = httpx.post(f"{sim_url}/v1/chat/completions", content=content)
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert httpx.get(f"{sim_url}/_sim/requests").json() == []
+
+
+def test_models_are_listed(sim_url: str) -> None:
+    """/v1/models lists the advertised ids in OpenAI's shape."""
+    client = openai.OpenAI(base_url=f"{sim_url}/v1", api_key="x")
+    ids = {model.id for model in client.models.list()}
+    assert {"sim-1", "gpt-4o-mini", "gpt-4.1-mini"} <= ids
+
+
+async def _concurrent_streams(base_url: str, count: int) -> list[str]:
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
+
+        async def one(i: int) -> str:
+            body = {"messages": [{"role": "user", "content": f"n{i}"}], "stream": True}
+            async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+                response.raise_for_status()
+                text = ""
+                async for line in response.aiter_lines():
+                    if line.startswith("data: {"):
+                        choices = json.loads(line[6:])["choices"]
+                        text += choices[0]["delta"].get("content") or "" if choices else ""
+                return text
+
+        return await asyncio.gather(*(one(i) for i in range(count)))
+
+
+async def test_200_concurrent_streams_all_complete(sim_url: str) -> None:
+    """200 simultaneous streams, each with token delays, all finish with their own reply."""
+    httpx.put(f"{sim_url}/_sim/config", json={"token_s": 0.01, "tokens": 20}).raise_for_status()
+    texts = await _concurrent_streams(sim_url, 200)
+    for i, text in enumerate(texts):
+        assert text.startswith(reply_text([{"role": "user", "content": f"n{i}"}]))
+
+
+async def _raw_stream(host: str, port: int, body: bytes) -> str:
+    # HTTP/1.0 over a bare socket: the load test measures the sim, and httpx's per-line
+    # parsing would cost more CPU than the server it is measuring.
+    reader, writer = await asyncio.open_connection(host, port)
+    head = f"POST /v1/chat/completions HTTP/1.0\r\nContent-Length: {len(body)}\r\n"
+    writer.write(f"{head}Content-Type: application/json\r\n\r\n".encode() + body)
+    raw = await reader.read(-1)
+    writer.close()
+    events = [line[6:] for line in raw.decode().splitlines() if line.startswith("data: {")]
+    choices = [json.loads(event)["choices"] for event in events]
+    return "".join(c[0]["delta"].get("content") or "" for c in choices if c)
+
+
+@pytest.mark.slow
+async def test_600_concurrent_streams_in_one_process(sim_url: str) -> None:
+    """600 streams of 40 tokens at 20 ms/token finish in about their simulated 1 s."""
+    config = {"ttft_s": 0.2, "token_s": 0.02, "tokens": 40}
+    httpx.put(f"{sim_url}/_sim/config", json=config).raise_for_status()
+    url = httpx.URL(sim_url)
+    bodies = [
+        json.dumps({"messages": [{"role": "user", "content": f"n{i}"}], "stream": True}).encode()
+        for i in range(600)
+    ]
+    start = time.monotonic()
+    texts = await asyncio.gather(*(_raw_stream(url.host, url.port or 80, b) for b in bodies))
+    elapsed = time.monotonic() - start
+    for i, text in enumerate(texts):
+        assert text == "".join(reply_tokens([{"role": "user", "content": f"n{i}"}], 40))
+    assert elapsed < 3.0  # 1 s simulated; the margin absorbs a busy two-core CI machine
