@@ -44,9 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             engine=engine,
             sessions=session_factory(engine),
-            redis=Redis.from_url(
-                settings.redis_url, socket_timeout=5, socket_connect_timeout=3
-            ),
+            redis=Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3),
             celery=make_celery(settings, "flowfleet-api"),
         )
         app.state.flowfleet = state

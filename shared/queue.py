@@ -38,7 +38,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "max_retries": 1,
             "interval_start": 0,
             "interval_step": 0.2,
-            "timeout": 3,
         },
     }
 

@@ -33,7 +33,9 @@ def runtime() -> tuple[LoopThread, WorkerContext]:
             from worker.maintenance import maintain
 
             asyncio.run_coroutine_threadsafe(maintain(ctx), loop.loop)
-            log.info("worker.started", worker_id=ctx.worker_id, concurrency=settings.worker_concurrency)
+            log.info(
+                "worker.started", worker_id=ctx.worker_id, concurrency=settings.worker_concurrency
+            )
         return _runtime
 
 

@@ -61,7 +61,9 @@ async def list_flows(db: Db) -> FlowList:
     return FlowList(items=[_summary(f) for f in await flow_service.list_flows(db)])
 
 
-@router.get("/{flow_id}", response_model=FlowOut, responses={404: {"description": "flow_not_found"}})
+@router.get(
+    "/{flow_id}", response_model=FlowOut, responses={404: {"description": "flow_not_found"}}
+)
 async def get_flow(flow_id: FlowId, db: Db, state: State) -> FlowOut:
     """Name, description, version, inputs, components and backends of a flow."""
     flow = await flow_service.get_flow(db, flow_id)
