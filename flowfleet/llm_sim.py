@@ -1,0 +1,394 @@
+"""OpenAI-compatible LLM simulator: deterministic replies, tunable latency and injected faults.
+
+Tests and benchmarks point `langchain-openai` (or the `openai` client) at it instead of a real
+model server. The reply depends only on the request messages (see `reply_text`), so a test can
+compute what a flow must have produced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import hashlib
+import json
+import random
+import re
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+MODELS = ("sim-1", "gpt-4o-mini", "gpt-4.1-mini")
+DEFAULT_MODEL = MODELS[0]
+PAD_TOKEN = " ~"
+HANG_S = 3600.0
+_TOKEN_RE = re.compile(r"\s*\S+")
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    429: "rate_limit_exceeded",
+    500: "server_error",
+    502: "server_error",
+    503: "server_error",
+}
+
+
+@dataclass
+class SimConfig:
+    """Latency, length and fault settings; changeable at runtime through PUT /_sim/config."""
+
+    ttft_s: float = 0.0
+    token_s: float = 0.0
+    tokens: int = 0
+    error_rate: float = 0.0
+    error_status: tuple[int, ...] = (429, 500)
+    hang_rate: float = 0.0
+    seed: int = 0
+    record: int = 1000
+
+
+# --- the deterministic reply ---------------------------------------------------------------
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The text of a message: its string content, or its text parts joined; "" for None."""
+    content = message.get("content")
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return str(content)
+
+
+def expected_digest(messages: list[dict[str, Any]]) -> str:
+    """The `role:sha8` list that ends every reply, proving which messages the sim received."""
+    return " ".join(
+        f"{m.get('role', '')}:{hashlib.sha256(message_text(m).encode()).hexdigest()[:8]}"
+        for m in messages
+    )
+
+
+def reply_text(messages: list[dict[str, Any]]) -> str:
+    """The reply the sim gives to these messages (before padding to `tokens`)."""
+    last_user = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+    return f"You said: {last_user} [{expected_digest(messages)}]"
+
+
+def reply_tokens(messages: list[dict[str, Any]], min_tokens: int = 0) -> list[str]:
+    """The reply split into streamed tokens, padded with " ~" up to `min_tokens`."""
+    # Whitespace travels with the following word so the tokens concatenate to the exact reply.
+    tokens: list[str] = _TOKEN_RE.findall(reply_text(messages))
+    tokens.extend([PAD_TOKEN] * (min_tokens - len(tokens)))
+    return tokens
+
+
+def usage_for(messages: list[dict[str, Any]], completion_tokens: int) -> dict[str, int]:
+    """OpenAI-style usage: about four characters a prompt token, at least one a message."""
+    prompt_tokens = sum(max(1, len(message_text(m)) // 4) for m in messages)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+# --- runtime state ---------------------------------------------------------------------------
+
+_COERCE: dict[str, Callable[[Any], Any]] = {
+    "ttft_s": float,
+    "token_s": float,
+    "tokens": int,
+    "error_rate": float,
+    "error_status": lambda value: tuple(int(v) for v in value),
+    "hang_rate": float,
+    "seed": int,
+    "record": int,
+}
+
+
+def _validated(config: SimConfig) -> SimConfig:
+    if config.ttft_s < 0 or config.token_s < 0 or config.tokens < 0:
+        raise ValueError("ttft_s, token_s and tokens must be >= 0")
+    if not (0 <= config.error_rate <= 1 and 0 <= config.hang_rate <= 1):
+        raise ValueError("error_rate and hang_rate must be within [0, 1]")
+    if not config.error_status or config.record < 1:
+        raise ValueError("error_status must not be empty and record must be >= 1")
+    return config
+
+
+class SimState:
+    """The live config, the fault dice and the recorded requests of one app."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.config = _validated(dataclasses.replace(config))
+        self.rng = random.Random(config.seed)
+        self.requests: deque[Any] = deque(maxlen=config.record)
+
+    def update(self, changes: dict[str, Any]) -> SimConfig:
+        """Apply a subset of SimConfig fields; raises ValueError on unknown or bad values."""
+        unknown = set(changes) - set(_COERCE)
+        if unknown:
+            raise ValueError(f"unknown config fields: {sorted(unknown)}")
+        try:
+            coerced = {name: _COERCE[name](value) for name, value in changes.items()}
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"bad config value: {exc}") from exc
+        self.config = _validated(dataclasses.replace(self.config, **coerced))
+        if "seed" in changes:
+            self.rng = random.Random(self.config.seed)
+        if self.config.record != self.requests.maxlen:
+            self.requests = deque(self.requests, maxlen=self.config.record)
+        return self.config
+
+    def draw_fault(self) -> tuple[int | None, bool]:
+        """Roll for this request: (error status or None, whether to hang)."""
+        config = self.config
+        status = None
+        if self.rng.random() < config.error_rate:
+            status = self.rng.choice(config.error_status)
+        hang = self.rng.random() < config.hang_rate
+        return status, hang
+
+
+# --- responses -----------------------------------------------------------------------------
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """An OpenAI-style error body."""
+    kind = _ERROR_TYPES.get(status, "server_error")
+    body = {"error": {"message": message, "type": kind, "param": None, "code": kind}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _injected_error(status: int) -> Response:
+    # Retry-After lets clients that honour it (openai, langchain) back off as with real OpenAI.
+    headers = {"Retry-After": "1"} if status == 429 else None
+    return error_response(status, f"llm-sim injected error {status}", headers)
+
+
+class _Chunks:
+    """Serialises chat.completion.chunk events; per-token work is one small json.dumps."""
+
+    def __init__(self, completion_id: str, model: str) -> None:
+        head = json.dumps(
+            {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time())}
+        )[:-1]
+        self._head = f'data: {head}, "model": {json.dumps(model)}, "system_fingerprint": null, '
+        self._content_head = self._head + '"choices": [{"index": 0, "delta": {"content": '
+        self._content_tail = '}, "logprobs": null, "finish_reason": null}]}\n\n'
+
+    def choice(self, delta: dict[str, Any], finish_reason: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return f"{self._head}{json.dumps({'choices': [choice]})[1:]}\n\n"
+
+    def content(self, token: str) -> str:
+        return f"{self._content_head}{json.dumps(token)}{self._content_tail}"
+
+    def usage(self, usage: dict[str, int]) -> str:
+        return f"{self._head}{json.dumps({'choices': [], 'usage': usage})[1:]}\n\n"
+
+
+async def _sleep_until(deadline: float) -> None:
+    await asyncio.sleep(max(0.0, deadline - asyncio.get_running_loop().time()))
+
+
+async def _stream(
+    chunks: _Chunks, tokens: list[str], config: SimConfig, usage: dict[str, int] | None
+) -> AsyncIterator[str]:
+    yield chunks.choice({"role": "assistant", "content": ""})
+    start = asyncio.get_running_loop().time()
+    for index, token in enumerate(tokens):
+        # Deadlines counted from the start, so event-loop lag under load does not accumulate.
+        await _sleep_until(start + config.ttft_s + index * config.token_s)
+        yield chunks.content(token)
+    yield chunks.choice({}, finish_reason="stop")
+    if usage is not None:
+        yield chunks.usage(usage)
+    yield "data: [DONE]\n\n"
+
+
+def _completion(completion_id: str, model: str, text: str, usage: dict[str, int]) -> Response:
+    message = {"role": "assistant", "content": text, "refusal": None}
+    body = {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": None,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+        "usage": usage,
+    }
+    return JSONResponse(body)
+
+
+async def _hang(request: Request) -> None:
+    # A hung backend that still notices the client giving up: otherwise each hang leaves an
+    # hour-long task behind, and uvicorn waits for those on shutdown.
+    async def until_disconnect() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    try:
+        await asyncio.wait_for(until_disconnect(), HANG_S)
+    except TimeoutError:
+        pass
+
+
+async def _read_chat_request(request: Request) -> dict[str, Any] | Response:
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return error_response(400, "request body is not valid JSON")
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list) or not messages:
+        return error_response(400, "'messages' must be a non-empty list")
+    if not all(isinstance(m, dict) for m in messages):
+        return error_response(400, "each message must be an object")
+    return body
+
+
+# --- endpoints -----------------------------------------------------------------------------
+
+
+async def chat_completions(request: Request) -> Response:
+    """OpenAI chat completions, streaming or not, with the configured latency and faults."""
+    body = await _read_chat_request(request)
+    if isinstance(body, Response):
+        return body
+    sim: SimState = request.app.state.sim
+    config = sim.config  # one snapshot, so a config change never alters a reply under way
+    status, hang = sim.draw_fault()
+    sim.requests.append(body)
+    if status is not None:
+        return _injected_error(status)
+    if hang:
+        await _hang(request)
+        return error_response(504, "llm-sim hung past its limit")
+    messages = body["messages"]
+    tokens = reply_tokens(messages, config.tokens)
+    usage = usage_for(messages, len(tokens))
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    model = str(body.get("model") or DEFAULT_MODEL)
+    if body.get("stream"):
+        options = body.get("stream_options") or {}
+        stream_usage = usage if options.get("include_usage") else None
+        events = _stream(_Chunks(completion_id, model), tokens, config, stream_usage)
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+    await asyncio.sleep(max(0.0, config.ttft_s + config.token_s * (len(tokens) - 1)))
+    return _completion(completion_id, model, "".join(tokens), usage)
+
+
+async def list_models(request: Request) -> Response:
+    """A few model ids; completions accept any model name."""
+    data = [{"id": m, "object": "model", "created": 0, "owned_by": "llm-sim"} for m in MODELS]
+    return JSONResponse({"object": "list", "data": data})
+
+
+async def get_requests(request: Request) -> Response:
+    """The recorded completion request bodies, oldest first."""
+    return JSONResponse(list(request.app.state.sim.requests))
+
+
+async def clear_requests(request: Request) -> Response:
+    """Forget the recorded requests."""
+    request.app.state.sim.requests.clear()
+    return Response(status_code=204)
+
+
+async def get_config(request: Request) -> Response:
+    """The live SimConfig."""
+    return JSONResponse(dataclasses.asdict(request.app.state.sim.config))
+
+
+async def put_config(request: Request) -> Response:
+    """Change any subset of SimConfig fields; answers the new config."""
+    try:
+        changes = json.loads(await request.body())
+        if not isinstance(changes, dict):
+            raise ValueError("config must be a JSON object")
+        config = request.app.state.sim.update(changes)
+    except ValueError as exc:
+        return error_response(400, str(exc))
+    return JSONResponse(dataclasses.asdict(config))
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness."""
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(config: SimConfig) -> Starlette:
+    """The simulator as an ASGI app; `config` is copied, change it through PUT /_sim/config."""
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/_sim/requests", get_requests, methods=["GET"]),
+            Route("/_sim/requests", clear_requests, methods=["DELETE"]),
+            Route("/_sim/config", get_config, methods=["GET"]),
+            Route("/_sim/config", put_config, methods=["PUT"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
+    app.state.sim = SimState(config)
+    return app
+
+
+def serve(host: str, port: int, config: SimConfig) -> None:
+    """Run the simulator with uvicorn until interrupted."""
+    # Access logs would cost more CPU than the simulated work at hundreds of requests a second;
+    # the short graceful timeout keeps clients stuck on a hung request from delaying shutdown.
+    uvicorn.run(
+        create_app(config),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
+
+
+def _parse_args(argv: list[str] | None = None) -> tuple[str, int, SimConfig]:
+    parser = argparse.ArgumentParser(prog="llm-sim", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--ttft", type=float, default=0.0, help="seconds to the first token")
+    parser.add_argument("--token-time", type=float, default=0.0, help="seconds between tokens")
+    parser.add_argument("--tokens", type=int, default=0, help="pad replies to this many tokens")
+    parser.add_argument("--error-rate", type=float, default=0.0)
+    parser.add_argument("--error-status", default="429,500", help="comma-separated statuses")
+    parser.add_argument("--hang-rate", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--record", type=int, default=1000, help="request bodies kept")
+    args = parser.parse_args(argv)
+    config = SimConfig(
+        ttft_s=args.ttft,
+        token_s=args.token_time,
+        tokens=args.tokens,
+        error_rate=args.error_rate,
+        error_status=tuple(int(s) for s in args.error_status.split(",") if s.strip()),
+        hang_rate=args.hang_rate,
+        seed=args.seed,
+        record=args.record,
+    )
+    return args.host, args.port, _validated(config)
+
+
+if __name__ == "__main__":
+    serve(*_parse_args())
