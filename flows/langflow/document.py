@@ -652,7 +652,10 @@ def describe(
     inputs = input_nodes(doc, input_type)
     description = doc.description or ""
     if not inputs:
-        note = f"This flow has no {input_type} input component: it ignores `input` (LangFlow does too)."
+        note = (
+            f"This flow has no {input_type} input component: "
+            "it ignores `input` (LangFlow does too)."
+        )
         description = f"{description} {note}".strip()
     return FlowDefinition(
         id=flow_id,

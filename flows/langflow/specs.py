@@ -6,7 +6,7 @@ the API process imports this module to validate uploads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Types an edge can carry; LangFlow's Message is accepted where Text is (old exports).
 MESSAGE = "Message"
