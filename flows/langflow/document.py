@@ -287,7 +287,10 @@ def typed_value(ftype: str, value: Any) -> Any:
             return None
         if isinstance(value, bool):
             raise ValueError(f"expected a number, got {value!r}")
-        number = float(value)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a number, got {value!r}") from None
         if ftype in _FLOAT_TYPES:
             return number
         if not number.is_integer():
