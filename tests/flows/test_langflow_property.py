@@ -71,8 +71,9 @@ def test_random_graphs_fail_only_with_validation_errors(sim: str, graph: dict[st
     try:
         definition = describe("g", text)
     except FlowValidationError as exc:
-        assert exc.problems
+        problems_found = exc.problems
         accepted = False
+        assert problems_found, "a refusal must say why"
     else:
         assert definition.id == "g"
         accepted = True
