@@ -1,0 +1,275 @@
+"""flowfleet's own implementations of the supported LangFlow components, on LangChain.
+
+Each mirrors what the LangFlow component of the same name sends and returns (facts
+from LangFlow's lfx sources); none runs the code embedded in the export.
+
+- Model (LCModelComponent): messages are ``[SystemMessage(system_message)]`` when a
+  system message is set, then the input as a HumanMessage (an AIMessage when the input
+  Message's sender is ``Machine``); a model's output is a Message without sender, so a
+  chained model receives it as a HumanMessage.
+- Prompt: LangChain f-string template (``{{``/``}}`` are literal braces); every
+  variable is rendered as text, unset ones as the empty string.
+- Memory (Retrieve): each earlier turn becomes a message (user: sender ``User`` and the
+  ChatInput's sender name, default ``User``; assistant: sender ``Machine`` and the
+  ChatOutput's sender name, default ``AI``), formatted with ``template`` (missing keys
+  render empty), the last ``n_messages`` kept, joined with newlines. LangFlow stores the
+  current user message before Memory reads it, so it shows the current message twice
+  (in memory and as input); flowfleet's history holds earlier turns only, so it does not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.prompts import PromptTemplate
+
+from flows.base import HistoryMessage
+from flows.langflow.document import prompt_variables
+from flows.models import ModelSpec
+
+MACHINE, USER = "Machine", "User"
+REASONING_PREFIXES = ("o1", "o3", "o4")  # LangFlow sends no temperature to these
+
+
+@dataclass
+class Message:
+    """The value that travels along an edge, like LangFlow's Message."""
+
+    text: str
+    sender: str | None = None
+    sender_name: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def format_dict(self) -> dict[str, Any]:
+        """The keys a LangFlow template may name for this message."""
+        return {
+            **self.data,
+            "text": self.text,
+            "sender": self.sender or "",
+            "sender_name": self.sender_name or "",
+        }
+
+
+def as_text(value: Any) -> str:
+    """Text of an edge value, as LangFlow's MessageTextInput sees it."""
+    if value is None:
+        return ""
+    if isinstance(value, Message):
+        return value.text
+    if isinstance(value, list):
+        return "\n".join(as_text(v) for v in value)
+    if isinstance(value, dict):
+        return "```json\n" + json.dumps(value, indent=2, default=str) + "\n```"
+    return str(value)
+
+
+class _FormatDict(dict[str, Any]):
+    # LangFlow formats data templates with missing keys rendered empty.
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+@dataclass
+class RunContext:
+    """What every component may read during one run."""
+
+    config: Mapping[str, Any]
+    history: Sequence[HistoryMessage] = ()
+    user_name: str = "User"
+    ai_name: str = "AI"
+
+
+class Component(Protocol):
+    """A node's implementation: field values in, outputs by name out."""
+
+    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]: ...
+
+
+class ChatInputComponent:
+    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        msg = Message(
+            as_text(values.get("input_value")),
+            sender=values.get("sender") or USER,
+            sender_name=values.get("sender_name") or "User",
+        )
+        return {"message": msg}
+
+
+class TextInputComponent:
+    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        return {"text": Message(as_text(values.get("input_value")))}
+
+
+class ChatOutputComponent:
+    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        msg = Message(
+            as_text(values.get("input_value")),
+            sender=values.get("sender") or MACHINE,
+            sender_name=values.get("sender_name") or "AI",
+        )
+        return {"message": msg}
+
+
+class TextOutputComponent:
+    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        return {"text": Message(as_text(values.get("input_value")))}
+
+
+class PromptComponent:
+    """Renders its template once per run; the template is parsed at compile time."""
+
+    def __init__(self, template: str) -> None:
+        self._template = template
+        self._prompt = PromptTemplate.from_template(template) if template else None
+
+    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        template = as_text(values.get("template"))
+        prompt = self._prompt if template == self._template else None
+        if prompt is None and template:
+            prompt = PromptTemplate.from_template(template)  # tweaked template
+        if prompt is None:
+            return {"prompt": Message("")}
+        variables = {name: as_text(values.get(name)) for name in prompt_variables(template)}
+        text = await prompt.aformat(**variables)
+        return {"prompt": Message(text)}
+
+
+class MemoryComponent:
+    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        messages = [
+            Message(
+                m.text,
+                sender=USER if m.role == "user" else MACHINE,
+                sender_name=ctx.user_name if m.role == "user" else ctx.ai_name,
+                data={"session_id": ""},
+            )
+            for m in ctx.history
+        ]
+        sender_type = values.get("sender_type") or "Machine and User"
+        if sender_type in (USER, MACHINE):
+            messages = [m for m in messages if m.sender == sender_type]
+        if sender_name := values.get("sender_name"):
+            messages = [m for m in messages if m.sender_name == sender_name]
+        n = values.get("n_messages")
+        if n == 0:
+            messages = []
+        elif n:
+            messages = messages[-n:]
+        if values.get("order") == "Descending":
+            messages = messages[::-1]
+        template = values.get("template") or "{sender_name}: {text}"
+        text = "\n".join(template.format_map(_FormatDict(m.format_dict())) for m in messages)
+        rows = [m.format_dict() for m in messages]
+        return {"messages_text": Message(text), "dataframe": rows, "messages": rows}
+
+
+class ParserComponent:
+    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        data = values.get("input_data")
+        if values.get("mode") == "Stringify":
+            return {"parsed_text": Message(as_text(data))}
+        items = data if isinstance(data, list) else [data]
+        pattern = as_text(values.get("pattern"))
+        lines = []
+        for item in items:
+            keys = item.format_dict() if isinstance(item, Message) else item
+            keys = keys if isinstance(keys, dict) else {"text": as_text(item)}
+            lines.append(pattern.format_map(_FormatDict(keys)))
+        sep = values.get("sep")
+        return {"parsed_text": Message(("\n" if sep is None else str(sep)).join(lines))}
+
+
+class CombineTextComponent:
+    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        delimiter = values.get("delimiter")
+        delimiter = " " if delimiter is None else as_text(delimiter)
+        text = delimiter.join([as_text(values.get("text1")), as_text(values.get("text2"))])
+        return {"combined_text": Message(text)}
+
+
+def model_spec(kind: str, values: Mapping[str, Any]) -> ModelSpec:
+    """The ModelSpec a model node asks for; secrets only by environment variable name."""
+    model_name = values.get("model_name") or None
+    temperature = values.get("temperature")
+    if kind == "LanguageModelComponent":
+        # LangFlow's Language Model passes only model, temperature and key.
+        if model_name and model_name.startswith(REASONING_PREFIXES):
+            temperature = None
+        return ModelSpec(
+            model_name=model_name,
+            api_key_env=values.get("api_key__env"),
+            temperature=temperature,
+        )
+    return ModelSpec(
+        model_name=model_name,
+        base_url=values.get("openai_api_base") or None,
+        api_key_env=values.get("api_key__env"),
+        temperature=0.1 if temperature is None else temperature,
+        max_tokens=values.get("max_tokens") or None,
+        seed=values.get("seed"),
+        json_mode=bool(values.get("json_mode")),
+        timeout_s=float(values["timeout"]) if values.get("timeout") else None,
+        model_kwargs=dict(values.get("model_kwargs") or {}),
+    )
+
+
+def model_messages(input_value: Any, system_message: str) -> list[BaseMessage]:
+    """The messages LangFlow's LCModelComponent sends for this input and system message."""
+    messages: list[BaseMessage] = []
+    if system_message:
+        messages.append(SystemMessage(content=system_message))
+    if isinstance(input_value, Message):
+        if input_value.text or input_value.sender:
+            cls = AIMessage if input_value.sender == MACHINE else HumanMessage
+            messages.append(cls(content=input_value.text))
+    elif text := as_text(input_value):
+        messages.append(HumanMessage(content=text))
+    return messages
+
+
+class ModelComponent:
+    """A chat model node; the model is built once at compile time and reused."""
+
+    def __init__(self, node_id: str, kind: str, model: BaseChatModel, spec: ModelSpec) -> None:
+        self.node_id = node_id
+        self.kind = kind
+        self.model = model
+        self.spec = spec
+
+    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        model = values.get("__model__") or self.model
+        messages = model_messages(values.get("input_value"), as_text(values.get("system_message")))
+        if not messages:
+            raise ValueError(
+                f"{self.node_id}: the message you want to send to the model is empty "
+                "(connect an input or set a system message)"
+            )
+        reply = await model.ainvoke(messages, config=dict(ctx.config))
+        return {"text_output": Message(_content_text(reply.content)), "model_output": model}
+
+
+def _content_text(content: Any) -> str:
+    # Content blocks (newer providers) flatten to their text parts, as LangFlow does.
+    if isinstance(content, list):
+        return "".join(
+            b if isinstance(b, str) else str(b.get("text", ""))
+            for b in content
+            if isinstance(b, str) or (isinstance(b, dict) and b.get("type") == "text")
+        )
+    return str(content)
+
+
+SIMPLE_COMPONENTS: dict[str, type[Component]] = {
+    "ChatInput": ChatInputComponent,
+    "TextInput": TextInputComponent,
+    "ChatOutput": ChatOutputComponent,
+    "TextOutput": TextOutputComponent,
+    "Memory": MemoryComponent,
+    "ParserComponent": ParserComponent,
+    "CombineText": CombineTextComponent,
+}
