@@ -23,6 +23,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -138,6 +139,18 @@ class SimState:
         self.config = _validated(dataclasses.replace(config))
         self.rng = random.Random(config.seed)
         self.requests: deque[Any] = deque(maxlen=config.record)
+        self.in_flight = 0  # completions being answered now
+        self.max_in_flight = 0  # high-water mark since the last reset (DELETE /_sim/stats)
+        self.completions = 0
+
+    def enter(self) -> None:
+        """Count a completion request that started being answered."""
+        self.in_flight += 1
+        self.completions += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        self.in_flight -= 1
 
     def update(self, changes: dict[str, Any]) -> SimConfig:
         """Apply a subset of SimConfig fields; raises ValueError on unknown or bad values."""
@@ -278,6 +291,23 @@ async def chat_completions(request: Request) -> Response:
     sim.requests.append(body)
     if status is not None:
         return _injected_error(status)
+    sim.enter()
+    try:
+        response = await _answer(request, body, config, hang)
+    except BaseException:
+        sim.leave()
+        raise
+    if isinstance(response, StreamingResponse):
+        # A stream is in flight until its last chunk went out.
+        response.background = BackgroundTask(sim.leave)
+    else:
+        sim.leave()
+    return response
+
+
+async def _answer(
+    request: Request, body: dict[str, Any], config: SimConfig, hang: bool
+) -> Response:
     if hang:
         await _hang(request)
         return error_response(504, "llm-sim hung past its limit")
@@ -330,6 +360,25 @@ async def put_config(request: Request) -> Response:
     return JSONResponse(dataclasses.asdict(config))
 
 
+async def get_stats(request: Request) -> Response:
+    """Completions answered, in flight now, and the in-flight high-water mark."""
+    sim: SimState = request.app.state.sim
+    body = {
+        "completions": sim.completions,
+        "in_flight": sim.in_flight,
+        "max_in_flight": sim.max_in_flight,
+    }
+    return JSONResponse(body)
+
+
+async def reset_stats(request: Request) -> Response:
+    """Reset the counters; the high-water mark restarts from what is in flight now."""
+    sim: SimState = request.app.state.sim
+    sim.completions = 0
+    sim.max_in_flight = sim.in_flight
+    return Response(status_code=204)
+
+
 async def healthz(request: Request) -> Response:
     """Liveness."""
     return JSONResponse({"status": "ok"})
@@ -345,6 +394,8 @@ def create_app(config: SimConfig) -> Starlette:
             Route("/_sim/requests", clear_requests, methods=["DELETE"]),
             Route("/_sim/config", get_config, methods=["GET"]),
             Route("/_sim/config", put_config, methods=["PUT"]),
+            Route("/_sim/stats", get_stats, methods=["GET"]),
+            Route("/_sim/stats", reset_stats, methods=["DELETE"]),
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )

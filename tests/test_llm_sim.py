@@ -295,3 +295,18 @@ async def test_600_concurrent_streams_in_one_process(sim_url: str) -> None:
     for i, text in enumerate(texts):
         assert text == "".join(reply_tokens([{"role": "user", "content": f"n{i}"}], 40))
     assert elapsed < 3.0  # 1 s simulated; the margin absorbs a busy two-core CI machine
+
+
+async def test_stats_report_the_in_flight_high_water_mark(sim_url: str) -> None:
+    """/_sim/stats counts completions and the most answered at once, streams until their end."""
+    httpx.put(f"{sim_url}/_sim/config", json={"ttft_s": 0.3}).raise_for_status()
+    httpx.delete(f"{sim_url}/_sim/stats").raise_for_status()
+    body = {"model": "sim-1", "messages": MESSAGES}
+    async with httpx.AsyncClient(base_url=sim_url, timeout=10) as client:
+        replies = await asyncio.gather(
+            *(client.post("/v1/chat/completions", json=body) for _ in range(3)),
+            client.post("/v1/chat/completions", json={**body, "stream": True}),
+        )
+        assert all(r.status_code == 200 for r in replies)
+        stats = (await client.get("/_sim/stats")).json()
+    assert stats == {"completions": 4, "in_flight": 0, "max_in_flight": 4}
