@@ -1,0 +1,1 @@
+"""Benchmarks: flowfleet against the designs it replaces (see docs/throughput.md)."""

@@ -1,0 +1,282 @@
+"""The designs under test, each started as real processes: flowfleet, direct, naive, lfx."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.llm_sim import REPO_ROOT, free_port
+from tests.support.stack import (
+    Proc,
+    base_env,
+    fresh_postgres_database,
+    start_api,
+    start_worker,
+    wait_http_ok,
+)
+
+FLOW_ID = "basic-prompting"
+FLOW_FILE = REPO_ROOT.parent / "shared" / "fixtures" / "langflow" / "Basic Prompting.json"
+TERMINAL = {"succeeded", "failed", "cancelled"}
+LFX = Path(os.environ.get("BENCH_LFX", "/tmp/lfx-venv/bin/lfx"))
+
+
+def _python(name: str, args: list[str], env: dict[str, str], port: int | None = None) -> Proc:
+    """Start ``python <args>`` with its output in a log file."""
+    log_path = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
+    with log_path.open("wb") as log:
+        popen = subprocess.Popen(
+            [sys.executable, *args], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    return Proc(name, popen, log_path, port)
+
+
+@dataclass
+class Design:
+    """A running design: how to do one run through it, and which processes to watch."""
+
+    name: str
+    http: httpx.AsyncClient
+    procs: dict[str, Proc]
+    poll_first_s: float = 0.0
+    poll_every_s: float = 0.05
+    wait_mode: str = "poll"
+    queue: str = ""  # the naive design's Celery queue, purged between levels
+    cleanup: ExitStack = field(default_factory=ExitStack)
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {name: p.proc.pid for name, p in self.procs.items()}
+
+    async def one_run(self, i: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        for proc in self.procs.values():
+            proc.stop()
+        self.cleanup.close()
+
+
+def _client(base_url: str) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=2048, max_keepalive_connections=2048)
+    return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=120)
+
+
+def _text(i: int) -> str:
+    # Distinct inputs, so no layer can answer from a cache.
+    return f"benchmark question number {i} {uuid.uuid4().hex[:6]}"
+
+
+class Flowfleet(Design):
+    """flowfleet: API → PostgreSQL → Redis queue → worker; clients wait for the result."""
+
+    async def one_run(self, i: int) -> dict[str, Any]:
+        body = {"input": _text(i)}
+        if self.wait_mode == "submit-wait":
+            r = await self.http.post(f"/v1/flows/{FLOW_ID}/runs?wait=60", json=body)
+            run = r.json()
+            if run.get("status") in TERMINAL:
+                return _with_server_latency(run)
+        else:
+            r = await self.http.post(f"/v1/flows/{FLOW_ID}/runs", json=body)
+            if r.status_code != 202:
+                return {"status": "error", "http": r.status_code, "body": r.text[:200]}
+            run = r.json()
+        run_id = run["id"]
+        if self.wait_mode in ("wait", "submit-wait"):
+            while run.get("status") not in TERMINAL:
+                run = (await self.http.get(f"/v1/runs/{run_id}/wait?timeout=60")).json()
+            return _with_server_latency(run)
+        await asyncio.sleep(self.poll_first_s)
+        while True:
+            run = (await self.http.get(f"/v1/runs/{run_id}")).json()
+            if run.get("status") in TERMINAL:
+                return _with_server_latency(run)
+            await asyncio.sleep(self.poll_every_s)
+
+
+def _with_server_latency(run: dict[str, Any]) -> dict[str, Any]:
+    # Time from the row's creation to its result, by the database's clock: what the service
+    # itself took, without the client's polling delay.
+    if run.get("finished_at") and run.get("created_at"):
+        created = datetime.fromisoformat(run["created_at"])
+        finished = datetime.fromisoformat(run["finished_at"])
+        run["server_latency_s"] = (finished - created).total_seconds()
+    return run
+
+
+class Direct(Design):
+    """direct: the chain awaited inside the HTTP request."""
+
+    async def one_run(self, i: int) -> dict[str, Any]:
+        r = await self.http.post("/run", json={"input": _text(i)})
+        return r.json() if r.status_code == 200 else {"status": "error", "http": r.status_code}
+
+
+class Naive(Design):
+    """naive: Celery prefork + result backend, clients polling AsyncResult through the front."""
+
+    async def one_run(self, i: int) -> dict[str, Any]:
+        task_id = (await self.http.post("/run", json={"input": _text(i)})).json()["id"]
+        await asyncio.sleep(self.poll_first_s)
+        while True:
+            answer = (await self.http.get(f"/result/{task_id}")).json()
+            if answer["status"] != "pending":
+                return answer  # type: ignore[no-any-return]
+            await asyncio.sleep(self.poll_every_s)
+
+
+class Lfx(Design):
+    """lfx serve: LangFlow's own executor serving the same export."""
+
+    flow_path: str = ""
+
+    async def one_run(self, i: int) -> dict[str, Any]:
+        r = await self.http.post(
+            self.flow_path,
+            json={"input_value": _text(i)},
+            headers={"x-api-key": "bench"},
+        )
+        return {"status": "succeeded"} if r.status_code == 200 else {"status": "error", "http": r.status_code, "body": r.text[:200]}
+
+
+# --- starting them ---------------------------------------------------------------------------
+
+
+def sim_backend_env(sim_url: str) -> dict[str, str]:
+    return {"FLOWFLEET_BACKENDS": json.dumps([{"name": "sim", "base_url": f"{sim_url}/v1"}])}
+
+
+async def start_flowfleet(
+    sim_url: str, redis_url: str, *, worker: bool = True, extra: dict[str, str] | None = None
+) -> Flowfleet:
+    """A fresh database, one API process and (unless told otherwise) one worker process."""
+    stack = ExitStack()
+    database_url = stack.enter_context(fresh_postgres_database())
+    env = base_env(
+        database_url,
+        redis_url,
+        sim_url,
+        FLOWFLEET_LEASE_S="30",
+        FLOWFLEET_SWEEP_INTERVAL_S="10",
+        FLOWFLEET_WORKER_CONCURRENCY="1024",
+        **(extra or {}),
+    )
+    subprocess.run([sys.executable, "-m", "flowfleet", "migrate"], env=env, cwd=REPO_ROOT, check=True, capture_output=True)
+    procs = {"api": start_api(env)}
+    if worker:
+        procs["worker"] = start_worker(env)
+    design = Flowfleet("flowfleet", _client(procs["api"].url), procs, cleanup=stack)
+    design.env = env  # type: ignore[attr-defined]
+    r = await design.http.put(f"/v1/flows/{FLOW_ID}", content=FLOW_FILE.read_bytes())
+    r.raise_for_status()
+    design.wait_mode = await _probe_wait(design) if worker else "poll"
+    if worker:  # the worker's first runs compile the flow and open its pools: not measured
+        await asyncio.gather(*(design.one_run(i) for i in range(16)))
+    return design
+
+
+async def _probe_wait(design: Flowfleet) -> str:
+    """Use the wait endpoints when this API has them, else poll."""
+    r = await design.http.post(f"/v1/flows/{FLOW_ID}/runs?wait=30", json={"input": "probe"})
+    if r.status_code == 200 and r.json().get("status") in TERMINAL:
+        return "submit-wait"
+    run_id = r.json()["id"]
+    w = await design.http.get(f"/v1/runs/{run_id}/wait?timeout=30")
+    if w.status_code == 200 and w.json().get("status") in TERMINAL:
+        return "wait"
+    return "poll"
+
+
+async def start_direct(sim_url: str) -> Direct:
+    port = free_port()
+    env = {**_env(), **sim_backend_env(sim_url), "BENCH_FLOW_FILE": str(FLOW_FILE)}
+    args = ["-m", "uvicorn", "benchmarks.direct_app:app", "--port", str(port)]
+    args += ["--log-level", "warning", "--no-access-log"]
+    proc = _python("direct", args, env, port)
+    wait_http_ok(f"{proc.url}/healthz", proc)
+    return Direct("direct", _client(proc.url), {"api": proc})
+
+
+async def start_naive(sim_url: str, redis_url: str) -> Naive:
+    port = free_port()
+    queue = f"naive-{uuid.uuid4().hex[:8]}"
+    env = {
+        **_env(),
+        **sim_backend_env(sim_url),
+        "BENCH_FLOW_FILE": str(FLOW_FILE),
+        "BENCH_REDIS_URL": redis_url,
+        "BENCH_QUEUE": queue,
+    }
+    worker_args = ["-m", "celery", "-A", "benchmarks.naive_app:celery", "worker", "--pool=prefork"]
+    worker_args += [f"--concurrency={os.cpu_count() or 1}", f"--queues={queue}"]
+    worker_args += ["--loglevel=WARNING", "--without-gossip", "--without-mingle"]
+    worker = _python("naive-worker", worker_args, env)
+    front_args = ["-m", "uvicorn", "benchmarks.naive_app:api", "--port", str(port)]
+    front_args += ["--log-level", "warning", "--no-access-log"]
+    front = _python("naive-api", front_args, env, port)
+    wait_http_ok(f"{front.url}/healthz", front)
+    design = Naive("naive", _client(front.url), {"api": front, "worker": worker})
+    design.poll_every_s = 0.25
+    design.queue = queue
+    deadline = time.monotonic() + 60
+    while (await design.one_run(0))["status"] != "succeeded":  # the prefork children are up
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"naive worker did not answer:\n{worker.output()[-3000:]}")
+    return design
+
+
+async def start_lfx(sim_url: str) -> Lfx | None:
+    """``lfx serve`` on the same export, if lfx is installed; None (and why) otherwise."""
+    if not LFX.exists():
+        return None
+    port = free_port()
+    flow_copy = Path("/tmp") / f"bench-flow-{uuid.uuid4().hex[:6]}.json"
+    shutil.copy(FLOW_FILE, flow_copy)
+    env = {
+        **_env(),
+        "OPENAI_API_KEY": "sk-bench",
+        "OPENAI_BASE_URL": f"{sim_url}/v1",
+        "OPENAI_API_BASE": f"{sim_url}/v1",
+        "LANGFLOW_API_KEY": "bench",
+        "DO_NOT_TRACK": "true",
+    }
+    log = Path("/tmp") / f"lfx-{port}.log"
+    with log.open("wb") as out:
+        popen = subprocess.Popen(
+            [str(LFX), "serve", str(flow_copy), "--port", str(port), "--log-level", "warning"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd="/tmp",
+        )
+    proc = Proc("lfx", popen, log, port)
+    try:
+        wait_http_ok(f"{proc.url}/health", proc, timeout=120)
+    except RuntimeError:
+        proc.stop()
+        return None
+    design = Lfx("lfx", _client(proc.url), {"api": proc})
+    flows = (await design.http.get("/flows", headers={"x-api-key": "bench"})).json()
+    flow_id = flows[0]["id"] if isinstance(flows, list) else next(iter(flows))
+    design.flow_path = f"/flows/{flow_id}/run"
+    return design
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWFLEET_")}
+    env.pop("OPENAI_API_KEY", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])
+    return env

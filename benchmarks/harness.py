@@ -1,0 +1,246 @@
+"""`make bench`: flowfleet against direct, naive (and lfx) under closed-loop load, plus the
+submit-only and runs-in-flight modes; writes JSON, a markdown table and a chart to results/."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import redis
+
+from benchmarks import designs, report
+from benchmarks.load import ProcessWatch, closed_loop, percentile, summarise
+from tests.support.llm_sim import start_llm_sim, stop_llm_sim
+from tests.support.stack import TEST_REDIS, postgres_available, redis_available
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SIM = {"ttft_s": 0.2, "token_s": 0.02, "tokens": 40}
+
+
+def llm_seconds(sim: dict[str, float]) -> float:
+    """How long the simulated model takes to stream its whole answer."""
+    return sim["ttft_s"] + sim["token_s"] * (sim["tokens"] - 1)
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+async def run_levels(
+    design: designs.Design, levels: list[int], duration: float, llm_s: float, redis_url: str
+) -> list[dict[str, Any]]:
+    rows = []
+    for level in levels:
+        res = await closed_loop(design.one_run, level, duration, design.pids)
+        row = summarise(res, llm_s)
+        rows.append(row)
+        print(
+            f"  {design.name:>9} c={level:<4} {row['runs_per_s']:>7.1f} runs/s  "
+            f"p50 {row['p50_ms']} p99 {row['p99_ms']} ms  overhead p50 {row['overhead_p50_ms']} "
+            f"p99 {row['overhead_p99_ms']} (server {row['server_overhead_p50_ms']}/"
+            f"{row['server_overhead_p99_ms']}) ms  errors {row['errors']}  cpu {row['cpu_s']}  "
+            f"rss {row['peak_rss_mb']}",
+            flush=True,
+        )
+        if isinstance(design, designs.Naive):
+            # Leftover tasks from this level would run during the next one.
+            redis.Redis.from_url(redis_url).delete(design.queue)
+        await asyncio.sleep(1)
+    return rows
+
+
+async def compare(
+    sim_url: str, redis_url: str, levels: list[int], duration: float, names: list[str]
+) -> dict[str, Any]:
+    """Each design in turn at each concurrency level, against the same llm-sim."""
+    llm_s = llm_seconds(SIM)
+    httpx.put(f"{sim_url}/_sim/config", json=SIM).raise_for_status()
+    out: dict[str, Any] = {"levels": levels, "duration_s": duration, "llm_s": llm_s, "designs": {}}
+    for name in names:
+        print(f"design {name}", flush=True)
+        started = time.monotonic()
+        if name == "flowfleet":
+            design: designs.Design | None = await designs.start_flowfleet(sim_url, redis_url)
+            print(f"  wait mode: {design.wait_mode}")  # type: ignore[union-attr]
+        elif name == "direct":
+            design = await designs.start_direct(sim_url)
+        elif name == "naive":
+            design = await designs.start_naive(sim_url, redis_url)
+        else:
+            design = await designs.start_lfx(sim_url)
+            if design is None:
+                print("  lfx is not installed or did not start; skipped")
+                out["designs"]["lfx"] = {"skipped": "lfx not installed or did not start"}
+                continue
+        try:
+            if isinstance(design, designs.Naive):
+                redis.Redis.from_url(redis_url).delete(design.queue)
+            rows = await run_levels(design, levels, duration, llm_s, redis_url)
+            out["designs"][name] = {"rows": rows, "startup_s": round(time.monotonic() - started, 1)}
+            if isinstance(design, designs.Flowfleet):
+                out["designs"][name]["wait_mode"] = design.wait_mode
+        finally:
+            await design.close()
+    return out
+
+
+async def submit_only(sim_url: str, redis_url: str, duration: float, concurrency: int) -> dict:
+    """Accepted runs/s from one API process on PostgreSQL: API → database → Redis, no worker."""
+    design = await designs.start_flowfleet(sim_url, redis_url, worker=False)
+
+    async def submit(i: int) -> dict[str, Any]:
+        r = await design.http.post(
+            f"/v1/flows/{designs.FLOW_ID}/runs", json={"input": designs._text(i)}
+        )
+        return {"status": "succeeded" if r.status_code == 202 else f"http {r.status_code}"}
+
+    try:
+        res = await closed_loop(submit, concurrency, duration, design.pids)
+    finally:
+        await design.close()
+    row = summarise(res, 0.0)
+    result = {
+        "concurrency": concurrency,
+        "accepted_per_s": row["runs_per_s"],
+        "p50_ms": row["p50_ms"],
+        "p99_ms": row["p99_ms"],
+        "errors": row["errors"],
+        "api_cpu_s": row["cpu_s"]["api"],
+        "duration_s": duration,
+    }
+    print(f"submit only: {result}", flush=True)
+    return result
+
+
+async def in_flight(sim_url: str, redis_url: str, runs: int, call_s: float) -> dict[str, Any]:
+    """How many runs one worker process keeps in flight, with a slow model, and at what RSS."""
+    tokens = 40
+    sim = {"ttft_s": 0.2, "token_s": (call_s - 0.2) / (tokens - 1), "tokens": tokens}
+    httpx.put(f"{sim_url}/_sim/config", json=sim).raise_for_status()
+    httpx.delete(f"{sim_url}/_sim/stats").raise_for_status()
+    design = await designs.start_flowfleet(sim_url, redis_url)
+    watch = ProcessWatch({"worker": design.pids["worker"]})
+    started = time.perf_counter()
+    try:
+        sem = asyncio.Semaphore(64)
+
+        async def submit(i: int) -> str:
+            async with sem:
+                r = await design.http.post(
+                    f"/v1/flows/{designs.FLOW_ID}/runs", json={"input": designs._text(i)}
+                )
+                return str(r.json()["id"])
+
+        ids = await asyncio.gather(*(submit(i) for i in range(runs)))
+        submitted_s = time.perf_counter() - started
+        peak = 0
+        deadline = time.perf_counter() + call_s * 4 + 60
+        done = 0
+        while time.perf_counter() < deadline:
+            watch.sample()
+            stats = httpx.get(f"{sim_url}/_sim/stats").json()
+            peak = max(peak, stats["max_in_flight"])
+            if stats["completions"] >= runs and stats["in_flight"] == 0:
+                break
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(1)
+        for run_id in ids:
+            run = (await design.http.get(f"/v1/runs/{run_id}")).json()
+            done += run["status"] == "succeeded"
+    finally:
+        await design.close()
+        httpx.put(f"{sim_url}/_sim/config", json=SIM).raise_for_status()
+    result = {
+        "runs": runs,
+        "llm_call_s": call_s,
+        "submitted_in_s": round(submitted_s, 1),
+        "peak_in_flight": peak,
+        "succeeded": done,
+        "all_done_in_s": round(time.perf_counter() - started, 1),
+        "worker_peak_rss_mb": round(watch.peak["worker"], 1),
+        "worker_cpu_s": watch.cpu_used()["worker"],
+    }
+    print(f"in flight: {result}", flush=True)
+    return result
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    if not postgres_available() or not redis_available():
+        sys.exit("the benchmark needs PostgreSQL at 127.0.0.1:5432 and Redis at 127.0.0.1:6379")
+    redis_url = TEST_REDIS
+    sim_url, sim_proc = start_llm_sim(**SIM)
+    results: dict[str, Any] = {"machine": machine(), "sim": SIM}
+    try:
+        if args.mode in ("all", "compare"):
+            results["compare"] = await compare(
+                sim_url, redis_url, args.levels, args.duration, args.designs
+            )
+        if args.mode in ("all", "submit"):
+            results["submit"] = await submit_only(
+                sim_url, redis_url, args.submit_duration, args.submit_concurrency
+            )
+        if args.mode in ("all", "inflight"):
+            results["inflight"] = await in_flight(
+                sim_url, redis_url, args.inflight_runs, args.inflight_call_s
+            )
+    finally:
+        stop_llm_sim(sim_proc)
+    results["machine"]["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
+    return results
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p.add_argument("--mode", choices=["all", "compare", "submit", "inflight"], default="all")
+    p.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[16, 64, 256, 512])
+    p.add_argument("--duration", type=float, default=15.0, help="seconds per level")
+    p.add_argument("--designs", type=lambda s: s.split(","), default=["flowfleet", "direct", "naive", "lfx"])
+    p.add_argument("--submit-duration", type=float, default=10.0)
+    p.add_argument("--submit-concurrency", type=int, default=64)
+    p.add_argument("--inflight-runs", type=int, default=600)
+    p.add_argument("--inflight-call-s", type=float, default=10.0)
+    p.add_argument("--out", type=Path, default=RESULTS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse(argv)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    results = asyncio.run(main_async(args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(results, indent=2))
+    text = report.markdown(results)
+    (args.out / "bench.md").write_text(text)
+    if "compare" in results:
+        report.chart(results, args.out / "bench.png")
+    print(text)
+    return results

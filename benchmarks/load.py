@@ -1,0 +1,155 @@
+"""Closed-loop load: N clients, each submitting a run and waiting for its result, again and again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+OneRun = Callable[[int], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class LevelResult:
+    """What one concurrency level measured."""
+
+    concurrency: int
+    duration_s: float
+    completed: int = 0
+    errors: int = 0
+    latencies_s: list[float] = field(default_factory=list)
+    server_latencies_s: list[float] = field(default_factory=list)
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    error_samples: list[str] = field(default_factory=list)
+
+
+class ProcessWatch:
+    """CPU seconds and peak RSS of named processes (with their children) over a window."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.start_cpu = {name: self._cpu(p) for name, p in self.procs.items()}
+        self.peak = dict.fromkeys(self.procs, 0.0)
+
+    @staticmethod
+    def _tree(proc: psutil.Process) -> list[psutil.Process]:
+        try:
+            return [proc, *proc.children(recursive=True)]
+        except psutil.Error:
+            return [proc]
+
+    def _cpu(self, proc: psutil.Process) -> float:
+        # Children that exited are counted in their parent's children_* times once reaped.
+        total = 0.0
+        for p in self._tree(proc):
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except psutil.Error:
+                pass
+        return total
+
+    def sample(self) -> None:
+        for name, proc in self.procs.items():
+            rss = 0
+            for p in self._tree(proc):
+                try:
+                    rss += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak[name] = max(self.peak[name], rss / 2**20)
+
+    def cpu_used(self) -> dict[str, float]:
+        return {n: round(self._cpu(p) - self.start_cpu[n], 2) for n, p in self.procs.items()}
+
+
+async def closed_loop(
+    one_run: OneRun,
+    concurrency: int,
+    duration_s: float,
+    pids: dict[str, int],
+    drain_s: float = 10.0,
+) -> LevelResult:
+    """Run ``concurrency`` clients for ``duration_s``; count runs that finished inside the window."""
+    result = LevelResult(concurrency=concurrency, duration_s=duration_s)
+    watch = ProcessWatch(pids)
+    start = time.perf_counter()
+    deadline = start + duration_s
+    counter = 0
+
+    async def client() -> None:
+        nonlocal counter
+        while time.perf_counter() < deadline:
+            counter += 1
+            began = time.perf_counter()
+            try:
+                answer = await one_run(counter)
+                ok = answer.get("status") == "succeeded"
+            except Exception as exc:  # every failure counts; the first few are kept to read
+                ok, answer = False, {"error": f"{type(exc).__name__}: {exc}"[:200]}
+            ended = time.perf_counter()
+            if ended > deadline:
+                return  # finished after the window: neither counted nor timed
+            if ok:
+                result.completed += 1
+                result.latencies_s.append(ended - began)
+                if "server_latency_s" in answer:
+                    result.server_latencies_s.append(answer["server_latency_s"])
+            else:
+                result.errors += 1
+                if len(result.error_samples) < 5:
+                    result.error_samples.append(str(answer)[:300])
+
+    async def sampler() -> None:
+        while True:
+            watch.sample()
+            await asyncio.sleep(0.5)
+
+    sampling = asyncio.create_task(sampler())
+    tasks = [asyncio.create_task(client()) for _ in range(concurrency)]
+    _, pending = await asyncio.wait(tasks, timeout=duration_s + drain_s)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    sampling.cancel()
+    watch.sample()
+    result.cpu_s = watch.cpu_used()
+    result.peak_rss_mb = {k: round(v, 1) for k, v in watch.peak.items()}
+    return result
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile (0..100) by nearest rank; None without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def summarise(level: LevelResult, llm_s: float) -> dict[str, Any]:
+    """The row the report shows for one level."""
+    ms = lambda v: None if v is None else round(v * 1000, 1)  # noqa: E731
+    overhead = [x - llm_s for x in level.latencies_s]
+    server = [x - llm_s for x in level.server_latencies_s]
+    return {
+        "concurrency": level.concurrency,
+        "completed": level.completed,
+        "runs_per_s": round(level.completed / level.duration_s, 1),
+        "errors": level.errors,
+        "p50_ms": ms(percentile(level.latencies_s, 50)),
+        "p95_ms": ms(percentile(level.latencies_s, 95)),
+        "p99_ms": ms(percentile(level.latencies_s, 99)),
+        "overhead_p50_ms": ms(percentile(overhead, 50)),
+        "overhead_p99_ms": ms(percentile(overhead, 99)),
+        "server_overhead_p50_ms": ms(percentile(server, 50)),
+        "server_overhead_p99_ms": ms(percentile(server, 99)),
+        "cpu_s": level.cpu_s,
+        "peak_rss_mb": level.peak_rss_mb,
+        "error_samples": level.error_samples,
+    }

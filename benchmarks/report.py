@@ -1,0 +1,141 @@
+"""The benchmark's outputs: a markdown table, the targets, and a chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _rows(results: dict[str, Any], name: str) -> dict[int, dict[str, Any]]:
+    design = results.get("compare", {}).get("designs", {}).get(name, {})
+    return {row["concurrency"]: row for row in design.get("rows", [])}
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}×" if a and b else "n/a"
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for every target of issue 5 the results can speak to."""
+    ff, direct, naive = (_rows(results, n) for n in ("flowfleet", "direct", "naive"))
+    out: list[tuple[str, str, bool | None]] = []
+
+    def rate(rows: dict[int, dict[str, Any]], c: int) -> float | None:
+        return rows[c]["runs_per_s"] if c in rows else None
+
+    f64, d64, n64 = rate(ff, 64), rate(direct, 64), rate(naive, 64)
+    if f64 and d64:
+        out.append(("64 clients: flowfleet ≥ 0.5× direct", _ratio(f64, d64), f64 >= 0.5 * d64))
+    if f64 and n64:
+        out.append(("64 clients: flowfleet ≥ 15× naive", _ratio(f64, n64), f64 >= 15 * n64))
+    for c in (256, 512):
+        fc, dc = rate(ff, c), rate(direct, c)
+        if fc and f64:
+            out.append(
+                (f"{c} clients: no collapse (≥ 0.9× own at 64)", _ratio(fc, f64), fc >= 0.9 * f64)
+            )
+        if fc and dc:
+            out.append((f"{c} clients: beats direct", _ratio(fc, dc), fc > dc))
+    if 16 in ff:
+        row = ff[16]
+        for key, limit in (("p50", 15), ("p99", 60)):
+            client = row[f"overhead_{key}_ms"]
+            server = row[f"server_overhead_{key}_ms"]
+            shown = f"{client} ms (service alone: {server} ms)"
+            out.append((f"16 clients: overhead {key} ≤ {limit} ms", shown, client is not None and client <= limit))
+    if "inflight" in results:
+        r = results["inflight"]
+        out.append(("one worker ≥ 500 runs in flight", str(r["peak_in_flight"]), r["peak_in_flight"] >= 500))
+        out.append(("… with peak RSS ≤ 400 MB", f"{r['worker_peak_rss_mb']} MB", r["worker_peak_rss_mb"] <= 400))
+    if "submit" in results:
+        s = results["submit"]
+        out.append(("submit alone ≥ 800 runs/s (one API, PostgreSQL)", f"{s['accepted_per_s']}/s", s["accepted_per_s"] >= 800))
+    return out
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        f"Machine: {m['nproc']} cores, {m['cpu']}, {m['memory_gb']} GB, Python {m['python']}; "
+        f"load average before {m['load_avg']}, after {m.get('load_avg_after')}.",
+        "",
+    ]
+    compare = results.get("compare")
+    if compare:
+        lines += [
+            f"Closed loop, {compare['duration_s']:g} s per level, llm-sim {compare['llm_s']:.2f} s "
+            "per call (200 ms to first token, 40 tokens at 20 ms).",
+            "",
+            "| design | clients | runs/s | p50 ms | p95 ms | p99 ms | overhead p50/p99 ms | "
+            "errors | CPU s (api, worker) | peak RSS MB (api, worker) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, design in compare["designs"].items():
+            if "rows" not in design:
+                lines.append(f"| {name} | skipped: {design.get('skipped')} |||||||||")
+                continue
+            for r in design["rows"]:
+                cpu = ", ".join(f"{v:g}" for v in r["cpu_s"].values())
+                rss = ", ".join(f"{v:g}" for v in r["peak_rss_mb"].values())
+                lines.append(
+                    f"| {name} | {r['concurrency']} | {r['runs_per_s']} | {r['p50_ms']} | "
+                    f"{r['p95_ms']} | {r['p99_ms']} | {r['overhead_p50_ms']} / "
+                    f"{r['overhead_p99_ms']} | {r['errors']} | {cpu} | {rss} |"
+                )
+        ff = _rows(results, "flowfleet")
+        lines += ["", "| clients | flowfleet/direct | flowfleet/naive | flowfleet/lfx |", "|---|---|---|---|"]
+        for c in compare["levels"]:
+            f = ff.get(c, {}).get("runs_per_s")
+            cells = [_ratio(f, _rows(results, n).get(c, {}).get("runs_per_s")) for n in ("direct", "naive", "lfx")]
+            lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    if "submit" in results:
+        s = results["submit"]
+        lines += [
+            "",
+            f"Submit alone ({s['concurrency']} clients, {s['duration_s']:g} s, no worker): "
+            f"{s['accepted_per_s']} accepted runs/s, p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, "
+            f"errors {s['errors']}, API CPU {s['api_cpu_s']} s.",
+        ]
+    if "inflight" in results:
+        r = results["inflight"]
+        lines += [
+            "",
+            f"Runs in flight in one worker ({r['runs']} runs, llm-sim {r['llm_call_s']:g} s per call): "
+            f"peak {r['peak_in_flight']} in flight, {r['succeeded']} succeeded in "
+            f"{r['all_done_in_s']} s, worker peak RSS {r['worker_peak_rss_mb']} MB, "
+            f"worker CPU {r['worker_cpu_s']} s.",
+        ]
+    checks = targets(results)
+    if checks:
+        lines += ["", "| target | measured | met |", "|---|---|---|"]
+        for name, measured, met in checks:
+            lines.append(f"| {name} | {measured} | {'yes' if met else 'NO'} |")
+    return "\n".join(lines) + "\n"
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    """Throughput and p99 latency against concurrency, one line per design."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, design in results["compare"]["designs"].items():
+        rows = design.get("rows")
+        if not rows:
+            continue
+        xs = [r["concurrency"] for r in rows]
+        left.plot(xs, [r["runs_per_s"] for r in rows], marker="o", label=name)
+        right.plot(xs, [(r["p99_ms"] or 0) / 1000 for r in rows], marker="o", label=name)
+    for ax, title in ((left, "completed runs/s"), (right, "p99 end-to-end latency (s)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrent clients")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    m = results["machine"]
+    fig.suptitle(f"flowfleet vs baselines, llm-sim 1 s per call, {m['nproc']} cores")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
