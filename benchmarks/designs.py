@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.http import Conn
 from tests.support.llm_sim import REPO_ROOT, free_port
 from tests.support.stack import (
     Proc,
@@ -62,7 +63,10 @@ class Design:
     def pids(self) -> dict[str, int]:
         return {name: p.proc.pid for name, p in self.procs.items()}
 
-    async def one_run(self, i: int) -> dict[str, Any]:
+    base_url: str = ""
+    headers: dict[str, str] | None = None
+
+    async def one_run(self, conn: Conn, i: int) -> dict[str, Any]:
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -85,26 +89,23 @@ def _text(i: int) -> str:
 class Flowfleet(Design):
     """flowfleet: API → PostgreSQL → Redis queue → worker; clients wait for the result."""
 
-    async def one_run(self, i: int) -> dict[str, Any]:
+    async def one_run(self, conn: Conn, i: int) -> dict[str, Any]:
         body = {"input": _text(i)}
+        path = f"/v1/flows/{FLOW_ID}/runs"
         if self.wait_mode == "submit-wait":
-            r = await self.http.post(f"/v1/flows/{FLOW_ID}/runs?wait=60", json=body)
-            run = r.json()
-            if run.get("status") in TERMINAL:
-                return _with_server_latency(run)
+            status, run = await conn.request("POST", path + "?wait=60", body)
         else:
-            r = await self.http.post(f"/v1/flows/{FLOW_ID}/runs", json=body)
-            if r.status_code != 202:
-                return {"status": "error", "http": r.status_code, "body": r.text[:200]}
-            run = r.json()
+            status, run = await conn.request("POST", path, body)
+        if status not in (200, 202):
+            return {"status": "error", "http": status, "body": str(run)[:200]}
         run_id = run["id"]
         if self.wait_mode in ("wait", "submit-wait"):
             while run.get("status") not in TERMINAL:
-                run = (await self.http.get(f"/v1/runs/{run_id}/wait?timeout=60")).json()
+                _, run = await conn.request("GET", f"/v1/runs/{run_id}/wait?timeout=60")
             return _with_server_latency(run)
         await asyncio.sleep(self.poll_first_s)
         while True:
-            run = (await self.http.get(f"/v1/runs/{run_id}")).json()
+            _, run = await conn.request("GET", f"/v1/runs/{run_id}")
             if run.get("status") in TERMINAL:
                 return _with_server_latency(run)
             await asyncio.sleep(self.poll_every_s)
@@ -123,19 +124,19 @@ def _with_server_latency(run: dict[str, Any]) -> dict[str, Any]:
 class Direct(Design):
     """direct: the chain awaited inside the HTTP request."""
 
-    async def one_run(self, i: int) -> dict[str, Any]:
-        r = await self.http.post("/run", json={"input": _text(i)})
-        return r.json() if r.status_code == 200 else {"status": "error", "http": r.status_code}
+    async def one_run(self, conn: Conn, i: int) -> dict[str, Any]:
+        status, answer = await conn.request("POST", "/run", {"input": _text(i)})
+        return answer if status == 200 else {"status": "error", "http": status}  # type: ignore[no-any-return]
 
 
 class Naive(Design):
     """naive: Celery prefork + result backend, clients polling AsyncResult through the front."""
 
-    async def one_run(self, i: int) -> dict[str, Any]:
-        task_id = (await self.http.post("/run", json={"input": _text(i)})).json()["id"]
+    async def one_run(self, conn: Conn, i: int) -> dict[str, Any]:
+        _, submitted = await conn.request("POST", "/run", {"input": _text(i)})
         await asyncio.sleep(self.poll_first_s)
         while True:
-            answer = (await self.http.get(f"/result/{task_id}")).json()
+            _, answer = await conn.request("GET", f"/result/{submitted['id']}")
             if answer["status"] != "pending":
                 return answer  # type: ignore[no-any-return]
             await asyncio.sleep(self.poll_every_s)
@@ -146,13 +147,11 @@ class Lfx(Design):
 
     flow_path: str = ""
 
-    async def one_run(self, i: int) -> dict[str, Any]:
-        r = await self.http.post(
-            self.flow_path,
-            json={"input_value": _text(i)},
-            headers={"x-api-key": "bench"},
-        )
-        return {"status": "succeeded"} if r.status_code == 200 else {"status": "error", "http": r.status_code, "body": r.text[:200]}
+    async def one_run(self, conn: Conn, i: int) -> dict[str, Any]:
+        status, answer = await conn.request("POST", self.flow_path, {"input_value": _text(i)})
+        if status == 200:
+            return {"status": "succeeded"}
+        return {"status": "error", "http": status, "body": str(answer)[:200]}
 
 
 # --- starting them ---------------------------------------------------------------------------
@@ -177,7 +176,13 @@ async def start_flowfleet(
         FLOWFLEET_WORKER_CONCURRENCY="1024",
         **(extra or {}),
     )
-    subprocess.run([sys.executable, "-m", "flowfleet", "migrate"], env=env, cwd=REPO_ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "flowfleet", "migrate"],
+        env=env,
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+    )
     procs = {"api": start_api(env)}
     if worker:
         procs["worker"] = start_worker(env)
@@ -186,8 +191,9 @@ async def start_flowfleet(
     r = await design.http.put(f"/v1/flows/{FLOW_ID}", content=FLOW_FILE.read_bytes())
     r.raise_for_status()
     design.wait_mode = await _probe_wait(design) if worker else "poll"
+    design.base_url = procs["api"].url
     if worker:  # the worker's first runs compile the flow and open its pools: not measured
-        await asyncio.gather(*(design.one_run(i) for i in range(16)))
+        await warm_up(design, 16)
     return design
 
 
@@ -210,7 +216,9 @@ async def start_direct(sim_url: str) -> Direct:
     args += ["--log-level", "warning", "--no-access-log"]
     proc = _python("direct", args, env, port)
     wait_http_ok(f"{proc.url}/healthz", proc)
-    return Direct("direct", _client(proc.url), {"api": proc})
+    design = Direct("direct", _client(proc.url), {"api": proc}, base_url=proc.url)
+    await warm_up(design, 4)
+    return design
 
 
 async def start_naive(sim_url: str, redis_url: str) -> Naive:
@@ -231,13 +239,17 @@ async def start_naive(sim_url: str, redis_url: str) -> Naive:
     front_args += ["--log-level", "warning", "--no-access-log"]
     front = _python("naive-api", front_args, env, port)
     wait_http_ok(f"{front.url}/healthz", front)
-    design = Naive("naive", _client(front.url), {"api": front, "worker": worker})
+    design = Naive(
+        "naive", _client(front.url), {"api": front, "worker": worker}, base_url=front.url
+    )
     design.poll_every_s = 0.25
     design.queue = queue
     deadline = time.monotonic() + 60
-    while (await design.one_run(0))["status"] != "succeeded":  # the prefork children are up
+    conn = Conn(front.url)
+    while (await design.one_run(conn, 0))["status"] != "succeeded":  # the prefork children are up
         if time.monotonic() > deadline:
             raise RuntimeError(f"naive worker did not answer:\n{worker.output()[-3000:]}")
+    await conn.close()
     return design
 
 
@@ -260,7 +272,10 @@ async def start_lfx(sim_url: str) -> Lfx | None:
     with log.open("wb") as out:
         popen = subprocess.Popen(
             [str(LFX), "serve", str(flow_copy), "--port", str(port), "--log-level", "warning"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, cwd="/tmp",
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd="/tmp",
         )
     proc = Proc("lfx", popen, log, port)
     try:
@@ -268,11 +283,20 @@ async def start_lfx(sim_url: str) -> Lfx | None:
     except RuntimeError:
         proc.stop()
         return None
-    design = Lfx("lfx", _client(proc.url), {"api": proc})
+    design = Lfx("lfx", _client(proc.url), {"api": proc}, base_url=proc.url)
+    design.headers = {"x-api-key": "bench"}
     flows = (await design.http.get("/flows", headers={"x-api-key": "bench"})).json()
     flow_id = flows[0]["id"] if isinstance(flows, list) else next(iter(flows))
     design.flow_path = f"/flows/{flow_id}/run"
     return design
+
+
+async def warm_up(design: Design, runs: int) -> None:
+    """A few runs before measuring: compiles, pools and caches are filled first."""
+    conns = [Conn(design.base_url, design.headers) for _ in range(runs)]
+    await asyncio.gather(*(design.one_run(c, i) for i, c in enumerate(conns)))
+    for c in conns:
+        await c.close()
 
 
 def _env() -> dict[str, str]:

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,8 @@ import psutil
 import redis
 
 from benchmarks import designs, report
-from benchmarks.load import ProcessWatch, closed_loop, percentile, summarise
+from benchmarks.http import Conn
+from benchmarks.load import ProcessWatch, closed_loop, summarise
 from tests.support.llm_sim import start_llm_sim, stop_llm_sim
 from tests.support.stack import TEST_REDIS, postgres_available, redis_available
 
@@ -55,7 +55,9 @@ async def run_levels(
 ) -> list[dict[str, Any]]:
     rows = []
     for level in levels:
-        res = await closed_loop(design.one_run, level, duration, design.pids)
+        res = await closed_loop(
+            design.one_run, level, duration, design.pids, design.base_url, headers=design.headers
+        )
         row = summarise(res, llm_s)
         rows.append(row)
         print(
@@ -112,14 +114,13 @@ async def submit_only(sim_url: str, redis_url: str, duration: float, concurrency
     """Accepted runs/s from one API process on PostgreSQL: API → database → Redis, no worker."""
     design = await designs.start_flowfleet(sim_url, redis_url, worker=False)
 
-    async def submit(i: int) -> dict[str, Any]:
-        r = await design.http.post(
-            f"/v1/flows/{designs.FLOW_ID}/runs", json={"input": designs._text(i)}
-        )
-        return {"status": "succeeded" if r.status_code == 202 else f"http {r.status_code}"}
+    async def submit(conn: Conn, i: int) -> dict[str, Any]:
+        path = f"/v1/flows/{designs.FLOW_ID}/runs"
+        status, _ = await conn.request("POST", path, {"input": designs._text(i)})
+        return {"status": "succeeded" if status == 202 else f"http {status}"}
 
     try:
-        res = await closed_loop(submit, concurrency, duration, design.pids)
+        res = await closed_loop(submit, concurrency, duration, design.pids, design.base_url)
     finally:
         await design.close()
     row = summarise(res, 0.0)
@@ -216,9 +217,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--mode", choices=["all", "compare", "submit", "inflight"], default="all")
-    p.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[16, 64, 256, 512])
+    p.add_argument(
+        "--levels", type=lambda s: [int(x) for x in s.split(",")], default=[16, 64, 256, 512]
+    )
     p.add_argument("--duration", type=float, default=15.0, help="seconds per level")
-    p.add_argument("--designs", type=lambda s: s.split(","), default=["flowfleet", "direct", "naive", "lfx"])
+    p.add_argument(
+        "--designs", type=lambda s: s.split(","), default=["flowfleet", "direct", "naive", "lfx"]
+    )
     p.add_argument("--submit-duration", type=float, default=10.0)
     p.add_argument("--submit-concurrency", type=int, default=64)
     p.add_argument("--inflight-runs", type=int, default=600)

@@ -10,7 +10,9 @@ from typing import Any
 
 import psutil
 
-OneRun = Callable[[int], Awaitable[dict[str, Any]]]
+from benchmarks.http import Conn
+
+OneRun = Callable[[Conn, int], Awaitable[dict[str, Any]]]
 
 
 @dataclass
@@ -73,7 +75,9 @@ async def closed_loop(
     concurrency: int,
     duration_s: float,
     pids: dict[str, int],
+    base_url: str,
     drain_s: float = 10.0,
+    headers: dict[str, str] | None = None,
 ) -> LevelResult:
     """Run ``concurrency`` clients for ``duration_s``; count runs that finished inside the window."""
     result = LevelResult(concurrency=concurrency, duration_s=duration_s)
@@ -83,12 +87,19 @@ async def closed_loop(
     counter = 0
 
     async def client() -> None:
+        conn = Conn(base_url, headers)
+        try:
+            await one_client(conn)
+        finally:
+            await conn.close()
+
+    async def one_client(conn: Conn) -> None:
         nonlocal counter
         while time.perf_counter() < deadline:
             counter += 1
             began = time.perf_counter()
             try:
-                answer = await one_run(counter)
+                answer = await one_run(conn, counter)
                 ok = answer.get("status") == "succeeded"
             except Exception as exc:  # every failure counts; the first few are kept to read
                 ok, answer = False, {"error": f"{type(exc).__name__}: {exc}"[:200]}

@@ -42,14 +42,38 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
             client = row[f"overhead_{key}_ms"]
             server = row[f"server_overhead_{key}_ms"]
             shown = f"{client} ms (service alone: {server} ms)"
-            out.append((f"16 clients: overhead {key} ≤ {limit} ms", shown, client is not None and client <= limit))
+            out.append(
+                (
+                    f"16 clients: overhead {key} ≤ {limit} ms",
+                    shown,
+                    client is not None and client <= limit,
+                )
+            )
     if "inflight" in results:
         r = results["inflight"]
-        out.append(("one worker ≥ 500 runs in flight", str(r["peak_in_flight"]), r["peak_in_flight"] >= 500))
-        out.append(("… with peak RSS ≤ 400 MB", f"{r['worker_peak_rss_mb']} MB", r["worker_peak_rss_mb"] <= 400))
+        out.append(
+            (
+                "one worker ≥ 500 runs in flight",
+                str(r["peak_in_flight"]),
+                r["peak_in_flight"] >= 500,
+            )
+        )
+        out.append(
+            (
+                "… with peak RSS ≤ 400 MB",
+                f"{r['worker_peak_rss_mb']} MB",
+                r["worker_peak_rss_mb"] <= 400,
+            )
+        )
     if "submit" in results:
         s = results["submit"]
-        out.append(("submit alone ≥ 800 runs/s (one API, PostgreSQL)", f"{s['accepted_per_s']}/s", s["accepted_per_s"] >= 800))
+        out.append(
+            (
+                "submit alone ≥ 800 runs/s (one API, PostgreSQL)",
+                f"{s['accepted_per_s']}/s",
+                s["accepted_per_s"] >= 800,
+            )
+        )
     return out
 
 
@@ -83,10 +107,17 @@ def markdown(results: dict[str, Any]) -> str:
                     f"{r['overhead_p99_ms']} | {r['errors']} | {cpu} | {rss} |"
                 )
         ff = _rows(results, "flowfleet")
-        lines += ["", "| clients | flowfleet/direct | flowfleet/naive | flowfleet/lfx |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "| clients | flowfleet/direct | flowfleet/naive | flowfleet/lfx |",
+            "|---|---|---|---|",
+        ]
         for c in compare["levels"]:
             f = ff.get(c, {}).get("runs_per_s")
-            cells = [_ratio(f, _rows(results, n).get(c, {}).get("runs_per_s")) for n in ("direct", "naive", "lfx")]
+            cells = [
+                _ratio(f, _rows(results, n).get(c, {}).get("runs_per_s"))
+                for n in ("direct", "naive", "lfx")
+            ]
             lines.append(f"| {c} | " + " | ".join(cells) + " |")
     if "submit" in results:
         s = results["submit"]

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import socket
+import uuid
 from typing import Any
 
 from celery import Celery
+from redis.asyncio import Redis
 
 from shared.settings import Settings
 
@@ -51,3 +57,68 @@ def make_celery(settings: Settings, name: str = "flowfleet") -> Celery:
 def enqueue_run(app: Celery, run_id: str, *, headers: dict[str, Any] | None = None) -> None:
     """Send only the run id; the worker reads everything else from the database."""
     app.send_task(RUN_TASK, args=[run_id], headers=headers or {})
+
+
+_ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
+
+
+def run_message(settings: Settings, run_id: str, headers: dict[str, Any] | None = None) -> bytes:
+    """The ``flowfleet.run`` message exactly as Celery's Redis transport stores it.
+
+    Celery message protocol 2 inside kombu's virtual-transport envelope; a test
+    checks it against what ``send_task`` writes.
+    """
+    task_id = str(uuid.uuid4())
+    body = json.dumps(
+        [[run_id], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
+    )
+    task_headers = {
+        "lang": "py",
+        "task": RUN_TASK,
+        "id": task_id,
+        "shadow": None,
+        "eta": None,
+        "expires": None,
+        "group": None,
+        "group_index": None,
+        "retries": 0,
+        "timelimit": [None, None],
+        "root_id": task_id,
+        "parent_id": None,
+        "argsrepr": repr([run_id]),
+        "kwargsrepr": "{}",
+        "origin": _ORIGIN,
+        "ignore_result": None,
+        "replaced_task_nesting": 0,
+        "stamped_headers": None,
+        "stamps": {},
+        **(headers or {}),
+    }
+    envelope = {
+        "body": base64.b64encode(body.encode()).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": task_headers,
+        "properties": {
+            "correlation_id": task_id,
+            "reply_to": str(uuid.uuid4()),
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": settings.queue_name},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": str(uuid.uuid4()),
+        },
+    }
+    return json.dumps(envelope).encode()
+
+
+async def publish_run(
+    redis: Redis, settings: Settings, run_id: str, *, headers: dict[str, Any] | None = None
+) -> None:
+    """Enqueue a run from async code with one LPUSH on the API's own Redis pool.
+
+    ``send_task`` is synchronous: from the API it needs a thread hop and a
+    connection from kombu's small producer pool per submit, which measured as
+    the submit path's bottleneck (docs/throughput.md).
+    """
+    await redis.lpush(settings.queue_name, run_message(settings, run_id, headers))

@@ -13,7 +13,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from langchain_core.callbacks import AsyncCallbackHandler, UsageMetadataCallbackHandler
+from langchain_core.callbacks import UsageMetadataCallbackHandler
 from sqlalchemy import and_, or_, select, update
 
 from flows.base import FlowInput, FlowResult, FlowValidationError, HistoryMessage
@@ -25,21 +25,10 @@ from shared.logging import get_logger
 from shared.models import FlowVersion, Run, SessionMessage, utcnow
 from worker.backend_errors import as_run_failure
 from worker.context import WorkerContext
+from worker.streaming import BatchedTokenPublisher, InlineUsage
 
 log = get_logger("worker.execute")
 HISTORY_LIMIT = 200
-
-
-class TokenPublisher(AsyncCallbackHandler):
-    """Streams a run's model tokens to its event stream as they arrive."""
-
-    def __init__(self, ctx: WorkerContext, run_id: str) -> None:
-        self.ctx = ctx
-        self.run_id = run_id
-
-    async def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
-        if token:
-            await _publish(self.ctx, self.run_id, "token", {"text": token})
 
 
 async def _publish(ctx: WorkerContext, run_id: str, event: str, data: dict[str, Any]) -> None:
@@ -170,7 +159,10 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
     started = time.perf_counter()
     ctx.in_flight.add(run_id)
     await _publish(ctx, run_id, "status", {"status": "running", "attempt": run.attempts})
-    usage = UsageMetadataCallbackHandler()
+    usage = InlineUsage()
+    tokens = BatchedTokenPublisher(
+        lambda event, data: _publish(ctx, run_id, event, data), ctx.settings.token_flush_s
+    )
     result: FlowResult | None = None
     error: RunFailure | None = None
     try:
@@ -179,7 +171,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
             input=run.input, session_id=run.session_id, history=history, tweaks=run.tweaks or {}
         )
         config = {
-            "callbacks": [usage, TokenPublisher(ctx, run_id)],
+            "callbacks": [usage, tokens],
             "metadata": {"run_id": run_id, "flow_id": run.flow_id},
             "run_name": f"flowfleet:{run.flow_id}",
         }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import anyio
 from fastapi import APIRouter, Path, Query, Response, status
 
 from api.auth import Caller
@@ -14,7 +13,7 @@ from api.state import Db, State
 from flows.definitions import FLOW_ID_PATTERN
 from shared.errors import BackendUnavailable
 from shared.logging import get_logger
-from shared.queue import enqueue_run
+from shared.queue import publish_run
 from shared.schemas import RunCreate, RunOut, RunPage, RunStatus, run_out
 
 router = APIRouter(prefix="/v1", tags=["runs"])
@@ -36,7 +35,7 @@ async def submit_run(
     run = await run_service.create_run(db, flow=flow, body=body, owner=caller.owner)
     await db.commit()
     try:
-        await anyio.to_thread.run_sync(enqueue_run, state.celery, run.id)
+        await publish_run(state.redis, state.settings, run.id)
     except Exception as exc:
         # The run row must not outlive a failed enqueue: the client was told nothing was taken.
         log.warning("run.enqueue_failed", run_id=run.id, error=type(exc).__name__)
