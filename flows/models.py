@@ -8,16 +8,67 @@ and connection pools live in one place. One HTTP connection pool per backend
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
+from typing import Any, Protocol
 
 import httpx
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 
 from flows.routing import BackendNotAllowed, ModelSpec, route
 from shared.settings import BackendConfig
 
-__all__ = ["BackendNotAllowed", "ModelSpec", "chat_model", "route"]
+__all__ = ["BackendNotAllowed", "ModelSpec", "chat_model", "route", "set_limiter"]
+
+
+class Limiter(Protocol):
+    """Fleet-wide places per backend (the worker installs ``shared.backend_limits``)."""
+
+    def slot(self, backend: str, limit: int) -> AbstractAsyncContextManager[None]: ...
+
+
+_limiter: Limiter | None = None
+# Set while a call holds its place, so a call that nests another (``_agenerate`` streaming
+# through ``_astream``) takes one place, not two.
+_holding: ContextVar[bool] = ContextVar("flowfleet_backend_slot", default=False)
+
+
+def set_limiter(limiter: Limiter | None) -> None:
+    """Install the process's limiter; models of backends with ``max_concurrency`` use it."""
+    global _limiter
+    _limiter = limiter
+
+
+@contextlib.asynccontextmanager
+async def _backend_slot(model: ChatOpenAI) -> AsyncIterator[None]:
+    meta = model.metadata or {}
+    limit = meta.get("flowfleet_max_concurrency")
+    if _limiter is None or not limit or _holding.get():
+        yield
+        return
+    async with _limiter.slot(str(meta["flowfleet_backend"]), int(limit)):
+        token = _holding.set(True)
+        try:
+            yield
+        finally:
+            _holding.reset(token)
+
+
+class LimitedChatOpenAI(ChatOpenAI):
+    """``ChatOpenAI`` whose calls hold a place of their backend's fleet-wide limit."""
+
+    async def _agenerate(self, *args: Any, **kwargs: Any) -> ChatResult:
+        async with _backend_slot(self):
+            return await super()._agenerate(*args, **kwargs)
+
+    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        async with _backend_slot(self):
+            async for chunk in super()._astream(*args, **kwargs):
+                yield chunk
 
 
 _clients: dict[tuple[int, str], httpx.AsyncClient] = {}
@@ -67,7 +118,10 @@ def chat_model(spec: ModelSpec | str | None = None, **overrides: Any) -> ChatOpe
         params["max_tokens"] = spec.max_tokens
     if spec.seed is not None:
         params["seed"] = spec.seed
-    model = ChatOpenAI(**params)
+    model = LimitedChatOpenAI(**params)
     # Routing metadata for metrics, limits and error reports.
-    model.metadata = {"flowfleet_backend": backend.name}
+    model.metadata = {
+        "flowfleet_backend": backend.name,
+        "flowfleet_max_concurrency": backend.max_concurrency,
+    }
     return model

@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     default_backend: str | None = None
     allow_adhoc_backends: bool = False
     llm_sim_url: str = LLM_SIM_DEFAULT_URL
+    backend_lease_s: float = 15.0  # a backend place's lease; renewed while the call lasts
 
     webhook_secret: SecretStr = SecretStr("change-me")
 

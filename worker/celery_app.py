@@ -8,6 +8,8 @@ from typing import Any
 
 from celery import Celery, signals
 
+from flows.models import set_limiter
+from shared.backend_limits import BackendLimiter
 from shared.logging import configure_logging, get_logger
 from shared.queue import RUN_TASK, make_celery
 from shared.settings import get_settings
@@ -30,6 +32,7 @@ def runtime() -> tuple[LoopThread, WorkerContext]:
             loop = LoopThread()
             ctx = build_context(settings, app)
             _runtime = (loop, ctx)
+            set_limiter(BackendLimiter(ctx.redis, settings, holder_prefix=ctx.worker_id))
             from worker.maintenance import maintain
 
             asyncio.run_coroutine_threadsafe(maintain(ctx), loop.loop)
