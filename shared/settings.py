@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     sweep_interval_s: float = 10.0
     queued_stale_s: float = 600.0  # a queued run older than this is re-enqueued
     compiled_cache_size: int = 64
+    # Response cache: flow id -> TTL in seconds, e.g. FLOWFLEET_CACHE_FLOWS='{"prompt": 300}'
+    cache_flows: dict[str, float] = Field(default_factory=dict)
     token_flush_s: float = 0.05  # token events coalesce tokens arriving within this window
 
     # Run events (Redis Streams)

@@ -23,6 +23,7 @@ from shared.db import transaction
 from shared.errors import FlowError, RunFailure, RunTimeout
 from shared.logging import get_logger
 from shared.models import FlowVersion, Run, SessionMessage, utcnow
+from worker import response_cache
 from worker.backend_errors import as_run_failure
 from worker.context import WorkerContext
 from worker.streaming import BatchedTokenPublisher, InlineUsage
@@ -90,6 +91,7 @@ async def finish_run(
     error: RunFailure | None = None,
     usage: dict[str, Any] | None = None,
     status: str | None = None,
+    cached: bool = False,
 ) -> bool:
     """Record the outcome, and on success the session's two messages, in one transaction.
 
@@ -107,6 +109,7 @@ async def finish_run(
         "output": result.as_json() if result is not None else None,
         "error_code": error.code if error else None,
         "error_message": error.message if error else None,
+        "cached": cached,
     }
     async with transaction(ctx.sessions) as session:
         written = await session.execute(
@@ -165,19 +168,24 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
     )
     result: FlowResult | None = None
     error: RunFailure | None = None
+    cached = False
     try:
-        compiled = ctx.flows.get(run.flow_id, run.flow_version, version.kind, version.source)  # type: ignore[arg-type]
-        flow_input = FlowInput(
-            input=run.input, session_id=run.session_id, history=history, tweaks=run.tweaks or {}
-        )
-        config = {
-            "callbacks": [usage, tokens],
-            "metadata": {"run_id": run_id, "flow_id": run.flow_id},
-            "run_name": f"flowfleet:{run.flow_id}",
-        }
-        result = await asyncio.wait_for(
-            compiled.ainvoke(flow_input, config), timeout=ctx.settings.run_timeout_s
-        )
+        result = await response_cache.lookup(ctx, run)
+        cached = result is not None
+        if result is None:
+            compiled = ctx.flows.get(run.flow_id, run.flow_version, version.kind, version.source)  # type: ignore[arg-type]
+            flow_input = FlowInput(
+                input=run.input, session_id=run.session_id, history=history, tweaks=run.tweaks or {}
+            )
+            config = {
+                "callbacks": [usage, tokens],
+                "metadata": {"run_id": run_id, "flow_id": run.flow_id},
+                "run_name": f"flowfleet:{run.flow_id}",
+            }
+            result = await asyncio.wait_for(
+                compiled.ainvoke(flow_input, config), timeout=ctx.settings.run_timeout_s
+            )
+            await response_cache.store(ctx, run, result)
     except TimeoutError:
         error = RunTimeout(f"the run took longer than {ctx.settings.run_timeout_s:g} s")
     except (FlowValidationError, BackendNotAllowed) as exc:
@@ -186,7 +194,9 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
         error = as_run_failure(exc)
     finally:
         ctx.in_flight.discard(run_id)
-    recorded = await finish_run(ctx, run, result=result, error=error, usage=_usage(usage))
+    recorded = await finish_run(
+        ctx, run, result=result, error=error, usage=_usage(usage), cached=cached
+    )
     outcome = "succeeded" if error is None else "failed"
     log.info(
         "run.finished",

@@ -1,0 +1,49 @@
+"""A second service for the worker's fleet-wide features: two workers, a backend limited to
+two calls at once, and the response cache on for the `prompt` flow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.support.llm_sim import REPO_ROOT, start_llm_sim, stop_llm_sim
+from tests.support.stack import Proc, base_env, start_api, start_worker
+
+FLEET_LIMIT = 2
+CACHE_TTL_S = 300
+
+
+@dataclass
+class Fleet:
+    sim_url: str
+    api: Proc
+    workers: list[Proc]
+
+
+@pytest.fixture(scope="session")
+def fleet(infra: dict[str, str]) -> Iterator[Fleet]:
+    """llm-sim answering in 0.3 s, one API, two workers sharing the backend limit."""
+    sim_url, sim = start_llm_sim(ttft_s=0.3)
+    backends = [{"name": "sim", "base_url": f"{sim_url}/v1", "max_concurrency": FLEET_LIMIT}]
+    env = base_env(
+        infra["database_url"],
+        infra["redis_url"],
+        sim_url,
+        FLOWFLEET_BACKENDS=json.dumps(backends),
+        FLOWFLEET_CACHE_FLOWS=json.dumps({"prompt": CACHE_TTL_S}),
+    )
+    cmd = [sys.executable, "-m", "flowfleet", "migrate"]
+    subprocess.run(cmd, env=env, cwd=REPO_ROOT, check=True, capture_output=True)
+    api = start_api(env)
+    workers = [start_worker(env, "worker-a"), start_worker(env, "worker-b")]
+    try:
+        yield Fleet(sim_url, api, workers)
+    finally:
+        for proc in [api, *workers]:
+            proc.stop()
+        stop_llm_sim(sim)
