@@ -1,4 +1,4 @@
-"""LangFlow-shaped nodes for components the fixtures lack (template names from LangFlow's source)."""
+"""LangFlow-shaped nodes the fixtures lack; template names as in LangFlow's sources."""
 
 from __future__ import annotations
 

@@ -8,9 +8,9 @@ import pytest
 
 from flowfleet.llm_sim import reply_text
 from flows.base import FlowInput, FlowValidationError
+from flows.langflow.compiler import compile_langflow
 from flows.langflow.components import as_text
 from flows.langflow.conditions import MAX_PATTERN, UnsafeRegex, evaluate_condition
-from flows.langflow.compiler import compile_langflow
 from flows.langflow.document import parse_document, validate_document, validate_tweaks
 from tests.flows.conftest import sim_requests
 from tests.flows.langflow_nodes import basic_nodes, edge, router_node, structured_node, with_id
@@ -239,6 +239,7 @@ def test_structured_output_validation() -> None:
     model_id = flow_json["nodes"][1]["id"]
     flow_json["edges"][1] = edge(model_id, "text_output", "StructuredOutput-1", "llm")
     (problem,) = _problems(flow_json)
-    assert "type mismatch" in problem[2] and problem[1] == "llm"
+    assert "type mismatch" in problem[2]
+    assert problem[1] == "llm"
     empty = _structured_flow([])
     assert [f for _, f, _ in _problems(empty)] == ["output_schema"]
