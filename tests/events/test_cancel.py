@@ -70,9 +70,7 @@ def test_cancel_queued_run_is_immediate_and_the_worker_skips_it(
     worker = stack.workers[0]
     while f'"run_id": "{run_id}"' not in worker.output() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert "run.skipped" in [
-        line for line in worker.output().splitlines() if run_id in line
-    ][0]
+    assert "run.skipped" in [line for line in worker.output().splitlines() if run_id in line][0]
     assert client.get(f"/v1/runs/{run_id}").json()["status"] == "cancelled"
 
 

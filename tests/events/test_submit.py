@@ -62,9 +62,7 @@ def test_batch_creates_one_run_per_input(client: httpx.Client) -> None:
 
 
 def test_batch_over_the_limit_is_422(client: httpx.Client) -> None:
-    response = client.post(
-        "/v1/flows/prompt/runs:batch", json={"inputs": [{"input": "x"}] * 101}
-    )
+    response = client.post("/v1/flows/prompt/runs:batch", json={"inputs": [{"input": "x"}] * 101})
 
     assert response.status_code == 422
     assert "at most 100" in response.json()["detail"]
