@@ -70,7 +70,9 @@ async def read(
     count: int = 1000,
 ) -> list[Event]:
     """Events after id ``after``; with ``block_ms`` waits up to that long for the first one."""
-    reply = await redis.xread({stream_key(settings, run_id): after}, count=count, block=block_ms)
+    reply: Any = await redis.xread(
+        {stream_key(settings, run_id): after}, count=count, block=block_ms
+    )
     if not reply:
         return []
     _key, entries = reply[0]
@@ -79,7 +81,7 @@ async def read(
 
 async def last_id(redis: Redis, settings: Settings, run_id: str) -> tuple[str, str | None]:
     """The newest event's (id, type), or ("0-0", None) when the stream is empty or gone."""
-    entries = await redis.xrevrange(stream_key(settings, run_id), count=1)
+    entries: Any = await redis.xrevrange(stream_key(settings, run_id), count=1)
     if not entries:
         return "0-0", None
     event_id, event, _ = decode(entries[0])

@@ -50,7 +50,7 @@ async def _publish(ctx: WorkerContext, run_id: str, event: str, data: dict[str, 
     try:
         await events.publish(ctx.redis, ctx.settings, run_id, event, data)
     except Exception as exc:
-        log.warning("run.event_lost", run_id=run_id, event=event, error=type(exc).__name__)
+        log.warning("run.event_lost", run_id=run_id, kind=event, error=type(exc).__name__)
 
 
 async def claim_run(

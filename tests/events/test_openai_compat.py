@@ -37,12 +37,14 @@ def test_streamed_and_unstreamed_completions_carry_the_flow_output(
 
     assert whole.object == "chat.completion"
     assert whole.choices[0].message.content == expected
-    assert whole.usage is not None and whole.usage.completion_tokens == 20
+    assert whole.usage is not None
+    assert whole.usage.completion_tokens == 20
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert streamed == expected
     assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) == 20
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
-    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 20
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 20
 
 
 def test_user_field_is_the_session(oai: openai.OpenAI, client: httpx.Client) -> None:

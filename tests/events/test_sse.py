@@ -34,14 +34,16 @@ def test_sse_client_gets_tokens_in_order_then_output_and_done(
                 break
 
     kinds = [e.event for e in received]
-    assert kinds[0] == "status" and kinds[-2:] == ["output", "done"]
+    assert kinds[0] == "status"
+    assert kinds[-2:] == ["output", "done"]
     tokens = [e.data["text"] for e in received if e.event == "token"]
     assert len(tokens) == 25
     run = client.get(f"/v1/runs/{run_id}").json()
     assert run["status"] == "succeeded"
     assert "".join(tokens) == run["output"]["text"] == received[-2].data["text"]
     ids = [tuple(int(p) for p in e.id.split("-")) for e in received if e.id]
-    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
     assert received[-1].data == {"status": "succeeded"}
 
 

@@ -42,8 +42,10 @@ def test_same_key_with_a_different_body_is_409_idempotency_conflict(client: http
     other_flow = client.post("/v1/flows/chat/runs", json={"input": "a"}, headers=headers)
 
     assert first.status_code == 202
-    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
-    assert other.status_code == 409 and other.json()["code"] == "idempotency_conflict"
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert other.status_code == 409
+    assert other.json()["code"] == "idempotency_conflict"
     assert other_flow.status_code == 409
 
 
@@ -128,7 +130,8 @@ def test_webhook_is_signed_retried_after_a_500_and_its_attempts_are_on_the_run(
     assert verify(WEBHOOK_SECRET, timestamp, body, signature)
     assert not verify("wrong-secret", timestamp, body, signature)
     sent = json.loads(body)
-    assert sent["id"] == run_id and sent["status"] == "succeeded"
+    assert sent["id"] == run_id
+    assert sent["status"] == "succeeded"
     assert sent["output"] == run["output"]
 
 
