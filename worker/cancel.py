@@ -53,7 +53,7 @@ async def publish_token(ctx: WorkerContext, run_id: str, text: str) -> None:
             _, cancelled = await pipe.execute()
     except Exception as exc:
         # Events are best effort: losing Redis loses live events, never results.
-        log.warning("run.event_lost", run_id=run_id, kind="token", error=type(exc).__name__)
+        log.warning("run.event_lost", run_id=run_id, event_type="token", error=type(exc).__name__)
         return
     if cancelled:
         raise RunCancelled(run_id)

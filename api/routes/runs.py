@@ -60,6 +60,7 @@ async def submit_run(
     if body.webhook:
         validate_url(state.settings, body.webhook)
     flow = await flow_service.get_flow(db, flow_id)
+    await flow_service.check_tweaks(db, flow, body.tweaks)
     created = True
     if idempotency_key:
         run, created = await run_service.create_run_idempotent(
