@@ -191,6 +191,8 @@ class SimState:
         self.config = _validated(dataclasses.replace(config))
         self.rng = random.Random(config.seed)
         self.requests: deque[Any] = deque(maxlen=config.record)
+        # Per streamed reply: when each token left (wall clock), for latency measurements.
+        self.streams: deque[dict[str, Any]] = deque(maxlen=config.record)
 
     def update(self, changes: dict[str, Any]) -> SimConfig:
         """Apply a subset of SimConfig fields; raises ValueError on unknown or bad values."""
@@ -206,6 +208,7 @@ class SimState:
             self.rng = random.Random(self.config.seed)
         if self.config.record != self.requests.maxlen:
             self.requests = deque(self.requests, maxlen=self.config.record)
+            self.streams = deque(self.streams, maxlen=self.config.record)
         return self.config
 
     def draw_fault(self) -> tuple[int | None, bool]:
@@ -261,13 +264,18 @@ async def _sleep_until(deadline: float) -> None:
 
 
 async def _stream(
-    chunks: _Chunks, tokens: list[str], config: SimConfig, usage: dict[str, int] | None
+    chunks: _Chunks,
+    tokens: list[str],
+    config: SimConfig,
+    usage: dict[str, int] | None,
+    emitted: list[float],
 ) -> AsyncIterator[str]:
     yield chunks.choice({"role": "assistant", "content": ""})
     start = asyncio.get_running_loop().time()
     for index, token in enumerate(tokens):
         # Deadlines counted from the start, so event-loop lag under load does not accumulate.
         await _sleep_until(start + config.ttft_s + index * config.token_s)
+        emitted.append(time.time())
         yield chunks.content(token)
     yield chunks.choice({}, finish_reason="stop")
     if usage is not None:
@@ -383,11 +391,15 @@ async def chat_completions(request: Request) -> Response:
         options = body.get("stream_options") or {}
         stream_usage = usage if options.get("include_usage") else None
         chunks = _Chunks(completion_id, model)
-        events = (
-            _stream_tool_call(chunks, tool, config, stream_usage)
-            if tool
-            else _stream(chunks, tokens, config, stream_usage)
-        )
+        if tool:
+            events = _stream_tool_call(chunks, tool, config, stream_usage)
+        else:
+            emitted: list[float] = []
+            last_user = next(
+                (message_text(m) for m in reversed(messages) if m.get("role") == "user"), ""
+            )
+            sim.streams.append({"id": completion_id, "user": last_user, "emitted": emitted})
+            events = _stream(chunks, tokens, config, stream_usage, emitted)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     await asyncio.sleep(max(0.0, config.ttft_s + config.token_s * (len(tokens) - 1)))
@@ -406,9 +418,15 @@ async def get_requests(request: Request) -> Response:
 
 
 async def clear_requests(request: Request) -> Response:
-    """Forget the recorded requests."""
+    """Forget the recorded requests and streams."""
     request.app.state.sim.requests.clear()
+    request.app.state.sim.streams.clear()
     return Response(status_code=204)
+
+
+async def get_streams(request: Request) -> Response:
+    """Streamed replies, oldest first: id, last user message, wall time each token was sent."""
+    return JSONResponse(list(request.app.state.sim.streams))
 
 
 async def get_config(request: Request) -> Response:
@@ -441,6 +459,7 @@ def create_app(config: SimConfig) -> Starlette:
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/_sim/requests", get_requests, methods=["GET"]),
             Route("/_sim/requests", clear_requests, methods=["DELETE"]),
+            Route("/_sim/streams", get_streams, methods=["GET"]),
             Route("/_sim/config", get_config, methods=["GET"]),
             Route("/_sim/config", put_config, methods=["PUT"]),
             Route("/healthz", healthz, methods=["GET"]),
