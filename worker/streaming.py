@@ -15,7 +15,7 @@ from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackHandler, UsageMetadataCallbackHandler
 
-Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+Publish = Callable[[str], Awaitable[None]]
 
 
 class InlineUsage(UsageMetadataCallbackHandler):
@@ -31,6 +31,8 @@ class BatchedTokenPublisher(AsyncCallbackHandler):
     at most every ``interval_s`` and at the end of each model call, so a reader sees
     the same text, in order, in fewer events.
     """
+
+    raise_error = True  # publishing reads the cancel flag; its RunCancelled must stop the flow
 
     def __init__(self, publish: Publish, interval_s: float = 0.05) -> None:
         self.publish = publish
@@ -58,4 +60,4 @@ class BatchedTokenPublisher(AsyncCallbackHandler):
         text = "".join(self._buffer)
         self._buffer.clear()
         self._last = time.monotonic()
-        await self.publish("token", {"text": text})
+        await self.publish(text)
