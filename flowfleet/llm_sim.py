@@ -192,6 +192,8 @@ class SimState:
         self.config = _validated(dataclasses.replace(config))
         self.rng = random.Random(config.seed)
         self.requests: deque[Any] = deque(maxlen=config.record)
+        # Per streamed reply: when each token left (wall clock), for latency measurements.
+        self.streams: deque[dict[str, Any]] = deque(maxlen=config.record)
         self.in_flight = 0  # completions being answered now
         self.max_in_flight = 0  # high-water mark since the last reset (DELETE /_sim/stats)
         self.completions = 0
@@ -204,8 +206,6 @@ class SimState:
 
     def leave(self) -> None:
         self.in_flight -= 1
-        # Per streamed reply: when each token left (wall clock), for latency measurements.
-        self.streams: deque[dict[str, Any]] = deque(maxlen=config.record)
 
     def update(self, changes: dict[str, Any]) -> SimConfig:
         """Apply a subset of SimConfig fields; raises ValueError on unknown or bad values."""
@@ -405,6 +405,7 @@ async def _answer(
     if hang:
         await _hang(request)
         return error_response(504, "llm-sim hung past its limit")
+    sim: SimState = request.app.state.sim
     messages = body["messages"]
     structured = structured_reply(body)
     tool: tuple[str, str] | None = None
