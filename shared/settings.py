@@ -68,7 +68,9 @@ class Settings(BaseSettings):
     compiled_cache_size: int = 64
     # Response cache: flow id -> TTL in seconds, e.g. FLOWFLEET_CACHE_FLOWS='{"prompt": 300}'
     cache_flows: dict[str, float] = Field(default_factory=dict)
-    token_flush_s: float = 0.05  # token events coalesce tokens arriving within this window
+    # Token events coalesce tokens arriving within this window; 0 = one event per token (the
+    # default: SSE and the OpenAI front door stream token by token). See docs/throughput.md.
+    token_flush_s: float = 0.0
 
     # Run events (Redis Streams)
     events_maxlen: int = 2000
