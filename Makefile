@@ -38,5 +38,13 @@ fmt: $(STAMP)
 migrate: $(STAMP)
 	$(VENV)/bin/flowfleet migrate
 
+# Benchmarks (docs/throughput.md): starts PostgreSQL/Redis users, llm-sim and each design itself.
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+bench-smoke: $(STAMP)
+	$(PY) -m benchmarks --levels 4 --duration 2 --designs flowfleet,direct --submit-duration 2 \
+		--inflight-runs 20 --inflight-call-s 1 --out var/bench-smoke
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -173,7 +173,6 @@ async def start_flowfleet(
         sim_url,
         FLOWFLEET_LEASE_S="30",
         FLOWFLEET_SWEEP_INTERVAL_S="10",
-        FLOWFLEET_WORKER_CONCURRENCY="1024",
         **(extra or {}),
     )
     subprocess.run(

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     # Worker
-    worker_concurrency: int = 200
+    worker_concurrency: int = 1000  # Celery threads: each only waits on the loop (docs/throughput.md)
     db_pool_size: int = 10
     run_timeout_s: float = 600.0  # per-run deadline
     visibility_timeout_s: int = 3600  # above the longest run
