@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from benchmarks.http import Conn
+from shared.settings import Settings
 from tests.support.llm_sim import REPO_ROOT, free_port
 from tests.support.stack import (
     Proc,
@@ -173,6 +174,8 @@ async def start_flowfleet(
         sim_url,
         FLOWFLEET_LEASE_S="30",
         FLOWFLEET_SWEEP_INTERVAL_S="10",
+        # The test default is small; the benchmark measures the shipped default.
+        FLOWFLEET_WORKER_CONCURRENCY=str(Settings.model_fields["worker_concurrency"].default),
         **(extra or {}),
     )
     subprocess.run(

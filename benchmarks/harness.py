@@ -142,8 +142,8 @@ async def in_flight(sim_url: str, redis_url: str, runs: int, call_s: float) -> d
     tokens = 40
     sim = {"ttft_s": 0.2, "token_s": (call_s - 0.2) / (tokens - 1), "tokens": tokens}
     httpx.put(f"{sim_url}/_sim/config", json=sim).raise_for_status()
-    httpx.delete(f"{sim_url}/_sim/stats").raise_for_status()
     design = await designs.start_flowfleet(sim_url, redis_url)
+    httpx.delete(f"{sim_url}/_sim/stats").raise_for_status()  # after the warm-up runs
     watch = ProcessWatch({"worker": design.pids["worker"]})
     started = time.perf_counter()
     try:

@@ -50,7 +50,8 @@ class Conn:
         raise AssertionError("unreachable")
 
     async def _exchange(self, data: bytes) -> tuple[int, Any]:
-        assert self._reader is not None and self._writer is not None
+        assert self._reader is not None
+        assert self._writer is not None
         self._writer.write(data)
         raw_head = await self._reader.readuntil(b"\r\n\r\n")
         lines = raw_head.decode("latin-1").split("\r\n")

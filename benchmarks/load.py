@@ -1,4 +1,4 @@
-"""Closed-loop load: N clients, each submitting a run and waiting for its result, again and again."""
+"""Closed-loop load: N clients, each submitting a run and waiting for its result, in a loop."""
 
 from __future__ import annotations
 
@@ -46,15 +46,21 @@ class ProcessWatch:
             return [proc]
 
     def _cpu(self, proc: psutil.Process) -> float:
-        # Children that exited are counted in their parent's children_* times once reaped.
+        # The process itself plus its live children (prefork pools); a short-lived helper child
+        # that exits within the window must not make the figure go negative.
         total = 0.0
         for p in self._tree(proc):
             try:
                 t = p.cpu_times()
-                total += t.user + t.system + t.children_user + t.children_system
+                total += t.user + t.system
             except psutil.Error:
                 pass
         return total
+
+    def cpu_used(self) -> dict[str, float]:
+        return {
+            n: round(max(0.0, self._cpu(p) - self.start_cpu[n]), 2) for n, p in self.procs.items()
+        }
 
     def sample(self) -> None:
         for name, proc in self.procs.items():
@@ -66,9 +72,6 @@ class ProcessWatch:
                     pass
             self.peak[name] = max(self.peak[name], rss / 2**20)
 
-    def cpu_used(self) -> dict[str, float]:
-        return {n: round(self._cpu(p) - self.start_cpu[n], 2) for n, p in self.procs.items()}
-
 
 async def closed_loop(
     one_run: OneRun,
@@ -79,7 +82,7 @@ async def closed_loop(
     drain_s: float = 10.0,
     headers: dict[str, str] | None = None,
 ) -> LevelResult:
-    """Run ``concurrency`` clients for ``duration_s``; count runs that finished inside the window."""
+    """Run ``concurrency`` clients for ``duration_s``; count runs finished inside the window."""
     result = LevelResult(concurrency=concurrency, duration_s=duration_s)
     watch = ProcessWatch(pids)
     start = time.perf_counter()

@@ -131,7 +131,8 @@ def markdown(results: dict[str, Any]) -> str:
         r = results["inflight"]
         lines += [
             "",
-            f"Runs in flight in one worker ({r['runs']} runs, llm-sim {r['llm_call_s']:g} s per call): "
+            f"Runs in flight in one worker ({r['runs']} runs, "
+            f"llm-sim {r['llm_call_s']:g} s per call): "
             f"peak {r['peak_in_flight']} in flight, {r['succeeded']} succeeded in "
             f"{r['all_done_in_s']} s, worker peak RSS {r['worker_peak_rss_mb']} MB, "
             f"worker CPU {r['worker_cpu_s']} s.",

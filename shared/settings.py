@@ -58,8 +58,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     # Worker
-    worker_concurrency: int = 1000  # Celery threads: each only waits on the loop (docs/throughput.md)
-    db_pool_size: int = 10
+    worker_concurrency: int = 1000  # Celery threads; each only waits on the loop (throughput.md)
+    db_pool_size: int = 20  # per process; see shared/db.py
     run_timeout_s: float = 600.0  # per-run deadline
     visibility_timeout_s: int = 3600  # above the longest run
     lease_s: float = 30.0  # a running run's lease, renewed by heartbeat

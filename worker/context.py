@@ -63,7 +63,7 @@ class LoopThread:
 
 def build_context(settings: Settings, celery: Celery) -> WorkerContext:
     """Pools sized for the concurrency; no database connection is held while an LLM answers."""
-    engine = create_engine(settings, pool_size=min(settings.db_pool_size * 2, 40))
+    engine = create_engine(settings)
     return WorkerContext(
         settings=settings,
         engine=engine,

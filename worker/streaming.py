@@ -40,7 +40,7 @@ class BatchedTokenPublisher(AsyncCallbackHandler):
         self._buffer: list[str] = []
         self._last = 0.0
 
-    async def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+    async def on_llm_new_token(self, token: str, **kwargs: Any) -> None:  # type: ignore[override]
         if not token:
             return
         self._buffer.append(token)

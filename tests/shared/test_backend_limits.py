@@ -62,8 +62,10 @@ async def test_a_killed_holders_place_returns_when_its_lease_expires() -> None:
             "from shared.backend_limits import BackendLimiter\n"
             "from shared.settings import Settings\n"
             "async def main():\n"
-            f"    s = Settings(redis_url={TEST_REDIS!r}, redis_namespace={settings.redis_namespace!r})\n"
-            "    async with BackendLimiter(Redis.from_url(s.redis_url), s, lease_s=1.5).slot('sim', 1):\n"
+            f"    s = Settings(redis_url={TEST_REDIS!r},\n"
+            f"                 redis_namespace={settings.redis_namespace!r})\n"
+            "    limiter = BackendLimiter(Redis.from_url(s.redis_url), s, lease_s=1.5)\n"
+            "    async with limiter.slot('sim', 1):\n"
             "        print('held', flush=True)\n"
             "        await asyncio.sleep(3600)\n"
             "asyncio.run(main())\n",
