@@ -23,6 +23,7 @@ from shared.db import transaction
 from shared.errors import FlowError, RunFailure, RunTimeout
 from shared.logging import get_logger
 from shared.models import FlowVersion, Run, SessionMessage, utcnow
+from worker import metrics
 from worker.backend_errors import as_run_failure
 from worker.context import WorkerContext
 
@@ -169,6 +170,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
     run, version, history = claimed
     started = time.perf_counter()
     ctx.in_flight.add(run_id)
+    metrics.run_started(run.flow_id, run.created_at, run.started_at)
     await _publish(ctx, run_id, "status", {"status": "running", "attempt": run.attempts})
     usage = UsageMetadataCallbackHandler()
     result: FlowResult | None = None
@@ -179,7 +181,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
             input=run.input, session_id=run.session_id, history=history, tweaks=run.tweaks or {}
         )
         config = {
-            "callbacks": [usage, TokenPublisher(ctx, run_id)],
+            "callbacks": [usage, TokenPublisher(ctx, run_id), metrics.LLMMetrics()],
             "metadata": {"run_id": run_id, "flow_id": run.flow_id},
             "run_name": f"flowfleet:{run.flow_id}",
         }
@@ -194,8 +196,15 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
         error = as_run_failure(exc)
     finally:
         ctx.in_flight.discard(run_id)
-    recorded = await finish_run(ctx, run, result=result, error=error, usage=_usage(usage))
+    try:
+        recorded = await finish_run(ctx, run, result=result, error=error, usage=_usage(usage))
+    except BaseException:
+        metrics.run_finished(run.flow_id, "unrecorded", time.perf_counter() - started)
+        raise
     outcome = "succeeded" if error is None else "failed"
+    metrics.run_finished(
+        run.flow_id, outcome if recorded else "lease_lost", time.perf_counter() - started
+    )
     log.info(
         "run.finished",
         run_id=run_id,

@@ -14,6 +14,7 @@ from api.state import Db, State
 from flows.definitions import FLOW_ID_PATTERN
 from shared.errors import BackendUnavailable
 from shared.logging import get_logger
+from shared.metrics import RUNS_SUBMITTED
 from shared.queue import enqueue_run
 from shared.schemas import RunCreate, RunOut, RunPage, RunStatus, run_out
 
@@ -43,6 +44,7 @@ async def submit_run(
         await _forget_unqueued(db, run.id)
         raise BackendUnavailable("the queue is unreachable; the run was not accepted") from exc
     log.info("run.submitted", run_id=run.id, flow_id=flow_id)
+    RUNS_SUBMITTED.labels(flow_id).inc()
     response.headers["Location"] = f"/v1/runs/{run.id}"
     return run_out(run)
 
