@@ -75,8 +75,21 @@ def cluster(infra: dict[str, str], llm_sim: str) -> Iterator[Cluster]:
         log_path = Path(tempfile.mkstemp(prefix="flowfleet-up-", suffix=".log")[1])
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "flowfleet", "up", "--api", "2", "--workers", "2",
-                 "--nginx", "--nginx-port", str(nginx_port), "--api-port", "0"],  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "flowfleet",
+                    "up",
+                    "--api",
+                    "2",
+                    "--workers",
+                    "2",
+                    "--nginx",
+                    "--nginx-port",
+                    str(nginx_port),
+                    "--api-port",
+                    "0",
+                ],  # fmt: skip
                 cwd=REPO_ROOT,
                 env=env,
                 stdout=log,
@@ -86,9 +99,7 @@ def cluster(infra: dict[str, str], llm_sim: str) -> Iterator[Cluster]:
         stack.callback(_stop_group, proc)
         up = _wait_up(proc, log_path)
         _wait_workers(log_path, proc, count=2)
-        yield Cluster(
-            proc, log_path, up["url"], up["api"], up["worker_metrics"], database_url
-        )
+        yield Cluster(proc, log_path, up["url"], up["api"], up["worker_metrics"], database_url)
 
 
 def _stop_group(proc: subprocess.Popen[bytes]) -> None:
@@ -160,8 +171,7 @@ def test_runs_through_nginx_are_served_by_both_replicas_and_executed_by_both_wor
     sim.put("/_sim/config", json={"ttft_s": 0.05, "token_s": 0.0, "tokens": 0})
     with httpx.Client(base_url=cluster.url, timeout=30) as client:
         responses = [
-            client.post("/v1/flows/prompt/runs", json={"input": f"question {i}"})
-            for i in range(16)
+            client.post("/v1/flows/prompt/runs", json={"input": f"question {i}"}) for i in range(16)
         ]
         assert [r.status_code for r in responses] == [202] * 16
         served_by = {r.headers["x-served-by"] for r in responses}
@@ -200,7 +210,9 @@ def test_request_id_is_echoed_and_reaches_the_workers_logs(cluster: Cluster) -> 
         for line in cluster.output().splitlines()
         if line.startswith('{"time"') and "req-cluster-42" in line
     ]
-    assert access and access[0]["status"] == 202 and access[0]["served_by"]
+    assert access
+    assert access[0]["status"] == 202
+    assert access[0]["served_by"]
 
 
 def test_metrics_are_not_public_through_nginx(cluster: Cluster) -> None:
@@ -225,7 +237,8 @@ def test_api_and_worker_metrics_name_the_runs_llm_calls_queue_and_caches(
     assert _total(api, "flowfleet_http_request_duration_seconds_count", route=route) >= 5
     assert _total(api, "flowfleet_runs_submitted_total", flow="prompt") >= 5
     depth = [v for n, _, v in api if n == "flowfleet_queue_depth_messages"]
-    assert depth and all(v >= 0 for v in depth)
+    assert depth
+    assert all(v >= 0 for v in depth)
 
     worker = [s for url in cluster.worker_metrics for s in _samples(httpx.get(url).text)]
     assert _total(worker, "flowfleet_runs_finished_total", flow="prompt", status="succeeded") >= 4
@@ -271,7 +284,8 @@ def test_killing_an_api_replica_fails_no_request_and_the_supervisor_restarts_it(
     thread.join(timeout=30)
 
     assert not errors
-    assert statuses and set(statuses) == {202}, {s: statuses.count(s) for s in set(statuses)}
+    assert len(statuses) > 10
+    assert set(statuses) == {202}, {s: statuses.count(s) for s in set(statuses)}
     exited = [e for e in cluster.events("child.exited") if e["name"] == "api-2"]
     assert exited, "the supervisor did not log the dead replica"
     deadline = time.monotonic() + 30
