@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from pathlib import Path
 
 from shared.settings import REPO_ROOT, Settings
@@ -12,6 +14,16 @@ COMPOSE_CONF = REPO_ROOT / "nginx" / "nginx.conf"
 RATE_PER_S = 200
 BURST = 400
 COMPOSE_API_PORT = 8000  # the api service's port inside the compose network
+
+
+def nginx_binary() -> str | None:
+    """nginx from PATH, or Debian's place for it when /usr/sbin is not on PATH."""
+    found = shutil.which("nginx")
+    if found:
+        return found
+    return next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
+    )
 
 
 def render(

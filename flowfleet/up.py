@@ -128,11 +128,9 @@ def start_nginx(
     sup: Supervisor, env: dict[str, str], settings: Settings, port: int, api_ports: list[int]
 ) -> None:
     """nginx from PATH on ``port``, balancing the local API replicas."""
-    from flowfleet.nginx import render_local
+    from flowfleet.nginx import nginx_binary, render_local
 
-    binary = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)), None
-    )
+    binary = nginx_binary()
     if binary is None:
         raise SystemExit("--nginx needs nginx on PATH (Debian: apt-get install nginx-light)")
     runtime = REPO_ROOT / "var" / f"nginx-{port}"

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
-import pytest
 import yaml
 from check_jsonschema.builtin_schemas import get_builtin_schema
 
-from flowfleet.nginx import COMPOSE_API_PORT, render_compose, render_local
+from flowfleet.nginx import COMPOSE_API_PORT, nginx_binary, render_compose, render_local
 from shared import metrics
 from shared.settings import REPO_ROOT, Settings
 
@@ -152,8 +150,9 @@ def test_nginx_conf_carries_the_api_contract() -> None:
     assert "proxy_next_upstream error timeout http_502" in conf
 
 
-@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
 def test_nginx_accepts_both_rendered_configurations(tmp_path: Path) -> None:
+    binary = nginx_binary()
+    assert binary, "nginx is not installed (make test installs it when run as root)"
     local = tmp_path / "local"
     (local / "nginx.conf").parent.mkdir()
     (local / "nginx.conf").write_text(
@@ -166,7 +165,7 @@ def test_nginx_accepts_both_rendered_configurations(tmp_path: Path) -> None:
     (docker / "nginx.conf").write_text(text.replace("/tmp", str(docker)))
     for prefix in (local, docker):
         check = subprocess.run(
-            ["nginx", "-t", "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
+            [binary, "-t", "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
             capture_output=True,
             text=True,
         )
