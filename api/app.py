@@ -50,7 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             celery=make_celery(settings, "flowfleet-api"),
         )
         app.state.flowfleet = state
-        await sync_flows_dir(state)
+        try:
+            await sync_flows_dir(state)
+        except Exception as exc:
+            # Start anyway: readiness reports the database, and the next start syncs again.
+            log.error("flows.sync_failed", error=type(exc).__name__)
         try:
             yield
         finally:

@@ -16,7 +16,7 @@ from typing import Any
 from langchain_core.callbacks import AsyncCallbackHandler, UsageMetadataCallbackHandler
 from sqlalchemy import and_, or_, select, update
 
-from flows.base import FlowInput, FlowResult, FlowValidationError, HistoryMessage
+from flows.base import CompiledFlow, FlowInput, FlowResult, FlowValidationError, HistoryMessage
 from flows.routing import BackendNotAllowed
 from shared import events
 from shared.db import transaction
@@ -48,12 +48,12 @@ async def _publish(ctx: WorkerContext, run_id: str, event: str, data: dict[str, 
     try:
         await events.publish(ctx.redis, ctx.settings, run_id, event, data)
     except Exception as exc:
-        log.warning("run.event_lost", run_id=run_id, event=event, error=type(exc).__name__)
+        log.warning("run.event_lost", run_id=run_id, event_type=event, error=type(exc).__name__)
 
 
 async def claim_run(
     ctx: WorkerContext, run_id: str
-) -> tuple[Run, FlowVersion, list[HistoryMessage]] | None:
+) -> tuple[Run, str, list[HistoryMessage]] | None:
     """Take the run's lease if it is free; load what the flow needs; release the connection."""
     now = utcnow()
     async with transaction(ctx.sessions) as session:
@@ -78,7 +78,11 @@ async def claim_run(
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             return None
         run = (await session.scalars(select(Run).where(Run.id == run_id))).one()
-        version = await session.get(FlowVersion, (run.flow_id, run.flow_version))
+        kind = await session.scalar(
+            select(FlowVersion.kind).where(
+                FlowVersion.flow_id == run.flow_id, FlowVersion.version == run.flow_version
+            )
+        )
         history: list[HistoryMessage] = []
         if run.session_id:
             rows = await session.scalars(
@@ -88,10 +92,25 @@ async def claim_run(
                 .limit(HISTORY_LIMIT)
             )
             history = [HistoryMessage(m.role, m.content) for m in reversed(rows.all())]  # type: ignore[arg-type]
-    if version is None:
+    if kind is None:
         await finish_run(ctx, run, error=FlowError(f"flow version {run.flow_version} is missing"))
         return None
-    return run, version, history
+    return run, kind, history
+
+
+async def compiled_flow(ctx: WorkerContext, run: Run, kind: str) -> tuple[CompiledFlow, bool]:
+    """The run's compiled flow, and whether it came from the cache (no parsing, no compiling)."""
+    compiled = ctx.flows.lookup(run.flow_id, run.flow_version)
+    if compiled is not None:
+        return compiled, True
+    async with ctx.sessions() as session:
+        source = await session.scalar(
+            select(FlowVersion.source).where(
+                FlowVersion.flow_id == run.flow_id, FlowVersion.version == run.flow_version
+            )
+        )
+    compiled = ctx.flows.compile(run.flow_id, run.flow_version, kind, source or "")  # type: ignore[arg-type]
+    return compiled, False
 
 
 async def finish_run(
@@ -167,7 +186,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
     if claimed is None:
         log.info("run.skipped", run_id=run_id)
         return "skipped"
-    run, version, history = claimed
+    run, kind, history = claimed
     started = time.perf_counter()
     ctx.in_flight.add(run_id)
     metrics.run_started(run.flow_id, run.created_at, run.started_at)
@@ -175,8 +194,9 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
     usage = UsageMetadataCallbackHandler()
     result: FlowResult | None = None
     error: RunFailure | None = None
+    from_cache = False
     try:
-        compiled = ctx.flows.get(run.flow_id, run.flow_version, version.kind, version.source)  # type: ignore[arg-type]
+        compiled, from_cache = await compiled_flow(ctx, run, kind)
         flow_input = FlowInput(
             input=run.input, session_id=run.session_id, history=history, tweaks=run.tweaks or {}
         )
@@ -212,6 +232,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
         status=outcome if recorded else "lease_lost",
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
         error=error.code if error else None,
+        flow_cache="hit" if from_cache else "compiled",
     )
     if recorded:
         if result is not None:

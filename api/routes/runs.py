@@ -34,6 +34,7 @@ async def submit_run(
 ) -> RunOut:
     """Record a run and queue it; answers at once with the run (poll its Location)."""
     flow = await flow_service.get_flow(db, flow_id)
+    await flow_service.check_tweaks(db, flow, body.tweaks)
     run = await run_service.create_run(db, flow=flow, body=body, owner=caller.owner)
     await db.commit()
     try:

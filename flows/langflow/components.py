@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.prompts import PromptTemplate
+from langchain_core.runnables import RunnableConfig
 
 from flows.base import HistoryMessage
 from flows.langflow.document import prompt_variables
@@ -249,7 +250,7 @@ class ModelComponent:
                 f"{self.node_id}: the message you want to send to the model is empty "
                 "(connect an input or set a system message)"
             )
-        reply = await model.ainvoke(messages, config=dict(ctx.config))
+        reply = await model.ainvoke(messages, config=cast(RunnableConfig, dict(ctx.config)))
         return {"text_output": Message(_content_text(reply.content)), "model_output": model}
 
 

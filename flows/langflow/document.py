@@ -205,13 +205,17 @@ def _apply_group_template(template: Mapping[str, Any], g_nodes: list[dict[str, A
                 inner_field["value"] = value["value"]
 
 
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _parse_node(raw: Mapping[str, Any]) -> LangflowNode | None:
     if raw.get("type") == "noteNode":
         return None
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-    inner = data.get("node") if isinstance(data.get("node"), dict) else {}
+    data = _as_dict(raw.get("data"))
+    inner = _as_dict(data.get("node"))
     ctype = data.get("type")
-    template_raw = inner.get("template") if isinstance(inner.get("template"), dict) else {}
+    template_raw = _as_dict(inner.get("template"))
     template = {
         k: v
         for k, v in template_raw.items()
@@ -229,9 +233,9 @@ def _parse_node(raw: Mapping[str, Any]) -> LangflowNode | None:
 
 
 def _parse_edge(raw: Mapping[str, Any]) -> LangflowEdge:
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-    sh = data.get("sourceHandle") if isinstance(data.get("sourceHandle"), dict) else {}
-    th = data.get("targetHandle") if isinstance(data.get("targetHandle"), dict) else {}
+    data = _as_dict(raw.get("data"))
+    sh = _as_dict(data.get("sourceHandle"))
+    th = _as_dict(data.get("targetHandle"))
     if "name" not in sh:
         sh = decode_handle(raw.get("sourceHandle"))
     if "fieldName" not in th:

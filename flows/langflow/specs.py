@@ -44,7 +44,7 @@ class ComponentSpec:
         return next((f for f in self.fields if f.name == name), None)
 
 
-_MSG = (MESSAGE,)
+_MSG: tuple[str, ...] = (MESSAGE,)
 _CHAT_COMMON = (
     FieldSpec("should_store_message", "bool", default=True),
     FieldSpec("session_id", "str", _MSG, default=""),
@@ -61,7 +61,10 @@ _MODEL_COMMON = (
     FieldSpec("api_key", "str", default=""),
     FieldSpec("temperature", "float", default=0.1),
 )
-_MODEL_OUTPUTS = {"text_output": _MSG, "model_output": (LANGUAGE_MODEL,)}
+_MODEL_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "text_output": _MSG,
+    "model_output": (LANGUAGE_MODEL,),
+}
 
 SPECS: tuple[ComponentSpec, ...] = (
     ComponentSpec(
