@@ -157,7 +157,7 @@ def run_embedded(
 
     ``api_port`` 0 gives each replica a free port; otherwise replicas take
     consecutive ports from it (default: the ``api_port`` setting). Workers get
-    consecutive metrics ports from ``worker_metrics_port`` when it is set.
+    the next free metrics ports from ``worker_metrics_port`` when it is set.
     """
     env = dict(os.environ)
     sup = Supervisor()
@@ -184,8 +184,10 @@ def run_embedded(
     for i in range(workers):
         worker_env = dict(env)
         if settings.worker_metrics_port:
-            # Several workers on one host: one metrics port each.
-            metrics_ports.append(settings.worker_metrics_port + i)
+            # Several workers on one host: one metrics port each, the next free one.
+            metrics_ports.append(
+                _next_free_port(max([settings.worker_metrics_port - 1, *metrics_ports]) + 1)
+            )
             worker_env["FLOWFLEET_WORKER_METRICS_PORT"] = str(metrics_ports[-1])
         sup.add(f"worker-{i + 1}", _cli("worker"), worker_env)
     for port in ports:
@@ -202,6 +204,17 @@ def run_embedded(
         worker_metrics=[f"http://127.0.0.1:{p}/metrics" for p in metrics_ports],
     )
     return sup.watch()
+
+
+def _next_free_port(port: int) -> int:
+    """``port`` or the first one above it that nothing is bound to."""
+    while True:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                port += 1
 
 
 def _port_taken(port: int) -> bool:
