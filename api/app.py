@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from api import metrics, problems
 from api.limits import BodyLimitMiddleware
-from api.routes import flows, health, runs, sessions
+from api.routes import events, flows, health, openai_compat, runs, sessions
 from api.services.flows import save_definition
 from api.state import AppState
 from flows.definitions import load_dir
@@ -48,6 +48,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sessions=session_factory(engine),
             redis=Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3),
             celery=make_celery(settings, "flowfleet-api"),
+            redis_blocking=Redis(
+                connection_pool=BlockingConnectionPool.from_url(
+                    settings.redis_url,
+                    max_connections=settings.redis_blocking_connections,
+                    timeout=5,  # waiting for a free connection, then 503
+                    socket_timeout=None,  # reads block as long as XREAD BLOCK says
+                    socket_connect_timeout=3,
+                )
+            ),
         )
         app.state.flowfleet = state
         try:
@@ -59,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await state.redis.aclose()
+            await state.redis_blocking.aclose(close_connection_pool=True)
             await engine.dispose()
 
     app = FastAPI(
@@ -73,6 +83,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.install_queue_collector(settings)
         app.include_router(metrics.router)
     problems.install(app)
-    for module in (runs, flows, sessions, health):
+    for module in (runs, events, openai_compat, flows, sessions, health):
         app.include_router(module.router)
     return app

@@ -21,6 +21,9 @@ class AppState:
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis
     celery: Celery
+    # Blocking reads (XREAD BLOCK for SSE and wait) get their own pool, so many idle
+    # subscribers never starve the short commands of other requests.
+    redis_blocking: Redis
 
 
 def get_state(request: Request) -> AppState:

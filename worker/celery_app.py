@@ -17,7 +17,11 @@ from worker.context import LoopThread, WorkerContext, build_context
 
 settings = get_settings()
 app: Celery = make_celery(settings, "flowfleet-worker")
-app.conf.update(worker_pool="threads", worker_concurrency=settings.worker_concurrency)
+app.conf.update(
+    worker_pool="threads",
+    worker_concurrency=settings.worker_concurrency,
+    include=["worker.webhooks"],  # registers the webhook task
+)
 log = get_logger("worker")
 
 _lock = threading.Lock()

@@ -23,7 +23,7 @@ from shared.db import transaction
 from shared.errors import FlowError, RunFailure, RunTimeout
 from shared.logging import get_logger
 from shared.models import FlowVersion, Run, SessionMessage, utcnow
-from worker import metrics
+from worker import cancel, metrics, webhooks
 from worker.backend_errors import as_run_failure
 from worker.context import WorkerContext
 
@@ -34,13 +34,15 @@ HISTORY_LIMIT = 200
 class TokenPublisher(AsyncCallbackHandler):
     """Streams a run's model tokens to its event stream as they arrive."""
 
+    raise_error = True  # so a cancel raised here stops the flow
+
     def __init__(self, ctx: WorkerContext, run_id: str) -> None:
         self.ctx = ctx
         self.run_id = run_id
 
     async def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
         if token:
-            await _publish(self.ctx, self.run_id, "token", {"text": token})
+            await cancel.publish_token(self.ctx, self.run_id, token)
 
 
 async def _publish(ctx: WorkerContext, run_id: str, event: str, data: dict[str, Any]) -> None:
@@ -194,6 +196,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
     usage = UsageMetadataCallbackHandler()
     result: FlowResult | None = None
     error: RunFailure | None = None
+    cancelled = False
     from_cache = False
     try:
         compiled, from_cache = await compiled_flow(ctx, run, kind)
@@ -201,13 +204,22 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
             input=run.input, session_id=run.session_id, history=history, tweaks=run.tweaks or {}
         )
         config = {
-            "callbacks": [usage, TokenPublisher(ctx, run_id), metrics.LLMMetrics()],
+            "callbacks": [
+                usage,
+                TokenPublisher(ctx, run_id),
+                cancel.CancelCheck(ctx, run_id),
+                metrics.LLMMetrics(),
+            ],
             "metadata": {"run_id": run_id, "flow_id": run.flow_id},
             "run_name": f"flowfleet:{run.flow_id}",
         }
-        result = await asyncio.wait_for(
-            compiled.ainvoke(flow_input, config), timeout=ctx.settings.run_timeout_s
+        result = await cancel.run_cancellable(
+            ctx,
+            run_id,
+            asyncio.wait_for(compiled.ainvoke(flow_input, config), ctx.settings.run_timeout_s),
         )
+    except cancel.RunCancelled:
+        cancelled = True
     except TimeoutError:
         error = RunTimeout(f"the run took longer than {ctx.settings.run_timeout_s:g} s")
     except (FlowValidationError, BackendNotAllowed) as exc:
@@ -216,12 +228,19 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
         error = as_run_failure(exc)
     finally:
         ctx.in_flight.discard(run_id)
+    outcome = "cancelled" if cancelled else "succeeded" if error is None else "failed"
     try:
-        recorded = await finish_run(ctx, run, result=result, error=error, usage=_usage(usage))
+        recorded = await finish_run(
+            ctx,
+            run,
+            result=None if cancelled else result,
+            error=None if cancelled else error,
+            usage=_usage(usage),
+            status=outcome,
+        )
     except BaseException:
         metrics.run_finished(run.flow_id, "unrecorded", time.perf_counter() - started)
         raise
-    outcome = "succeeded" if error is None else "failed"
     metrics.run_finished(
         run.flow_id, outcome if recorded else "lease_lost", time.perf_counter() - started
     )
@@ -240,4 +259,5 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
         if error is not None:
             await _publish(ctx, run_id, "error", {"code": error.code, "message": error.message})
         await _publish(ctx, run_id, "done", {"status": outcome})
+        await webhooks.schedule(ctx, run)
     return outcome if recorded else "lease_lost"

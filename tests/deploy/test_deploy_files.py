@@ -138,7 +138,7 @@ def test_nginx_conf_carries_the_api_contract() -> None:
     assert "keepalive 64;" in conf
     assert 'proxy_set_header Connection "";' in conf
     read_timeouts = [int(t) for t in re.findall(r"proxy_read_timeout (\d+)s;", conf)]
-    assert min(read_timeouts) > 60  # above the long-poll cap
+    assert min(read_timeouts) > defaults().wait_max_s  # above the long-poll cap
     events = conf.split("location ~ ^/v1/runs/[^/]+/events$")[1].split("}")[0]
     chat = conf.split("location = /v1/chat/completions")[1].split("}")[0]
     for block in (events, chat):
@@ -231,7 +231,7 @@ def test_kubernetes_values_agree_with_the_settings() -> None:
         assert {"cpu", "memory"} <= set(container["resources"]["limits"])
     ingress = k8s_kind("Ingress")["metadata"]["annotations"]
     assert ingress["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
-    assert int(ingress["nginx.ingress.kubernetes.io/proxy-read-timeout"]) > 60
+    assert int(ingress["nginx.ingress.kubernetes.io/proxy-read-timeout"]) > settings.wait_max_s
     assert ingress["nginx.ingress.kubernetes.io/proxy-body-size"] == "1m"
     assert settings.max_body_bytes == 1024 * 1024
     paths = [p["path"] for p in k8s_kind("Ingress")["spec"]["rules"][0]["http"]["paths"]]

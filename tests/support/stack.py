@@ -29,6 +29,7 @@ import redis
 from tests.support.llm_sim import REPO_ROOT, free_port
 
 ADMIN_DSN = os.environ.get("FLOWFLEET_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+WEBHOOK_SECRET = "test-webhook-secret"
 TEST_REDIS = os.environ.get("FLOWFLEET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -105,6 +106,8 @@ def base_env(database_url: str, redis_url: str, sim_url: str, **extra: str) -> d
             "FLOWFLEET_LEASE_S": "3",
             "FLOWFLEET_SWEEP_INTERVAL_S": "1",
             "FLOWFLEET_WORKER_CONCURRENCY": "50",
+            "FLOWFLEET_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "FLOWFLEET_WEBHOOK_RETRY_BASE_S": "0.2",
         }
     )
     env.update(extra)
