@@ -111,6 +111,11 @@ async def compiled_flow(ctx: WorkerContext, run: Run, kind: str) -> tuple[Compil
                 FlowVersion.flow_id == run.flow_id, FlowVersion.version == run.flow_version
             )
         )
+    # Runs that started together on a cold worker all waited on that read: the first one
+    # back compiles (synchronously, so nothing interleaves), the others find its result.
+    compiled = ctx.flows.lookup(run.flow_id, run.flow_version)
+    if compiled is not None:
+        return compiled, True
     compiled = ctx.flows.compile(run.flow_id, run.flow_version, kind, source or "")  # type: ignore[arg-type]
     return compiled, False
 

@@ -265,8 +265,8 @@ def test_api_and_worker_metrics_name_the_runs_llm_calls_queue_and_caches(
     assert _total(worker, "flowfleet_llm_errors_total", backend="sim", kind="http_500") >= 1
     compiles = _total(worker, "flowfleet_flow_cache_requests_total", result="compile")
     hits = _total(worker, "flowfleet_flow_cache_requests_total", result="hit")
-    # Once per worker process, never per run (concurrent cold misses may each compile once).
-    assert 1 <= compiles <= 2 * 2
+    # Once per worker process at most, never per run, even for runs that start together.
+    assert 1 <= compiles <= 2
     assert hits >= 3
 
 
