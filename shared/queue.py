@@ -13,6 +13,7 @@ from celery import Celery
 from redis.asyncio import Redis
 
 from shared.settings import Settings
+from shared.telemetry import propagation_headers
 
 RUN_TASK = "flowfleet.run"
 WEBHOOK_TASK = "flowfleet.webhook"
@@ -55,8 +56,12 @@ def make_celery(settings: Settings, name: str = "flowfleet") -> Celery:
 
 
 def enqueue_run(app: Celery, run_id: str, *, headers: dict[str, Any] | None = None) -> None:
-    """Send only the run id; the worker reads everything else from the database."""
-    app.send_task(RUN_TASK, args=[run_id], headers=headers or {})
+    """Send only the run id; the worker reads everything else from the database.
+
+    The headers carry the submitting request's id and trace context, never run data.
+    """
+    carried = {**propagation_headers(), "run_id": run_id, **(headers or {})}
+    app.send_task(RUN_TASK, args=[run_id], headers=carried)
 
 
 _ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
@@ -92,6 +97,8 @@ def run_message(settings: Settings, run_id: str, headers: dict[str, Any] | None 
         "replaced_task_nesting": 0,
         "stamped_headers": None,
         "stamps": {},
+        **propagation_headers(),
+        "run_id": run_id,
         **(headers or {}),
     }
     envelope = {

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
 
     webhook_secret: SecretStr = SecretStr("change-me")
 
+    # Observability
+    metrics_enabled: bool = True  # the API's /metrics
+    worker_metrics_port: int = 0  # each worker serves /metrics here; 0 = off
+    otel_enabled: bool = False  # OpenTelemetry tracing (pip install '.[otel]')
+    otel_service_name: str = "flowfleet"
+
     @field_validator("database_url")
     @classmethod
     def _normalise_dsn(cls, value: str) -> str:

@@ -6,10 +6,12 @@ import asyncio
 import threading
 from typing import Any
 
-from celery import Celery, signals
+import structlog
+from celery import Celery, Task, signals
 
 from flows.models import set_limiter
 from shared.backend_limits import BackendLimiter
+from shared import telemetry
 from shared.logging import configure_logging, get_logger
 from shared.queue import RUN_TASK, make_celery
 from shared.settings import get_settings
@@ -40,6 +42,9 @@ def runtime() -> tuple[LoopThread, WorkerContext]:
             from worker.maintenance import maintain
 
             asyncio.run_coroutine_threadsafe(maintain(ctx), loop.loop)
+            from worker.metrics import serve_metrics
+
+            serve_metrics(settings, ctx.flows)
             log.info(
                 "worker.started", worker_id=ctx.worker_id, concurrency=settings.worker_concurrency
             )
@@ -49,6 +54,7 @@ def runtime() -> tuple[LoopThread, WorkerContext]:
 @signals.worker_init.connect
 def _on_worker_init(**_: Any) -> None:
     configure_logging(settings)
+    telemetry.init_tracing(settings, "worker")
 
 
 @signals.worker_ready.connect
@@ -64,10 +70,26 @@ def _on_worker_shutdown(**_: Any) -> None:
         loop.stop()
 
 
-@app.task(name=RUN_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def run_flow(run_id: str) -> str:
+@app.task(name=RUN_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_flow(self: Task, run_id: str) -> str:
     """Execute one run; the run id is the whole message."""
+    loop, ctx = runtime()
+    return loop.run(_traced_run(ctx, run_id, _task_headers(self)))
+
+
+def _task_headers(task: Task) -> dict[str, Any]:
+    # Protocol 2 merges custom headers into the request; older clients nest them.
+    request = task.request
+    nested = getattr(request, "headers", None) or {}
+    keys = ("request_id", "traceparent", "tracestate")
+    return {k: v for k in keys if (v := getattr(request, k, None) or nested.get(k))}
+
+
+async def _traced_run(ctx: WorkerContext, run_id: str, headers: dict[str, Any]) -> str:
+    """The run with its request id in every log line and its span under the submitting trace."""
     from worker.execute import execute_run
 
-    loop, ctx = runtime()
-    return loop.run(execute_run(ctx, run_id))
+    # This coroutine is its own asyncio task, so the bound context stays with this run.
+    structlog.contextvars.bind_contextvars(run_id=run_id, request_id=headers.get("request_id"))
+    with telemetry.span("flowfleet.run", headers, run_id=run_id):
+        return await execute_run(ctx, run_id)
