@@ -10,8 +10,8 @@ import structlog
 from celery import Celery, Task, signals
 
 from flows.models import set_limiter
-from shared.backend_limits import BackendLimiter
 from shared import telemetry
+from shared.backend_limits import BackendLimiter
 from shared.logging import configure_logging, get_logger
 from shared.queue import RUN_TASK, make_celery
 from shared.settings import get_settings
