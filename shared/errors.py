@@ -63,6 +63,10 @@ class RunFinished(Conflict):
     code, title = "run_finished", "Run already finished"
 
 
+class RunNotFinished(Conflict):
+    code, title = "run_not_finished", "Run has not finished"
+
+
 class IdempotencyConflict(Conflict):
     code, title = "idempotency_conflict", "Idempotency key reused with a different request"
 
@@ -85,6 +89,10 @@ class BackendUnavailable(FlowfleetError):
     status, code, title = 503, "backend_unavailable", "Service temporarily unavailable"
 
 
+class InsufficientScope(Forbidden):
+    code, title = "insufficient_scope", "The key lacks the scope this needs"
+
+
 class QueueFull(FlowfleetError):
     status, code, title = 503, "queue_full", "Too many queued runs"
 
@@ -104,3 +112,11 @@ class FlowError(RunFailure):
 
 class RunTimeout(RunFailure):
     code, title = "timeout", "Run exceeded its deadline"
+
+
+class ExhaustedRetries(RunFailure):
+    code, title = "exhausted_retries", "Run was delivered too many times without finishing"
+
+
+class CircuitOpen(BackendError):
+    """The backend failed repeatedly just now; fail fast instead of calling it."""

@@ -17,6 +17,7 @@ from langchain_core.callbacks import AsyncCallbackHandler, UsageMetadataCallback
 from sqlalchemy import and_, or_, select, update
 
 from flows.base import FlowInput, FlowResult, FlowValidationError, HistoryMessage
+from flows.retry import run_deadline
 from flows.routing import BackendNotAllowed
 from shared import events
 from shared.db import transaction
@@ -25,6 +26,7 @@ from shared.logging import get_logger
 from shared.models import FlowVersion, Run, SessionMessage, utcnow
 from worker.backend_errors import as_run_failure
 from worker.context import WorkerContext
+from worker.delivery import durably, exhausted
 
 log = get_logger("worker.execute")
 HISTORY_LIMIT = 200
@@ -82,7 +84,9 @@ async def claim_run(
         if run.session_id:
             rows = await session.scalars(
                 select(SessionMessage)
+                # A session id is scoped to its owner: another key's history never leaks in.
                 .where(SessionMessage.session_id == run.session_id)
+                .where(SessionMessage.owner == run.owner)
                 .order_by(SessionMessage.id.desc())
                 .limit(HISTORY_LIMIT)
             )
@@ -172,8 +176,11 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
     await _publish(ctx, run_id, "status", {"status": "running", "attempt": run.attempts})
     usage = UsageMetadataCallbackHandler()
     result: FlowResult | None = None
-    error: RunFailure | None = None
+    error: RunFailure | None = exhausted(run, ctx.settings)
+    run_deadline.set(time.monotonic() + ctx.settings.run_timeout_s)
     try:
+        if error is not None:
+            raise error
         compiled = ctx.flows.get(run.flow_id, run.flow_version, version.kind, version.source)  # type: ignore[arg-type]
         flow_input = FlowInput(
             input=run.input, session_id=run.session_id, history=history, tweaks=run.tweaks or {}
@@ -186,15 +193,24 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
         result = await asyncio.wait_for(
             compiled.ainvoke(flow_input, config), timeout=ctx.settings.run_timeout_s
         )
+    except asyncio.CancelledError:
+        ctx.in_flight.discard(run_id)  # shutdown took it back (worker/shutdown.py)
+        raise
     except TimeoutError:
         error = RunTimeout(f"the run took longer than {ctx.settings.run_timeout_s:g} s")
     except (FlowValidationError, BackendNotAllowed) as exc:
         error = FlowError(str(exc))
     except Exception as exc:
         error = as_run_failure(exc)
+    try:
+        # Still in flight (lease renewed) while the result write rides out a database outage.
+        recorded = await durably(
+            lambda: finish_run(ctx, run, result=result, error=error, usage=_usage(usage)),
+            run_id=run_id,
+            within_s=ctx.settings.finish_retry_s,
+        )
     finally:
         ctx.in_flight.discard(run_id)
-    recorded = await finish_run(ctx, run, result=result, error=error, usage=_usage(usage))
     outcome = "succeeded" if error is None else "failed"
     log.info(
         "run.finished",

@@ -33,19 +33,27 @@ async def renew_leases(ctx: WorkerContext) -> int:
 async def sweep(ctx: WorkerContext) -> list[str]:
     """Re-enqueue runs whose worker died (lease expired) or whose message was lost."""
     now = utcnow()
+    # One lease of grace: after a database outage the owner's heartbeat renews first.
+    expired_before = now - timedelta(seconds=ctx.settings.lease_s)
     stale_queued = now - timedelta(seconds=ctx.settings.queued_stale_s)
     async with transaction(ctx.sessions) as session:
         expired = list(
             (
                 await session.scalars(
-                    select(Run.id).where(Run.status == "running", Run.lease_expires_at < now)
+                    select(Run.id).where(
+                        Run.status == "running", Run.lease_expires_at < expired_before
+                    )
                 )
             ).all()
         )
         if expired:
             await session.execute(
                 update(Run)
-                .where(Run.id.in_(expired), Run.status == "running", Run.lease_expires_at < now)
+                .where(
+                    Run.id.in_(expired),
+                    Run.status == "running",
+                    Run.lease_expires_at < expired_before,
+                )
                 .values(status="queued", lease_owner=None, lease_expires_at=None)
                 .execution_options(synchronize_session=False)
             )
