@@ -90,8 +90,10 @@ def test_a_key_sees_only_its_own_runs_and_sessions(secure: Stack, sim: httpx.Cli
     key_b = make_key(secure, "runs:write,runs:read", "b")
     with as_key(secure, key_a) as a, as_key(secure, key_b) as b:
         run_a = finish(
-            a, a.post("/v1/flows/chat/runs", json={"input": "A's secret", "session_id": "s1"})
-            .json()["id"],
+            a,
+            a.post("/v1/flows/chat/runs", json={"input": "A's secret", "session_id": "s1"}).json()[
+                "id"
+            ],
         )
         assert run_a["status"] == "succeeded"
 
@@ -106,8 +108,10 @@ def test_a_key_sees_only_its_own_runs_and_sessions(secure: Stack, sim: httpx.Cli
         # Same session id under key B: A's history never reaches B's model call.
         sim.delete("/_sim/requests")
         run_b = finish(
-            b, b.post("/v1/flows/chat/runs", json={"input": "what was said?", "session_id": "s1"})
-            .json()["id"],
+            b,
+            b.post(
+                "/v1/flows/chat/runs", json={"input": "what was said?", "session_id": "s1"}
+            ).json()["id"],
         )
         only_b = [
             {"role": "system", "content": CHAT_SYSTEM},
@@ -124,7 +128,7 @@ def test_burst_over_the_limit_gets_429_with_retry_after(secure: Stack) -> None:
         responses = [client.get("/v1/runs?limit=1") for _ in range(60)]
     ok = [r for r in responses if r.status_code == 200]
     limited = [r for r in responses if r.status_code == 429]
-    print(f"\n[rate limit] sent=60 ok={len(ok)} limited={len(limited)} (burst 30, 10/s)")
+    print(f"\n[rate limit] sent=60 ok={len(ok)} limited={len(limited)} (burst 30, 10/s)")  # noqa: T201
     assert ok
     assert limited
     assert ok[0].headers["ratelimit-limit"] == "30"
@@ -137,9 +141,12 @@ def test_burst_over_the_limit_gets_429_with_retry_after(secure: Stack) -> None:
 
 def test_queue_cap_answers_503_queue_full(infra: dict[str, str], llm_sim: str) -> None:
     # No worker: everything submitted stays queued, so the cap is what refuses.
-    with isolated_stack(
-        llm_sim, infra["redis_url"], workers=0, FLOWFLEET_MAX_QUEUED_PER_FLOW="3"
-    ) as stack, stack.client() as client:
+    with (
+        isolated_stack(
+            llm_sim, infra["redis_url"], workers=0, FLOWFLEET_MAX_QUEUED_PER_FLOW="3"
+        ) as stack,
+        stack.client() as client,
+    ):
         codes = [
             client.post("/v1/flows/prompt/runs", json={"input": f"n{i}"}).status_code
             for i in range(5)

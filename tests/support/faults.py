@@ -141,7 +141,7 @@ class Tally:
             "succeeded": statuses["succeeded"],
             "failed": statuses["failed"],
         }
-        print(
+        print(  # noqa: T201 - the figures docs/reliability.md quotes
             f"\n[{self.name}] "
             + " ".join(f"{k}={v}" for k, v in figures.items())
             + f" refused={dict(self.refused)} errors={dict(errors)}"
