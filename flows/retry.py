@@ -118,6 +118,7 @@ class CircuitBreaker:
     _consecutive: int = 0
     _opened_at: float | None = None
     _probing: bool = False
+    _last: str = ""
     _clock: object = field(default=time.monotonic, repr=False)
 
     @property
@@ -139,7 +140,7 @@ class CircuitBreaker:
             return
         wait = max(0.0, self.reset_s - (self._now() - (self._opened_at or 0)))
         raise CircuitOpen(
-            f"backend {self.name!r} failed {self._consecutive} calls in a row; "
+            f"backend {self.name!r} failed {self._consecutive} calls in a row{self._last}; "
             f"not calling it for another {wait:.0f} s",
             backend=self.name,
         )
@@ -150,6 +151,8 @@ class CircuitBreaker:
             self._consecutive, self._opened_at, self._probing = 0, None, False
             return
         self._consecutive += 1
+        status = backend_status(exc)
+        self._last = f" (last: HTTP {status})" if status else f" (last: {type(exc).__name__})"
         if self._probing or self._consecutive >= self.failures:
             self._opened_at, self._probing = self._now(), False
 

