@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from api import problems
 from api.auth import KeyCache, guard
 from api.limits import BodyLimitMiddleware
 from api.ratelimit import QueueGauge, RateLimiter
-from api.routes import flows, health, runs, sessions
+from api.routes import events, flows, health, openai_compat, runs, sessions
 from api.services.flows import save_definition
 from api.state import AppState
 from flows.definitions import load_dir
@@ -53,6 +53,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             key_cache=KeyCache(settings.key_cache_s),
             rate_limiter=RateLimiter(redis, settings),
             queue_gauge=QueueGauge(sessions),
+            redis_blocking=Redis(
+                connection_pool=BlockingConnectionPool.from_url(
+                    settings.redis_url,
+                    max_connections=settings.redis_blocking_connections,
+                    timeout=5,  # waiting for a free connection, then 503
+                    socket_timeout=None,  # reads block as long as XREAD BLOCK says
+                    socket_connect_timeout=3,
+                )
+            ),
         )
         app.state.flowfleet = state
         if not settings.auth_on:
@@ -61,11 +70,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 detail="every caller is an anonymous admin; set FLOWFLEET_AUTH_ENABLED=true "
                 "or FLOWFLEET_ENV=production before exposing this API",
             )
-        await sync_flows_dir(state)
+        try:
+            await sync_flows_dir(state)
+        except Exception as exc:
+            # Start anyway: readiness reports the database, and the next start syncs again.
+            log.error("flows.sync_failed", error=type(exc).__name__)
         try:
             yield
         finally:
             await state.redis.aclose()
+            await state.redis_blocking.aclose(close_connection_pool=True)
             await engine.dispose()
 
     app = FastAPI(
@@ -77,6 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     problems.install(app)
-    for module in (runs, flows, sessions, health):
+    for module in (runs, events, openai_compat, flows, sessions, health):
         app.include_router(module.router)
     return app

@@ -109,9 +109,3 @@ def check_flow_upload(raw: bytes, settings: Settings) -> None:
         raise PayloadTooLarge(
             f"the flow has {len(nodes)} nodes; the limit is {settings.max_flow_nodes}"
         )
-
-
-def check_batch_size(count: int, settings: Settings) -> None:
-    """A batch request's size (the batch endpoint calls this)."""
-    if count > settings.max_batch:
-        raise PayloadTooLarge(f"{count} runs in one batch; the limit is {settings.max_batch}")

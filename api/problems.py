@@ -54,8 +54,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(FlowfleetError)
     async def _flowfleet(request: Request, exc: FlowfleetError) -> JSONResponse:
-        headers = exc.extra.pop("headers", None) if isinstance(exc.extra, dict) else None
-        return problem_response(exc, request, headers)
+        return problem_response(exc, request, exc.headers())
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -80,7 +79,7 @@ def install(app: FastAPI) -> None:
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("api.backend_unavailable", error=type(exc).__name__, path=request.url.path)
         error = BackendUnavailable("the database or Redis is unreachable; retry shortly")
-        return problem_response(error, request, {"Retry-After": "2"})
+        return problem_response(error, request, error.headers())
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -25,6 +25,9 @@ class AppState:
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis
     celery: Celery
+    # Blocking reads (XREAD BLOCK for SSE and wait) get their own pool, so many idle
+    # subscribers never starve the short commands of other requests.
+    redis_blocking: Redis
     key_cache: KeyCache = field(default=None)  # type: ignore[assignment]
     rate_limiter: RateLimiter = field(default=None)  # type: ignore[assignment]
     queue_gauge: QueueGauge = field(default=None)  # type: ignore[assignment]

@@ -3,6 +3,12 @@
 Tests and benchmarks point `langchain-openai` (or the `openai` client) at it instead of a real
 model server. The reply depends only on the request messages (see `reply_text`), so a test can
 compute what a flow must have produced.
+
+Structured requests get JSON instead of text (see `structured_reply`): with `tools`, one
+call of the chosen (else the first) function whose arguments fit its schema; with a
+`response_format` of type `json_schema`, content JSON that fits the schema. Values are
+deterministic: strings are the last user text, numbers 0, booleans false, objects every
+property, arrays `minItems` items (none without it).
 """
 
 from __future__ import annotations
@@ -89,6 +95,53 @@ def reply_text(messages: list[dict[str, Any]]) -> str:
     return f"You said: {last_user} [{expected_digest(messages)}]"
 
 
+def sample_value(schema: Any, text: str, defs: dict[str, Any] | None = None, depth: int = 0) -> Any:
+    """A deterministic value fitting a JSON schema: strings `text`, numbers 0, booleans false."""
+    if not isinstance(schema, dict) or depth > 32:
+        return None
+    defs = {**(defs or {}), **schema.get("$defs", {}), **schema.get("definitions", {})}
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        return sample_value(defs.get(ref.rsplit("/", 1)[-1]), text, defs, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = [o for o in schema.get(key) or [] if o.get("type") != "null"]
+        if options:
+            return sample_value(options[0], text, defs, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        return {name: sample_value(sub, text, defs, depth + 1) for name, sub in props.items()}
+    if kind == "array":
+        item = sample_value(schema.get("items", {}), text, defs, depth + 1)
+        return [item] * int(schema.get("minItems") or 0)
+    return {"string": text, "integer": 0, "number": 0, "boolean": False}.get(str(kind))
+
+
+def structured_reply(body: dict[str, Any]) -> tuple[str | None, str] | None:
+    """For a structured request: (function name, or None for content; the JSON). Else None."""
+    messages = body["messages"]
+    text = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+    tools = [
+        t["function"] for t in body.get("tools") or [] if isinstance(t, dict) and "function" in t
+    ]
+    if tools:
+        choice = body.get("tool_choice")
+        wanted = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
+        tool = next((t for t in tools if t.get("name") == wanted), tools[0])
+        return str(tool.get("name")), json.dumps(sample_value(tool.get("parameters"), text))
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        return None, json.dumps(sample_value(schema, text))
+    return None
+
+
 def reply_tokens(messages: list[dict[str, Any]], min_tokens: int = 0) -> list[str]:
     """The reply split into streamed tokens, padded with " ~" up to `min_tokens`."""
     # Whitespace travels with the following word so the tokens concatenate to the exact reply.
@@ -138,6 +191,8 @@ class SimState:
         self.config = _validated(dataclasses.replace(config))
         self.rng = random.Random(config.seed)
         self.requests: deque[Any] = deque(maxlen=config.record)
+        # Per streamed reply: when each token left (wall clock), for latency measurements.
+        self.streams: deque[dict[str, Any]] = deque(maxlen=config.record)
 
     def update(self, changes: dict[str, Any]) -> SimConfig:
         """Apply a subset of SimConfig fields; raises ValueError on unknown or bad values."""
@@ -153,6 +208,7 @@ class SimState:
             self.rng = random.Random(self.config.seed)
         if self.config.record != self.requests.maxlen:
             self.requests = deque(self.requests, maxlen=self.config.record)
+            self.streams = deque(self.streams, maxlen=self.config.record)
         return self.config
 
     def draw_fault(self) -> tuple[int | None, bool]:
@@ -208,13 +264,18 @@ async def _sleep_until(deadline: float) -> None:
 
 
 async def _stream(
-    chunks: _Chunks, tokens: list[str], config: SimConfig, usage: dict[str, int] | None
+    chunks: _Chunks,
+    tokens: list[str],
+    config: SimConfig,
+    usage: dict[str, int] | None,
+    emitted: list[float],
 ) -> AsyncIterator[str]:
     yield chunks.choice({"role": "assistant", "content": ""})
     start = asyncio.get_running_loop().time()
     for index, token in enumerate(tokens):
         # Deadlines counted from the start, so event-loop lag under load does not accumulate.
         await _sleep_until(start + config.ttft_s + index * config.token_s)
+        emitted.append(time.time())
         yield chunks.content(token)
     yield chunks.choice({}, finish_reason="stop")
     if usage is not None:
@@ -222,18 +283,51 @@ async def _stream(
     yield "data: [DONE]\n\n"
 
 
-def _completion(completion_id: str, model: str, text: str, usage: dict[str, int]) -> Response:
-    message = {"role": "assistant", "content": text, "refusal": None}
+def _tool_call(name: str, arguments: str, index: int | None = None) -> dict[str, Any]:
+    call = {
+        "id": "call_sim0",
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
+    return call if index is None else {"index": index, **call}
+
+
+def _completion(
+    completion_id: str,
+    model: str,
+    text: str,
+    usage: dict[str, int],
+    tool: tuple[str, str] | None = None,
+) -> Response:
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    finish_reason = "stop"
+    if tool is not None:
+        message.update(content=None, tool_calls=[_tool_call(*tool)])
+        finish_reason = "tool_calls"
+    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
     body = {
         "id": completion_id,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
         "system_fingerprint": None,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+        "choices": [choice],
         "usage": usage,
     }
     return JSONResponse(body)
+
+
+async def _stream_tool_call(
+    chunks: _Chunks, tool: tuple[str, str], config: SimConfig, usage: dict[str, int] | None
+) -> AsyncIterator[str]:
+    # The whole call in one delta: clients join argument fragments, one is a valid split.
+    yield chunks.choice({"role": "assistant", "content": None})
+    await asyncio.sleep(config.ttft_s)
+    yield chunks.choice({"tool_calls": [_tool_call(*tool, index=0)]})
+    yield chunks.choice({}, finish_reason="tool_calls")
+    if usage is not None:
+        yield chunks.usage(usage)
+    yield "data: [DONE]\n\n"
 
 
 async def _hang(request: Request) -> None:
@@ -282,18 +376,34 @@ async def chat_completions(request: Request) -> Response:
         await _hang(request)
         return error_response(504, "llm-sim hung past its limit")
     messages = body["messages"]
-    tokens = reply_tokens(messages, config.tokens)
-    usage = usage_for(messages, len(tokens))
+    structured = structured_reply(body)
+    tool: tuple[str, str] | None = None
+    if structured is None:
+        tokens = reply_tokens(messages, config.tokens)
+    elif structured[0] is None:
+        tokens = [structured[1]]  # JSON content: one token, so it is never padded
+    else:
+        tool, tokens = (structured[0], structured[1]), []
+    usage = usage_for(messages, max(1, len(tokens)))
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     model = str(body.get("model") or DEFAULT_MODEL)
     if body.get("stream"):
         options = body.get("stream_options") or {}
         stream_usage = usage if options.get("include_usage") else None
-        events = _stream(_Chunks(completion_id, model), tokens, config, stream_usage)
+        chunks = _Chunks(completion_id, model)
+        if tool:
+            events = _stream_tool_call(chunks, tool, config, stream_usage)
+        else:
+            emitted: list[float] = []
+            last_user = next(
+                (message_text(m) for m in reversed(messages) if m.get("role") == "user"), ""
+            )
+            sim.streams.append({"id": completion_id, "user": last_user, "emitted": emitted})
+            events = _stream(chunks, tokens, config, stream_usage, emitted)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     await asyncio.sleep(max(0.0, config.ttft_s + config.token_s * (len(tokens) - 1)))
-    return _completion(completion_id, model, "".join(tokens), usage)
+    return _completion(completion_id, model, "".join(tokens), usage, tool)
 
 
 async def list_models(request: Request) -> Response:
@@ -308,9 +418,15 @@ async def get_requests(request: Request) -> Response:
 
 
 async def clear_requests(request: Request) -> Response:
-    """Forget the recorded requests."""
+    """Forget the recorded requests and streams."""
     request.app.state.sim.requests.clear()
+    request.app.state.sim.streams.clear()
     return Response(status_code=204)
+
+
+async def get_streams(request: Request) -> Response:
+    """Streamed replies, oldest first: id, last user message, wall time each token was sent."""
+    return JSONResponse(list(request.app.state.sim.streams))
 
 
 async def get_config(request: Request) -> Response:
@@ -343,6 +459,7 @@ def create_app(config: SimConfig) -> Starlette:
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/_sim/requests", get_requests, methods=["GET"]),
             Route("/_sim/requests", clear_requests, methods=["DELETE"]),
+            Route("/_sim/streams", get_streams, methods=["GET"]),
             Route("/_sim/config", get_config, methods=["GET"]),
             Route("/_sim/config", put_config, methods=["PUT"]),
             Route("/healthz", healthz, methods=["GET"]),

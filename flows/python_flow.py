@@ -63,7 +63,8 @@ def load_python_flow(flows_dir: Path, flow_id: str, version: str) -> PythonFlow:
             [FlowProblem(f"flow {flow_id!r} changed on disk; version {version} is gone")]
         )
     spec = importlib.util.spec_from_file_location(f"flowfleet_flows.{flow_id}_{version}", path)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise FlowValidationError([FlowProblem(f"{path.name} cannot be imported")])
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     runnable = module.build() if hasattr(module, "build") else module.flow

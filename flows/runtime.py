@@ -18,16 +18,19 @@ class FlowCache:
         self.hits = 0
         self.compiles = 0
 
-    def get(self, flow_id: str, version: str, kind: FlowKind, source: str) -> CompiledFlow:
-        key = (flow_id, version)
-        compiled = self._items.get(key)
+    def lookup(self, flow_id: str, version: str) -> CompiledFlow | None:
+        """The compiled flow if this process has it; counts a hit."""
+        compiled = self._items.get((flow_id, version))
         if compiled is not None:
-            self._items.move_to_end(key)
+            self._items.move_to_end((flow_id, version))
             self.hits += 1
-            return compiled
+        return compiled
+
+    def compile(self, flow_id: str, version: str, kind: FlowKind, source: str) -> CompiledFlow:
+        """Compile a version and keep it; the least recently used one goes when full."""
         compiled = self._compile(flow_id, version, kind, source)
         self.compiles += 1
-        self._items[key] = compiled
+        self._items[(flow_id, version)] = compiled
         if len(self._items) > self.max_size:
             self._items.popitem(last=False)
         return compiled

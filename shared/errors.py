@@ -12,10 +12,19 @@ class FlowfleetError(Exception):
     code: str = "internal_error"
     title: str = "Internal error"
 
-    def __init__(self, message: str | None = None, **extra: Any) -> None:
+    retry_after: int | None = None  # seconds; sent as Retry-After when set
+
+    def __init__(
+        self, message: str | None = None, *, retry_after: int | None = None, **extra: Any
+    ) -> None:
         self.message = message or self.title
         self.extra = extra
+        if retry_after is not None:
+            self.retry_after = retry_after
         super().__init__(self.message)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
 
     def problem(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -87,6 +96,7 @@ class BackendUnavailable(FlowfleetError):
     """The database or Redis cannot be reached; the request changed nothing."""
 
     status, code, title = 503, "backend_unavailable", "Service temporarily unavailable"
+    retry_after = 2
 
 
 class InsufficientScope(Forbidden):
@@ -95,6 +105,7 @@ class InsufficientScope(Forbidden):
 
 class QueueFull(FlowfleetError):
     status, code, title = 503, "queue_full", "Too many queued runs"
+    retry_after = 5
 
 
 # Run failures (stored on the run as error {code, message}; never raised to a client).

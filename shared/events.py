@@ -15,30 +15,42 @@ from redis.asyncio import Redis
 from shared.settings import Settings
 
 EVENT_TYPES = ("status", "token", "output", "error", "done")
+# Events after which the stream's expiry is (re)set; tokens skip the EXPIRE round-trip work.
+EXPIRING_EVENTS = frozenset({"status", "done"})
+Event = tuple[str, str, dict[str, Any]]  # (stream entry id, event, data)
 
 
 def stream_key(settings: Settings, run_id: str) -> str:
     return settings.redis_key("run", run_id, "events")
 
 
+def cancel_key(settings: Settings, run_id: str) -> str:
+    """The flag the API sets to ask the worker executing a run to stop it."""
+    return settings.redis_key("run", run_id, "cancel")
+
+
 async def publish(
     redis: Redis, settings: Settings, run_id: str, event: str, data: dict[str, Any]
 ) -> str:
-    """Append one event and refresh the stream's expiry; returns the event id."""
+    """Append one event (bounded stream); status and done also set the expiry; returns its id."""
     key = stream_key(settings, run_id)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.xadd(
-            key,
-            {"event": event, "data": json.dumps(data)},
-            maxlen=settings.events_maxlen,
-            approximate=True,
-        )
-        pipe.expire(key, settings.events_ttl_s)
-        event_id, _ = await pipe.execute()
+    fields = {"event": event, "data": json.dumps(data)}
+    if event not in EXPIRING_EVENTS:
+        event_id = await redis.xadd(key, fields, maxlen=settings.events_maxlen, approximate=True)  # type: ignore[arg-type]
+    else:
+        # A status sets an expiry that outlives the longest run; done restarts it from the end.
+        ttl = settings.events_ttl_s
+        if event != "done":
+            ttl += int(settings.run_timeout_s)
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(key, fields, maxlen=settings.events_maxlen, approximate=True)  # type: ignore[arg-type]
+            pipe.expire(key, ttl)
+            results = await pipe.execute()
+        event_id = results[0]
     return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
 
 
-def decode(entry: tuple[Any, dict[Any, Any]]) -> tuple[str, str, dict[str, Any]]:
+def decode(entry: tuple[Any, dict[Any, Any]]) -> Event:
     """(id, event, data) from a raw stream entry."""
     raw_id, fields = entry
     get = {(k.decode() if isinstance(k, bytes) else k): v for k, v in fields.items()}
@@ -46,3 +58,31 @@ def decode(entry: tuple[Any, dict[Any, Any]]) -> tuple[str, str, dict[str, Any]]
     data = json.loads(get["data"])
     event_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
     return event_id, event, data
+
+
+async def read(
+    redis: Redis,
+    settings: Settings,
+    run_id: str,
+    after: str = "0-0",
+    *,
+    block_ms: int | None = None,
+    count: int = 1000,
+) -> list[Event]:
+    """Events after id ``after``; with ``block_ms`` waits up to that long for the first one."""
+    reply: Any = await redis.xread(
+        {stream_key(settings, run_id): after}, count=count, block=block_ms
+    )
+    if not reply:
+        return []
+    _key, entries = reply[0]
+    return [decode(entry) for entry in entries]
+
+
+async def last_id(redis: Redis, settings: Settings, run_id: str) -> tuple[str, str | None]:
+    """The newest event's (id, type), or ("0-0", None) when the stream is empty or gone."""
+    entries: Any = await redis.xrevrange(stream_key(settings, run_id), count=1)
+    if not entries:
+        return "0-0", None
+    event_id, event, _ = decode(entries[0])
+    return event_id, event

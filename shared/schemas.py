@@ -31,6 +31,20 @@ class RunCreate(BaseModel):
     )
 
 
+class BatchCreate(BaseModel):
+    """Submit many runs of one flow at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: list[RunCreate] = Field(min_length=1, description="One entry per run.")
+
+
+class BatchAccepted(BaseModel):
+    """The runs a batch created, in the order of its inputs."""
+
+    run_ids: list[str]
+
+
 class RunError(BaseModel):
     code: str
     message: str

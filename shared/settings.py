@@ -58,7 +58,6 @@ class Settings(BaseSettings):
     max_metadata_bytes: int = 16 * 1024
     max_flow_bytes: int = 1024 * 1024  # an uploaded LangFlow export (within max_body_bytes)
     max_flow_nodes: int = 200
-    max_batch: int = 100  # runs in one batch request
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
 
@@ -74,7 +73,21 @@ class Settings(BaseSettings):
 
     # Run events (Redis Streams)
     events_maxlen: int = 2000
-    events_ttl_s: int = 3600
+    events_ttl_s: int = 3600  # a finished run's events expire this long after its last status
+    sse_ping_s: float = 15.0  # comment heartbeat on idle event streams
+    wait_max_s: float = 60.0  # cap on ?wait= and /wait?timeout=
+    redis_blocking_connections: int = 500  # pool for XREAD BLOCK (SSE, wait), apart from the rest
+    cancel_poll_s: float = 1.0  # a running run also polls its cancel flag this often
+
+    # Submit
+    max_batch: int = 100
+    idempotency_ttl_s: int = 24 * 3600
+
+    # Webhooks
+    webhook_allowed_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
+    webhook_timeout_s: float = 10.0
+    webhook_max_attempts: int = 6
+    webhook_retry_base_s: float = 5.0  # attempt n waits base * 2**(n-1)
 
     # LLM backends
     backends: list[BackendConfig] = Field(default_factory=list)

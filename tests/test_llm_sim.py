@@ -12,8 +12,16 @@ import httpx
 import openai
 import pytest
 from langchain_openai import ChatOpenAI
+from pydantic import BaseModel
 
-from flowfleet.llm_sim import PAD_TOKEN, SimConfig, expected_digest, reply_text, reply_tokens
+from flowfleet.llm_sim import (
+    PAD_TOKEN,
+    SimConfig,
+    expected_digest,
+    reply_text,
+    reply_tokens,
+    sample_value,
+)
 from tests.support.llm_sim import start_llm_sim, stop_llm_sim
 
 MESSAGES = [
@@ -117,6 +125,54 @@ async def test_langchain_non_streaming_ainvoke_returns_the_reply(sim_url: str) -
     llm = ChatOpenAI(base_url=f"{sim_url}/v1", api_key="x", model="sim-1", max_retries=0)  # type: ignore[arg-type]
     message = await llm.ainvoke("hello")
     assert message.content == reply_text([{"role": "user", "content": "hello"}])
+
+
+class _Answer(BaseModel):
+    text: str
+    count: int
+    ok: bool
+    tags: list[str]
+
+
+@pytest.mark.parametrize("method", ["function_calling", "json_schema"])
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_structured_requests_get_json_fitting_the_schema(
+    sim_url: str, method: str, streaming: bool
+) -> None:
+    """Tools get a tool call, json_schema gets JSON content; strings are the user text."""
+    llm = ChatOpenAI(
+        base_url=f"{sim_url}/v1",
+        api_key="x",  # type: ignore[arg-type]
+        model="sim-1",
+        streaming=streaming,
+        max_retries=0,
+    )
+    structured = llm.with_structured_output(_Answer, method=method)  # type: ignore[arg-type]
+    answer = await structured.ainvoke([("user", "hi there")])
+    assert answer == _Answer(text="hi there", count=0, ok=False, tags=[])
+    (request,) = httpx.get(f"{sim_url}/_sim/requests").json()
+    if method == "function_calling":
+        assert request["tools"][0]["function"]["name"] == "_Answer"
+    else:
+        assert request["response_format"]["type"] == "json_schema"
+
+
+def test_sample_value_follows_refs_min_items_and_options() -> None:
+    """$ref, anyOf with null, enum and minItems shape the deterministic value."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/$defs/Item"}, "minItems": 2},
+            "maybe": {"anyOf": [{"type": "null"}, {"type": "number"}]},
+            "kind": {"enum": ["a", "b"]},
+        },
+        "$defs": {"Item": {"type": "object", "properties": {"name": {"type": "string"}}}},
+    }
+    assert sample_value(schema, "t") == {
+        "items": [{"name": "t"}, {"name": "t"}],
+        "maybe": 0,
+        "kind": "a",
+    }
 
 
 def test_reply_is_padded_to_configured_tokens(sim_url: str) -> None:

@@ -17,7 +17,11 @@ from worker.shutdown import Drain
 
 settings = get_settings()
 app: Celery = make_celery(settings, "flowfleet-worker")
-app.conf.update(worker_pool="threads", worker_concurrency=settings.worker_concurrency)
+app.conf.update(
+    worker_pool="threads",
+    worker_concurrency=settings.worker_concurrency,
+    include=["worker.webhooks"],  # registers the webhook task
+)
 log = get_logger("worker")
 
 _lock = threading.Lock()

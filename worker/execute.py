@@ -16,7 +16,7 @@ from typing import Any
 from langchain_core.callbacks import AsyncCallbackHandler, UsageMetadataCallbackHandler
 from sqlalchemy import and_, or_, select, update
 
-from flows.base import FlowInput, FlowResult, FlowValidationError, HistoryMessage
+from flows.base import CompiledFlow, FlowInput, FlowResult, FlowValidationError, HistoryMessage
 from flows.retry import run_deadline
 from flows.routing import BackendNotAllowed
 from shared import events
@@ -24,6 +24,7 @@ from shared.db import transaction
 from shared.errors import FlowError, RunFailure, RunTimeout
 from shared.logging import get_logger
 from shared.models import FlowVersion, Run, SessionMessage, utcnow
+from worker import cancel, webhooks
 from worker.backend_errors import as_run_failure
 from worker.context import WorkerContext
 from worker.delivery import durably, exhausted
@@ -35,13 +36,15 @@ HISTORY_LIMIT = 200
 class TokenPublisher(AsyncCallbackHandler):
     """Streams a run's model tokens to its event stream as they arrive."""
 
+    raise_error = True  # so a cancel raised here stops the flow
+
     def __init__(self, ctx: WorkerContext, run_id: str) -> None:
         self.ctx = ctx
         self.run_id = run_id
 
     async def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
         if token:
-            await _publish(self.ctx, self.run_id, "token", {"text": token})
+            await cancel.publish_token(self.ctx, self.run_id, token)
 
 
 async def _publish(ctx: WorkerContext, run_id: str, event: str, data: dict[str, Any]) -> None:
@@ -49,12 +52,12 @@ async def _publish(ctx: WorkerContext, run_id: str, event: str, data: dict[str, 
     try:
         await events.publish(ctx.redis, ctx.settings, run_id, event, data)
     except Exception as exc:
-        log.warning("run.event_lost", run_id=run_id, event=event, error=type(exc).__name__)
+        log.warning("run.event_lost", run_id=run_id, event_type=event, error=type(exc).__name__)
 
 
 async def claim_run(
     ctx: WorkerContext, run_id: str
-) -> tuple[Run, FlowVersion, list[HistoryMessage]] | None:
+) -> tuple[Run, str, list[HistoryMessage]] | None:
     """Take the run's lease if it is free; load what the flow needs; release the connection."""
     now = utcnow()
     async with transaction(ctx.sessions) as session:
@@ -79,7 +82,11 @@ async def claim_run(
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             return None
         run = (await session.scalars(select(Run).where(Run.id == run_id))).one()
-        version = await session.get(FlowVersion, (run.flow_id, run.flow_version))
+        kind = await session.scalar(
+            select(FlowVersion.kind).where(
+                FlowVersion.flow_id == run.flow_id, FlowVersion.version == run.flow_version
+            )
+        )
         history: list[HistoryMessage] = []
         if run.session_id:
             rows = await session.scalars(
@@ -91,10 +98,25 @@ async def claim_run(
                 .limit(HISTORY_LIMIT)
             )
             history = [HistoryMessage(m.role, m.content) for m in reversed(rows.all())]  # type: ignore[arg-type]
-    if version is None:
+    if kind is None:
         await finish_run(ctx, run, error=FlowError(f"flow version {run.flow_version} is missing"))
         return None
-    return run, version, history
+    return run, kind, history
+
+
+async def compiled_flow(ctx: WorkerContext, run: Run, kind: str) -> tuple[CompiledFlow, bool]:
+    """The run's compiled flow, and whether it came from the cache (no parsing, no compiling)."""
+    compiled = ctx.flows.lookup(run.flow_id, run.flow_version)
+    if compiled is not None:
+        return compiled, True
+    async with ctx.sessions() as session:
+        source = await session.scalar(
+            select(FlowVersion.source).where(
+                FlowVersion.flow_id == run.flow_id, FlowVersion.version == run.flow_version
+            )
+        )
+    compiled = ctx.flows.compile(run.flow_id, run.flow_version, kind, source or "")  # type: ignore[arg-type]
+    return compiled, False
 
 
 async def finish_run(
@@ -176,29 +198,35 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
     if claimed is None:
         log.info("run.skipped", run_id=run_id)
         return "skipped"
-    run, version, history = claimed
+    run, kind, history = claimed
     started = time.perf_counter()
     ctx.in_flight.add(run_id)
     await _publish(ctx, run_id, "status", {"status": "running", "attempt": run.attempts})
     usage = UsageMetadataCallbackHandler()
     result: FlowResult | None = None
     error: RunFailure | None = exhausted(run, ctx.settings)
+    cancelled = False
+    from_cache = False
     run_deadline.set(time.monotonic() + ctx.settings.run_timeout_s)
     try:
         if error is not None:
             raise error
-        compiled = ctx.flows.get(run.flow_id, run.flow_version, version.kind, version.source)  # type: ignore[arg-type]
+        compiled, from_cache = await compiled_flow(ctx, run, kind)
         flow_input = FlowInput(
             input=run.input, session_id=run.session_id, history=history, tweaks=run.tweaks or {}
         )
         config = {
-            "callbacks": [usage, TokenPublisher(ctx, run_id)],
+            "callbacks": [usage, TokenPublisher(ctx, run_id), cancel.CancelCheck(ctx, run_id)],
             "metadata": {"run_id": run_id, "flow_id": run.flow_id},
             "run_name": f"flowfleet:{run.flow_id}",
         }
-        result = await asyncio.wait_for(
-            compiled.ainvoke(flow_input, config), timeout=ctx.settings.run_timeout_s
+        result = await cancel.run_cancellable(
+            ctx,
+            run_id,
+            asyncio.wait_for(compiled.ainvoke(flow_input, config), ctx.settings.run_timeout_s),
         )
+    except cancel.RunCancelled:
+        cancelled = True
     except asyncio.CancelledError:
         ctx.in_flight.discard(run_id)  # shutdown took it back (worker/shutdown.py)
         raise
@@ -208,16 +236,23 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
         error = FlowError(str(exc))
     except Exception as exc:
         error = as_run_failure(exc)
+    outcome = "cancelled" if cancelled else "succeeded" if error is None else "failed"
     try:
         # Still in flight (lease renewed) while the result write rides out a database outage.
         recorded = await durably(
-            lambda: finish_run(ctx, run, result=result, error=error, usage=_usage(usage)),
+            lambda: finish_run(
+                ctx,
+                run,
+                result=None if cancelled else result,
+                error=None if cancelled else error,
+                usage=_usage(usage),
+                status=outcome,
+            ),
             run_id=run_id,
             within_s=ctx.settings.finish_retry_s,
         )
     finally:
         ctx.in_flight.discard(run_id)
-    outcome = "succeeded" if error is None else "failed"
     log.info(
         "run.finished",
         run_id=run_id,
@@ -225,6 +260,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
         status=outcome if recorded else "lease_lost",
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
         error=error.code if error else None,
+        flow_cache="hit" if from_cache else "compiled",
     )
     if recorded:
         if result is not None:
@@ -232,4 +268,5 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
         if error is not None:
             await _publish(ctx, run_id, "error", {"code": error.code, "message": error.message})
         await _publish(ctx, run_id, "done", {"status": outcome})
+        await webhooks.schedule(ctx, run)
     return outcome if recorded else "lease_lost"

@@ -5,18 +5,29 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Header, Path, Query, Response, status
 
 from api.auth import Caller
 from api.limits import check_run_limits
+from api.routes.events import wait_for
+from api.services import events as event_service
 from api.services import flows as flow_service
 from api.services import runs as run_service
 from api.state import Db, State
 from flows.definitions import FLOW_ID_PATTERN
-from shared.errors import BackendUnavailable
+from shared.errors import BackendUnavailable, InvalidRequest
 from shared.logging import get_logger
-from shared.queue import enqueue_run
-from shared.schemas import RunCreate, RunOut, RunPage, RunStatus, run_out
+from shared.queue import WEBHOOK_TASK, enqueue_run
+from shared.schemas import (
+    BatchAccepted,
+    BatchCreate,
+    RunCreate,
+    RunOut,
+    RunPage,
+    RunStatus,
+    run_out,
+)
+from shared.webhooks import validate_url
 
 router = APIRouter(prefix="/v1", tags=["runs"])
 log = get_logger("api.runs")
@@ -27,20 +38,133 @@ FlowId = Annotated[str, Path(pattern=FLOW_ID_PATTERN)]
     "/flows/{flow_id}/runs",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RunOut,
-    responses={404: {"description": "flow_not_found"}, 503: {"description": "backend_unavailable"}},
+    responses={
+        200: {"description": "finished within ?wait=, or an Idempotency-Key replay"},
+        404: {"description": "flow_not_found"},
+        409: {"description": "idempotency_conflict"},
+        503: {"description": "backend_unavailable"},
+    },
 )
 async def submit_run(
-    flow_id: FlowId, body: RunCreate, db: Db, state: State, caller: Caller, response: Response
+    flow_id: FlowId,
+    body: RunCreate,
+    db: Db,
+    state: State,
+    caller: Caller,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=256)
+    ] = None,
+    wait: Annotated[float | None, Query(ge=0, description="seconds to wait for the end")] = None,
 ) -> RunOut:
     """Record a run and queue it; answers at once with the run (poll its Location)."""
     check_run_limits(body, state.settings)
+    if body.webhook:
+        validate_url(state.settings, body.webhook)
     flow = await flow_service.get_flow(db, flow_id)
+    await flow_service.check_tweaks(db, flow, body.tweaks)
     await state.queue_gauge.check(state.settings, flow.id)
-    run = await run_service.create_run(db, flow=flow, body=body, owner=caller.owner)
+    created = True
+    if idempotency_key:
+        run, created = await run_service.create_run_idempotent(
+            db,
+            flow=flow,
+            body=body,
+            key=idempotency_key,
+            owner=caller.owner,
+            ttl_s=state.settings.idempotency_ttl_s,
+        )
+    else:
+        run = await run_service.create_run(db, flow=flow, body=body, owner=caller.owner)
     await db.commit()
-    await _enqueue(db, state, run.id)
-    log.info("run.submitted", run_id=run.id, flow_id=flow_id)
+    if created:
+        await enqueue_or_forget(db, state, run.id)
+        log.info("run.submitted", run_id=run.id, flow_id=flow_id)
+    else:
+        response.status_code = status.HTTP_200_OK  # the original run of this key
     response.headers["Location"] = f"/v1/runs/{run.id}"
+    if wait:
+        run, finished = await wait_for(state, run.id, wait, caller.visible_owner)
+        if finished:
+            response.status_code = status.HTTP_200_OK
+    return run_out(run)
+
+
+async def enqueue_or_forget(db: Db, state: State, run_id: str) -> None:
+    """Queue a committed run; if the queue is unreachable, delete it and answer 503."""
+    try:
+        await anyio.to_thread.run_sync(enqueue_run, state.celery, run_id)
+    except Exception as exc:
+        # The run row must not outlive a failed enqueue: the client was told nothing was taken.
+        log.warning("run.enqueue_failed", run_id=run_id, error=type(exc).__name__)
+        await _forget_unqueued(db, run_id)
+        raise BackendUnavailable("the queue is unreachable; the run was not accepted") from exc
+
+
+@router.post(
+    "/flows/{flow_id}/runs:batch",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BatchAccepted,
+    responses={404: {"description": "flow_not_found"}, 422: {"description": "too many inputs"}},
+)
+async def submit_batch(
+    flow_id: FlowId, body: BatchCreate, db: Db, state: State, caller: Caller
+) -> BatchAccepted:
+    """Record one run per input in one transaction, then queue each; answers their ids."""
+    if len(body.inputs) > state.settings.max_batch:
+        raise InvalidRequest(
+            f"a batch holds at most {state.settings.max_batch} inputs, got {len(body.inputs)}",
+            field="inputs",
+        )
+    for item in body.inputs:
+        check_run_limits(item, state.settings)
+        if item.webhook:
+            validate_url(state.settings, item.webhook)
+    flow = await flow_service.get_flow(db, flow_id)
+    await state.queue_gauge.check(state.settings, flow.id, adding=len(body.inputs))
+    runs = await run_service.create_runs(db, flow=flow, bodies=body.inputs, owner=caller.owner)
+    await db.commit()
+    ids = [run.id for run in runs]
+
+    def enqueue_all() -> None:
+        for run_id in ids:
+            enqueue_run(state.celery, run_id)
+
+    try:
+        await anyio.to_thread.run_sync(enqueue_all)
+    except Exception as exc:
+        # The rows are committed and stay queued: the sweep re-enqueues lost queued runs.
+        log.warning("batch.enqueue_failed", flow_id=flow_id, error=type(exc).__name__)
+    log.info("batch.submitted", flow_id=flow_id, runs=len(ids))
+    return BatchAccepted(run_ids=ids)
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    response_model=RunOut,
+    responses={
+        200: {"description": "the run was queued and is now cancelled"},
+        202: {"description": "the run is running; its worker was asked to stop it"},
+        404: {"description": "run_not_found"},
+        409: {"description": "run_finished"},
+    },
+)
+async def cancel_run(
+    run_id: str, db: Db, state: State, caller: Caller, response: Response
+) -> RunOut:
+    """Cancel a run: a queued one at once, a running one as soon as its worker notices."""
+    run = await run_service.cancel_run(db, run_id, owner=caller.visible_owner)
+    await db.commit()
+    if run.status == "cancelled":
+        await event_service.announce_cancelled(state, run)
+        if run.webhook_url:
+            await anyio.to_thread.run_sync(
+                lambda: state.celery.send_task(WEBHOOK_TASK, args=[run.id])
+            )
+    else:
+        await event_service.flag_cancel(state, run.id)
+        response.status_code = status.HTTP_202_ACCEPTED
+    log.info("run.cancel_requested", run_id=run_id, status=run.status)
     return run_out(run)
 
 
@@ -58,20 +182,10 @@ async def retry_run(
     await state.queue_gauge.check(state.settings, original.flow_id)
     run = await run_service.retry_run(db, original, owner=caller.owner)
     await db.commit()
-    await _enqueue(db, state, run.id)
+    await enqueue_or_forget(db, state, run.id)
     log.info("run.resubmitted", run_id=run.id, retry_of=original.id)
     response.headers["Location"] = f"/v1/runs/{run.id}"
     return run_out(run)
-
-
-async def _enqueue(db: Db, state: State, run_id: str) -> None:
-    try:
-        await anyio.to_thread.run_sync(enqueue_run, state.celery, run_id)
-    except Exception as exc:
-        # The run row must not outlive a failed enqueue: the client was told nothing was taken.
-        log.warning("run.enqueue_failed", run_id=run_id, error=type(exc).__name__)
-        await _forget_unqueued(db, run_id)
-        raise BackendUnavailable("the queue is unreachable; the run was not accepted") from exc
 
 
 async def _forget_unqueued(db: Db, run_id: str) -> None:

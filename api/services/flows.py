@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.base import FlowDefinition
-from shared.errors import FlowNotFound
+from shared.errors import FlowNotFound, InvalidRequest
 from shared.models import Flow, FlowVersion
 
 
@@ -74,3 +76,35 @@ async def delete_flow(session: AsyncSession, flow_id: str) -> None:
     flow = await get_flow(session, flow_id)
     await session.delete(flow)
     await session.flush()
+
+
+_documents: OrderedDict[tuple[str, str], Any] = OrderedDict()
+_DOCUMENTS_KEPT = 32
+
+
+async def check_tweaks(session: AsyncSession, flow: Flow, tweaks: dict[str, Any]) -> None:
+    """Reject tweaks naming an unknown component or field (422), before anything is queued."""
+    if not tweaks:
+        return
+    if flow.kind != "langflow":
+        raise InvalidRequest(
+            "tweaks apply to LangFlow flows only; this is a Python flow", field="tweaks"
+        )
+    from flows.langflow.document import parse_document, validate_tweaks
+
+    key = (flow.id, flow.current_version)
+    doc = _documents.get(key)
+    if doc is None:
+        # Versions are immutable, so a parsed document is cached for good (bounded).
+        version = await get_version(session, flow.id, flow.current_version)
+        doc = parse_document(version.source)
+        _documents[key] = doc
+        if len(_documents) > _DOCUMENTS_KEPT:
+            _documents.popitem(last=False)
+    problems = validate_tweaks(doc, tweaks)
+    if problems:
+        raise InvalidRequest(
+            "; ".join(p.message for p in problems),
+            field="tweaks",
+            problems=[p.as_json() for p in problems],
+        )

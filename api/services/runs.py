@@ -3,22 +3,40 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.errors import FlowNotFound, InvalidRequest, RunNotFinished, RunNotFound
-from shared.models import ANONYMOUS, TERMINAL_STATUSES, Flow, Run, SessionMessage
+from shared.errors import (
+    FlowNotFound,
+    IdempotencyConflict,
+    InvalidRequest,
+    RunFinished,
+    RunNotFinished,
+    RunNotFound,
+)
+from shared.models import ANONYMOUS, TERMINAL_STATUSES, Flow, Run, SessionMessage, utcnow
 from shared.schemas import RunCreate
 
 
-async def create_run(
-    session: AsyncSession, *, flow: Flow, body: RunCreate, owner: str = ANONYMOUS
-) -> Run:
-    """A queued run of the flow's current version."""
-    run = Run(
+def request_hash(flow_id: str, body: RunCreate) -> str:
+    """SHA-256 of the canonical JSON of the flow id and the request body."""
+    canonical = json.dumps(
+        {"flow_id": flow_id, "body": body.model_dump(mode="json")},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _new_run(flow: Flow, body: RunCreate, owner: str) -> Run:
+    return Run(
         id=str(uuid.uuid4()),
         flow_id=flow.id,
         flow_version=flow.current_version,
@@ -32,8 +50,93 @@ async def create_run(
         cached=False,
         webhook_url=body.webhook,
     )
+
+
+async def create_run(
+    session: AsyncSession, *, flow: Flow, body: RunCreate, owner: str = ANONYMOUS
+) -> Run:
+    """A queued run of the flow's current version."""
+    run = _new_run(flow, body, owner)
     session.add(run)
     await session.flush()
+    return run
+
+
+async def create_runs(
+    session: AsyncSession, *, flow: Flow, bodies: list[RunCreate], owner: str = ANONYMOUS
+) -> list[Run]:
+    """Queued runs for a batch, in one transaction."""
+    runs = [_new_run(flow, body, owner) for body in bodies]
+    session.add_all(runs)
+    await session.flush()
+    return runs
+
+
+async def create_run_idempotent(
+    session: AsyncSession,
+    *,
+    flow: Flow,
+    body: RunCreate,
+    key: str,
+    owner: str = ANONYMOUS,
+    ttl_s: int = 24 * 3600,
+) -> tuple[Run, bool]:
+    """(run, created): a new run, or the one this key already created for the same request.
+
+    Correct under concurrent duplicates: the insert races on the unique (owner, key)
+    constraint, and the losers read the winner; there is no read-then-write window.
+    """
+    digest = request_hash(flow.id, body)
+    for _ in range(3):
+        run = _new_run(flow, body, owner)
+        run.idempotency_key, run.request_hash = key, digest
+        try:
+            async with session.begin_nested():
+                session.add(run)
+        except IntegrityError:
+            pass  # the savepoint rolled back; the row with this key is someone else's
+        else:
+            return run, True
+        winner = (
+            await session.scalars(select(Run).where(Run.owner == owner, Run.idempotency_key == key))
+        ).one_or_none()
+        if winner is None:
+            continue  # it expired and was released between our insert and this read
+        if winner.created_at < utcnow() - timedelta(seconds=ttl_s):
+            # An expired key is free again: release it from the old run, then insert.
+            await session.execute(
+                update(Run)
+                .where(Run.id == winner.id, Run.idempotency_key == key)
+                .values(idempotency_key=None)
+                .execution_options(synchronize_session=False)
+            )
+            continue
+        if winner.request_hash != digest:
+            raise IdempotencyConflict(
+                "this Idempotency-Key was used for a different request in the last 24 h"
+            )
+        return winner, False
+    raise IdempotencyConflict("the Idempotency-Key is contended; retry the request")
+
+
+async def cancel_run(session: AsyncSession, run_id: str, *, owner: str | None = None) -> Run:
+    """Cancel a queued run at once; a running one is returned as is for the caller to flag.
+
+    Raises RunFinished when the run is already terminal.
+    """
+    run = await get_run(session, run_id, owner=owner)
+    if run.status in TERMINAL_STATUSES:
+        raise RunFinished(f"run {run_id} already finished ({run.status})")
+    now = utcnow()
+    result = await session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status == "queued")
+        .values(status="cancelled", finished_at=now, lease_owner=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(run)
+    if result.rowcount != 1 and run.status in TERMINAL_STATUSES:  # type: ignore[attr-defined]
+        raise RunFinished(f"run {run_id} already finished ({run.status})")
     return run
 
 

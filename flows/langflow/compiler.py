@@ -14,6 +14,13 @@ Run rules:
   new model for that run.
 - ``FlowResult.text`` is the first ChatOutput's text (in export order; TextOutput when
   there is none); ``FlowResult.outputs`` holds every ChatOutput/TextOutput text by id.
+- Branches: an If-Else produces only the output whose case holds; the other is
+  ``INACTIVE``. A node fed by an inactive output or by a skipped node is skipped (never
+  run, its models never called), as LangFlow marks every node downstream of the stopped
+  output inactive. Skipped ChatOutputs/TextOutputs are absent from ``outputs``; ``text``
+  is the first one that ran (None when none did).
+- A model node whose only connected output is ``model_output`` is not called: the model
+  object travels along the edge (Structured Output's ``llm``).
 - Secrets never come from the flow JSON: a ``load_from_db`` key field names an
   environment variable (``ModelSpec.api_key_env``); a literal key in the JSON is ignored.
 """
@@ -26,12 +33,14 @@ from typing import Any
 
 from flows.base import FlowInput, FlowProblem, FlowResult, FlowValidationError
 from flows.langflow.components import (
+    INACTIVE,
     SIMPLE_COMPONENTS,
     Component,
     Message,
     ModelComponent,
     PromptComponent,
     RunContext,
+    StructuredOutputComponent,
     as_text,
     model_spec,
 )
@@ -82,6 +91,10 @@ class CompiledLangflow:
                 problems.append(FlowProblem(f"{nid}: {exc}", nid, node.type))
         if problems:
             raise FlowValidationError(problems)
+        for nid, comp in self.components.items():
+            if isinstance(comp, ModelComponent):
+                used = {e.source_output for e in doc.edges if e.source == nid}
+                comp.text_wanted = not used or "text_output" in used
         self.input_ids = {n.id for n in input_nodes(doc, input_type)}
         self.output_ids = [nid for nid, n in doc.nodes.items() if n.kind == "ChatOutput"] + [
             nid for nid, n in doc.nodes.items() if n.kind in OUTPUT_KINDS - {"ChatOutput"}
@@ -97,6 +110,8 @@ class CompiledLangflow:
         if kind in ("LanguageModelComponent", "OpenAIModel"):
             spec = model_spec(kind, values)
             return ModelComponent(nid, kind, chat_model(spec), spec)
+        if kind == "StructuredOutput":
+            return StructuredOutputComponent(nid)
         return SIMPLE_COMPONENTS[kind]()
 
     def _run_values(self, flow_input: FlowInput) -> dict[str, dict[str, Any]]:
@@ -133,6 +148,7 @@ class CompiledLangflow:
             else "AI",
         )
         results: dict[str, dict[str, Any]] = {}
+        skipped: set[str] = set()
         tasks: dict[str, asyncio.Task[None]] = {}
 
         async def run_node(nid: str) -> None:
@@ -141,7 +157,12 @@ class CompiledLangflow:
             node_values = values[nid]
             fed: dict[str, list[Any]] = {}
             for edge in self.doc.incoming(nid):
-                out = results[edge.source].get(edge.source_output or "")
+                out = INACTIVE
+                if edge.source not in skipped:
+                    out = results[edge.source].get(edge.source_output or "")
+                if out is INACTIVE:  # downstream of a stopped branch: LangFlow skips it
+                    skipped.add(nid)
+                    return
                 fed.setdefault(edge.target_field or "", []).append(out)
             for name, items in fed.items():
                 node_values[name] = items[0] if len(items) == 1 else items
@@ -156,9 +177,11 @@ class CompiledLangflow:
                 task.cancel()
         outputs: dict[str, Any] = {}
         for nid in self.output_ids:
+            if nid in skipped:
+                continue
             value = next(iter(results[nid].values()), None)
             outputs[nid] = value.text if isinstance(value, Message) else as_text(value)
-        text = outputs[self.output_ids[0]] if self.output_ids else None
+        text = next(iter(outputs.values()), None)
         return FlowResult(text=text, outputs=outputs)
 
 

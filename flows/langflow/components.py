@@ -15,25 +15,50 @@ from LangFlow's lfx sources); none runs the code embedded in the export.
   render empty), the last ``n_messages`` kept, joined with newlines. LangFlow stores the
   current user message before Memory reads it, so it shows the current message twice
   (in memory and as input); flowfleet's history holds earlier turns only, so it does not.
+- If-Else (ConditionalRouter): evaluates its condition (``conditions``) and produces only
+  the output whose case holds; the other output is ``INACTIVE`` and the compiler skips
+  every node downstream of it, as LangFlow's ``stop()`` marks that branch inactive. The
+  routed message is the case's message (``true_case_message``/``false_case_message``, or
+  LangFlow 1.0's single ``message``), else the input text.
+- Structured Output: builds LangFlow's schema (each row a field: str/int/float/bool/dict/
+  list, ``multiple`` makes it a list) wrapped as ``{schema_name}`` with ``objects: [row]``
+  (at least one), asks the connected model with a forced tool call (LangFlow uses
+  trustcall's tool calling the same way), sends ``[system(system_prompt), user(input)]``.
+  ``structured_output`` is the one object, or ``{"results": [...]}`` for several;
+  ``dataframe_output`` is the objects as rows.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.prompts import PromptTemplate
+from langchain_core.runnables import RunnableConfig
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from flows.base import HistoryMessage
+from flows.langflow.conditions import evaluate_condition
 from flows.langflow.document import prompt_variables
 from flows.models import ModelSpec
 
 MACHINE, USER = "Machine", "User"
 REASONING_PREFIXES = ("o1", "o3", "o4")  # LangFlow sends no temperature to these
+
+
+class _Inactive:
+    """The value of an output on a branch LangFlow stopped (If-Else's other case)."""
+
+    def __repr__(self) -> str:
+        return "INACTIVE"
+
+
+INACTIVE: Any = _Inactive()
 
 
 @dataclass
@@ -192,6 +217,114 @@ class CombineTextComponent:
         return {"combined_text": Message(text)}
 
 
+class ConditionalRouterComponent:
+    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        input_text = as_text(values.get("input_text"))
+        holds = evaluate_condition(
+            input_text,
+            as_text(values.get("match_text")),
+            str(values.get("operator") or "equals"),
+            case_sensitive=values.get("case_sensitive") is not False,
+        )
+        active, inactive = (
+            ("true_result", "false_result") if holds else ("false_result", "true_result")
+        )
+        case = values.get("true_case_message" if holds else "false_case_message")
+        routed = next(
+            (v for v in (case, values.get("message")) if as_text(v)),
+            Message(input_text),
+        )
+        if not isinstance(routed, Message):
+            routed = Message(as_text(routed))
+        return {active: routed, inactive: INACTIVE}
+
+
+_SCHEMA_TYPES: dict[str, Any] = {
+    "str": str,
+    "text": str,
+    "int": int,
+    "float": float,
+    "number": float,
+    "bool": bool,
+    "boolean": bool,
+    "dict": dict[str, Any],
+    "list": list[Any],
+}
+_TRUE = {"true", "1", "t", "y", "yes"}
+
+
+def _truthy(value: Any) -> bool:
+    # LangFlow's table stores "As List" as the strings "True"/"False" at times.
+    if isinstance(value, str):
+        return value.strip().lower() in _TRUE
+    return bool(value)
+
+
+def schema_model(rows: Sequence[Mapping[str, Any]], schema_name: str) -> type[BaseModel]:
+    """LangFlow's output model: ``{schema_name}`` with ``objects``, a list of row objects."""
+    fields: dict[str, Any] = {}
+    for index, row in enumerate(rows):
+        base = _SCHEMA_TYPES[str(row.get("type") or "str")]
+        annotation = list[base] if _truthy(row.get("multiple")) else base  # type: ignore[valid-type]
+        # Python names are positional so any column name (spaces, keywords) works as alias.
+        fields[f"f{index}"] = (
+            annotation,
+            Field(alias=str(row["name"]), description=str(row.get("description") or "")),
+        )
+    config = ConfigDict(populate_by_name=True)
+    item = create_model("OutputModel", __config__=config, **fields)
+    name = re.sub(r"\W", "_", schema_name) or "OutputModel"
+    return create_model(
+        name,
+        __doc__=f"A list of {schema_name}.",
+        objects=(
+            list[item],  # type: ignore[valid-type]
+            Field(description=f"A list of {schema_name}.", min_length=1),
+        ),
+    )
+
+
+class StructuredOutputComponent:
+    """Asks the connected model for LangFlow's schema; the model object comes from an edge."""
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        self._models: dict[str, type[BaseModel]] = {}
+
+    def _schema(self, rows: Sequence[Mapping[str, Any]], schema_name: str) -> type[BaseModel]:
+        key = json.dumps([rows, schema_name], sort_keys=True, default=str)
+        model = self._models.get(key)
+        if model is None:
+            if len(self._models) > 32:  # tweaked schemas: keep the cache bounded
+                self._models.clear()
+            model = self._models[key] = schema_model(rows, schema_name)
+        return model
+
+    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        llm = values.get("llm")
+        if not isinstance(llm, BaseChatModel):
+            raise ValueError(f"{self.node_id}: connect a model's model_output to llm")
+        rows = values.get("output_schema") or []
+        if not rows:
+            raise ValueError(f"{self.node_id}: output schema cannot be empty")
+        schema_name = as_text(values.get("schema_name")) or "OutputModel"
+        schema = self._schema(rows, schema_name)
+        # One complete tool call, not token events: the JSON is the result, not chat text.
+        if getattr(llm, "streaming", False):
+            llm = llm.model_copy(update={"streaming": False})
+        runnable = llm.with_structured_output(schema, method="function_calling")
+        messages = model_messages(values.get("input_value"), as_text(values.get("system_prompt")))
+        result = await runnable.ainvoke(messages, config=cast(RunnableConfig, dict(ctx.config)))
+        objects = [
+            o.model_dump(by_alias=True) if isinstance(o, BaseModel) else o
+            for o in getattr(result, "objects", None) or []
+        ]
+        if not objects:
+            raise ValueError(f"{self.node_id}: the model returned no structured output")
+        data = objects[0] if len(objects) == 1 else {"results": objects}
+        return {"structured_output": data, "dataframe_output": objects}
+
+
 def model_spec(kind: str, values: Mapping[str, Any]) -> ModelSpec:
     """The ModelSpec a model node asks for; secrets only by environment variable name."""
     model_name = values.get("model_name") or None
@@ -240,16 +373,21 @@ class ModelComponent:
         self.kind = kind
         self.model = model
         self.spec = spec
+        # False when only model_output is connected: LangFlow then hands the model object
+        # on and never asks it for text.
+        self.text_wanted = True
 
     async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         model = values.get("__model__") or self.model
+        if not self.text_wanted:
+            return {"text_output": None, "model_output": model}
         messages = model_messages(values.get("input_value"), as_text(values.get("system_message")))
         if not messages:
             raise ValueError(
                 f"{self.node_id}: the message you want to send to the model is empty "
                 "(connect an input or set a system message)"
             )
-        reply = await model.ainvoke(messages, config=dict(ctx.config))
+        reply = await model.ainvoke(messages, config=cast(RunnableConfig, dict(ctx.config)))
         return {"text_output": Message(_content_text(reply.content)), "model_output": model}
 
 
@@ -272,4 +410,5 @@ SIMPLE_COMPONENTS: dict[str, type[Component]] = {
     "Memory": MemoryComponent,
     "ParserComponent": ParserComponent,
     "CombineText": CombineTextComponent,
+    "ConditionalRouter": ConditionalRouterComponent,
 }

@@ -21,8 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from flows.base import FlowDefinition, FlowProblem, FlowValidationError
+from flows.langflow.conditions import regex_problem
 from flows.langflow.specs import (
     INPUT_KINDS,
+    ROUTER_OPERATORS,
+    SCHEMA_TYPES,
     ComponentSpec,
     FieldSpec,
     accepts,
@@ -34,6 +37,7 @@ DEFAULT_INPUT_TYPE: InputType = "chat"
 _INT_TYPES = {"int"}
 _FLOAT_TYPES = {"float", "slider"}
 _DICT_TYPES = {"dict", "NestedDict"}
+_TABLE_TYPES = {"table"}
 
 
 @dataclass
@@ -205,13 +209,17 @@ def _apply_group_template(template: Mapping[str, Any], g_nodes: list[dict[str, A
                 inner_field["value"] = value["value"]
 
 
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _parse_node(raw: Mapping[str, Any]) -> LangflowNode | None:
     if raw.get("type") == "noteNode":
         return None
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-    inner = data.get("node") if isinstance(data.get("node"), dict) else {}
+    data = _as_dict(raw.get("data"))
+    inner = _as_dict(data.get("node"))
     ctype = data.get("type")
-    template_raw = inner.get("template") if isinstance(inner.get("template"), dict) else {}
+    template_raw = _as_dict(inner.get("template"))
     template = {
         k: v
         for k, v in template_raw.items()
@@ -229,9 +237,9 @@ def _parse_node(raw: Mapping[str, Any]) -> LangflowNode | None:
 
 
 def _parse_edge(raw: Mapping[str, Any]) -> LangflowEdge:
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-    sh = data.get("sourceHandle") if isinstance(data.get("sourceHandle"), dict) else {}
-    th = data.get("targetHandle") if isinstance(data.get("targetHandle"), dict) else {}
+    data = _as_dict(raw.get("data"))
+    sh = _as_dict(data.get("sourceHandle"))
+    th = _as_dict(data.get("targetHandle"))
     if "name" not in sh:
         sh = decode_handle(raw.get("sourceHandle"))
     if "fieldName" not in th:
@@ -320,6 +328,14 @@ def typed_value(ftype: str, value: Any) -> Any:
             value = merged
         if not isinstance(value, dict):
             raise ValueError(f"expected an object, got {value!r}")
+        return value
+    if ftype in _TABLE_TYPES:  # LangFlow's TableInput: a list of row objects
+        if value is None or value == "":
+            return []
+        if isinstance(value, str):
+            value = json.loads(value)
+        if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
+            raise ValueError(f"expected a list of row objects, got {value!r}")
         return value
     # str, prompt, multiline, other, tab, file...: text
     if value is None:
@@ -422,7 +438,7 @@ def _cycle_nodes(doc: LangflowDocument) -> list[str]:
     return [nid for nid in remaining if nid in keep]
 
 
-def _node_problems(node: LangflowNode) -> list[FlowProblem]:
+def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowProblem]:
     if node.spec is None:
         return [
             _problem(
@@ -463,6 +479,7 @@ def _node_problems(node: LangflowNode) -> list[FlowProblem]:
                     "mode",
                 )
             )
+    problems.extend(kind_problems(node, values, {c for c in connected if c}))
     if node.kind == "Prompt":
         try:
             prompt_variables(str(values.get("template") or ""))
@@ -473,6 +490,63 @@ def _node_problems(node: LangflowNode) -> list[FlowProblem]:
                     "write literal braces as {{ and }}",
                     node,
                     "template",
+                )
+            )
+    return problems
+
+
+def kind_problems(
+    node: LangflowNode, values: Mapping[str, Any], connected: Iterable[str] = ()
+) -> list[FlowProblem]:
+    """Problems in the literal values of an If-Else or a Structured Output node."""
+    problems: list[FlowProblem] = []
+    connected = set(connected)
+    if node.kind == "ConditionalRouter":
+        operator = values.get("operator") or "equals"
+        if operator not in ROUTER_OPERATORS:
+            problems.append(
+                _problem(
+                    f"If-Else {node.id} has unknown operator {operator!r}; use one of "
+                    + ", ".join(ROUTER_OPERATORS),
+                    node,
+                    "operator",
+                )
+            )
+        elif operator == "regex" and "match_text" not in connected:
+            why = regex_problem(str(values.get("match_text") or ""))
+            if why:
+                problems.append(
+                    _problem(
+                        f"If-Else {node.id}: match_text is refused as a regex: {why}",
+                        node,
+                        "match_text",
+                    )
+                )
+    if node.kind == "StructuredOutput":
+        problems.extend(schema_problems(node, values.get("output_schema") or []))
+    return problems
+
+
+def schema_problems(node: LangflowNode, rows: Any) -> list[FlowProblem]:
+    """Problems in a Structured Output ``output_schema`` table (rows: name, type, ...)."""
+    problems: list[FlowProblem] = []
+    seen: set[str] = set()
+    for index, row in enumerate(rows if isinstance(rows, list) else []):
+        name = row.get("name") if isinstance(row, dict) else None
+        kind = (row.get("type") or "str") if isinstance(row, dict) else None
+        where = f"row {index + 1} of output_schema of {node.id}"
+        if not isinstance(name, str) or not name.strip():
+            problems.append(_problem(f"{where} has no name", node, "output_schema"))
+        elif name in seen:
+            problems.append(_problem(f"{where} repeats the name {name!r}", node, "output_schema"))
+        else:
+            seen.add(name)
+        if kind not in SCHEMA_TYPES:
+            problems.append(
+                _problem(
+                    f"{where} has type {kind!r}; use one of " + ", ".join(SCHEMA_TYPES),
+                    node,
+                    "output_schema",
                 )
             )
     return problems
@@ -560,7 +634,8 @@ def validate_document(doc: LangflowDocument) -> list[FlowProblem]:
     if not doc.nodes:
         problems.append(FlowProblem("the flow has no components"))
     for node in doc.nodes.values():
-        problems.extend(_node_problems(node))
+        connected = {e.target_field for e in doc.incoming(node.id)}
+        problems.extend(_node_problems(node, connected))
     for edge in doc.edges:
         problems.extend(_edge_problems(doc, edge))
     for node in doc.nodes.values():
@@ -596,6 +671,7 @@ def validate_tweaks(doc: LangflowDocument, tweaks: Mapping[str, Any]) -> list[Fl
         if not isinstance(fields, Mapping):
             problems.append(_problem(f"tweak for {node_id} must be an object of fields", node))
             continue
+        before = len(problems)
         for name, value in fields.items():
             if field_spec(node, name) is None and name not in node.template:
                 problems.append(
@@ -608,6 +684,11 @@ def validate_tweaks(doc: LangflowDocument, tweaks: Mapping[str, Any]) -> list[Fl
                 problems.append(
                     _problem(f"tweak {node_id}.{name} has an invalid value: {exc}", node, name)
                 )
+        if len(problems) == before and node.kind in ("ConditionalRouter", "StructuredOutput"):
+            values, _ = literal_values(node)
+            values.update({k: typed_value(field_type(node, k), v) for k, v in fields.items()})
+            connected = {e.target_field for e in doc.incoming(node.id) if e.target_field}
+            problems.extend(kind_problems(node, values, connected))
     return problems
 
 

@@ -44,7 +44,7 @@ class ComponentSpec:
         return next((f for f in self.fields if f.name == name), None)
 
 
-_MSG = (MESSAGE,)
+_MSG: tuple[str, ...] = (MESSAGE,)
 _CHAT_COMMON = (
     FieldSpec("should_store_message", "bool", default=True),
     FieldSpec("session_id", "str", _MSG, default=""),
@@ -61,7 +61,10 @@ _MODEL_COMMON = (
     FieldSpec("api_key", "str", default=""),
     FieldSpec("temperature", "float", default=0.1),
 )
-_MODEL_OUTPUTS = {"text_output": _MSG, "model_output": (LANGUAGE_MODEL,)}
+_MODEL_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "text_output": _MSG,
+    "model_output": (LANGUAGE_MODEL,),
+}
 
 SPECS: tuple[ComponentSpec, ...] = (
     ComponentSpec(
@@ -181,6 +184,43 @@ SPECS: tuple[ComponentSpec, ...] = (
         {"combined_text": _MSG},
         aliases=("CombineTextComponent",),
     ),
+    ComponentSpec(
+        "ConditionalRouter",
+        "If-Else",
+        (
+            FieldSpec("input_text", "str", _MSG, required=True),
+            FieldSpec("operator", "str", default="equals"),
+            FieldSpec("match_text", "str", _MSG, required=True),
+            FieldSpec("case_sensitive", "bool", default=True),
+            FieldSpec("true_case_message", "str", _MSG, default=""),
+            FieldSpec("false_case_message", "str", _MSG, default=""),
+            FieldSpec("message", "str", _MSG, default=""),  # LangFlow 1.0: one routed message
+            # Only meaningful in loops, which flowfleet refuses; accepted and ignored.
+            FieldSpec("max_iterations", "int", default=10),
+            FieldSpec("default_route", "str", default="false_result"),
+        ),
+        {"true_result": _MSG, "false_result": _MSG},
+        aliases=("ConditionalRouterComponent", "If-Else"),
+    ),
+    ComponentSpec(
+        "StructuredOutput",
+        "Structured Output",
+        (
+            FieldSpec("llm", "other", (LANGUAGE_MODEL,), required=True),
+            FieldSpec("input_value", "str", _MSG, required=True),
+            FieldSpec(
+                "system_prompt",
+                "str",
+                _MSG,
+                required=True,
+                default="Extract structured data from the input, following the schema.",
+            ),
+            FieldSpec("schema_name", "str", _MSG, default=""),
+            FieldSpec("output_schema", "table", required=True, default=[]),
+        ),
+        {"structured_output": (DATA,), "dataframe_output": (DATAFRAME,)},
+        aliases=("StructuredOutputComponent",),
+    ),
 )
 
 _BY_NAME: dict[str, ComponentSpec] = {}
@@ -190,6 +230,21 @@ for _spec in SPECS:
 
 INPUT_KINDS = frozenset({"ChatInput", "TextInput"})
 OUTPUT_KINDS = frozenset({"ChatOutput", "TextOutput"})
+# ConditionalRouter (LangFlow If-Else): its operators, and the row types of a StructuredOutput
+# schema (LangFlow's build_model_from_schema names).
+ROUTER_OPERATORS = (
+    "equals",
+    "not equals",
+    "contains",
+    "starts with",
+    "ends with",
+    "regex",
+    "less than",
+    "less than or equal",
+    "greater than",
+    "greater than or equal",
+)
+SCHEMA_TYPES = ("str", "int", "float", "bool", "boolean", "dict", "list", "number", "text")
 # Fields whose value is a secret's name or a secret: never a literal that flowfleet uses.
 SECRET_FIELDS = frozenset({"api_key", "openai_api_key"})
 

@@ -31,7 +31,8 @@ def test_submit_answers_202_with_location_then_poll_shows_backend_output(
     assert done["output"]["text"] == reply_text(messages)
     assert done["attempts"] == 1
     assert done["usage"]["total_tokens"] > 0
-    assert done["started_at"] and done["finished_at"]
+    assert done["started_at"]
+    assert done["finished_at"]
     sent = sim.get("/_sim/requests").json()
     assert [m["content"] for m in sent[-1]["messages"]] == [PROMPT_SYSTEM, "What is a queue?"]
 

@@ -2,54 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from shared.settings import get_settings
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture(scope="session")
-def sim_url() -> Iterator[str]:
-    """Base URL (with /v1) of an llm-sim process started for this session."""
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flowfleet.llm_sim", "--host", "127.0.0.1", "--port", str(port)]
-        + ["--tokens", "0"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise RuntimeError("llm-sim did not start")
-    yield f"{base}/v1"
-    proc.terminate()
-    proc.wait(timeout=10)
+def sim_url(llm_sim: str) -> str:
+    """Base URL (with /v1) of the session's llm-sim process."""
+    return f"{llm_sim}/v1"
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from flows.base import FlowValidationError
 from flows.langflow.compiler import compile_langflow
 from flows.langflow.document import describe, parse_document, validate_document
 from tests.flows.langflow_fixtures import FIXTURE_NAMES, load
+from tests.flows.langflow_nodes import router_node, structured_node
 
 # Real node templates of every known type, plus junk.
 _POOL: list[dict[str, Any]] = []
@@ -21,6 +22,12 @@ for _name in FIXTURE_NAMES:
             n["data"]["type"] for n in _POOL
         }:
             _POOL.append(_node)
+_POOL += [
+    router_node(),
+    router_node(operator="regex", match_text="(a+)+"),
+    structured_node(rows=[{"name": "a", "type": "int"}]),
+    structured_node(rows=[{"name": "", "type": "date"}]),
+]
 _JUNK: list[Any] = [
     {"id": "J", "data": {"type": "NotAComponent", "node": {"template": {}}}},
     {"id": "K", "data": {"type": None}},
@@ -28,8 +35,29 @@ _JUNK: list[Any] = [
     {"type": "noteNode", "id": "N"},
     "not a node",
 ]
-_FIELDS = ["input_value", "system_message", "template", "memory", "text1", "nope", None]
-_OUTPUTS = ["message", "text_output", "model_output", "prompt", "messages_text", "text", "x", None]
+_FIELDS = [
+    "input_value",
+    "system_message",
+    "template",
+    "memory",
+    "text1",
+    "input_text",
+    "llm",
+    "nope",
+    None,
+]
+_OUTPUTS = [
+    "message",
+    "text_output",
+    "model_output",
+    "prompt",
+    "messages_text",
+    "text",
+    "true_result",
+    "structured_output",
+    "x",
+    None,
+]
 
 
 @st.composite

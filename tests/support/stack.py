@@ -29,6 +29,7 @@ import redis
 from tests.support.llm_sim import REPO_ROOT, free_port
 
 ADMIN_DSN = os.environ.get("FLOWFLEET_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+WEBHOOK_SECRET = "test-webhook-secret"
 TEST_REDIS = os.environ.get("FLOWFLEET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -108,6 +109,8 @@ def base_env(database_url: str, redis_url: str, sim_url: str, **extra: str) -> d
             # Tests poll fast from one IP; the limiter stays on, far above what they send.
             "FLOWFLEET_RATE_LIMIT_PER_S": "2000",
             "FLOWFLEET_RATE_LIMIT_BURST": "4000",
+            "FLOWFLEET_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "FLOWFLEET_WEBHOOK_RETRY_BASE_S": "0.2",
         }
     )
     env.update(extra)

@@ -1,0 +1,138 @@
+"""Reading a run's events: replay then follow its stream, wait for its end, or synthesize.
+
+Blocking reads (XREAD BLOCK) use the API's dedicated Redis pool, and no database
+connection is held while blocking: the database is read at the start and at the end.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+
+from api.state import AppState
+from shared import events
+from shared.errors import InvalidRequest, RunNotFound
+from shared.models import TERMINAL_STATUSES, Run
+
+EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+
+
+async def load_run(state: AppState, run_id: str, owner: str | None) -> Run:
+    """The run, read in a short session whose connection goes back to the pool at once."""
+    async with state.sessions() as session:
+        run = await session.get(Run, run_id)
+    if run is None or (owner is not None and run.owner != owner):
+        raise RunNotFound(f"no run with id {run_id!r}")
+    return run
+
+
+def parse_event_id(value: str | None) -> str:
+    """A Last-Event-ID as a stream id to read after ("0-0" when absent)."""
+    if not value:
+        return "0-0"
+    if not EVENT_ID.match(value.strip()):
+        raise InvalidRequest("Last-Event-ID is not an id this API sent", field="Last-Event-ID")
+    return value.strip()
+
+
+def final_events(run: Run) -> list[events.Event]:
+    """A finished run's outcome as events, for when its stream expired or never existed."""
+    out: list[events.Event] = [("0-1", "status", {"status": run.status})]
+    if run.output is not None:
+        out.append(("0-2", "output", run.output))
+    if run.error_code:
+        out.append(("0-2", "error", {"code": run.error_code, "message": run.error_message or ""}))
+    out.append(("0-3", "done", {"status": run.status}))
+    return out
+
+
+async def follow(
+    state: AppState, run: Run, after: str = "0-0", *, owner: str | None = None
+) -> AsyncIterator[events.Event]:
+    """Every event after ``after`` (the backlog, then live ones) up to and including done."""
+    settings = state.settings
+    block_ms = max(1, int(settings.sse_ping_s * 1000))
+    terminal = run.status in TERMINAL_STATUSES
+    while True:
+        batch = await events.read(
+            state.redis_blocking if not terminal else state.redis,
+            settings,
+            run.id,
+            after,
+            block_ms=None if terminal else block_ms,
+        )
+        for event in batch:
+            yield event
+            after = event[0]
+            if event[1] == "done":
+                return
+        if batch:
+            continue
+        if not terminal:
+            # Idle for a while: the worker may have finished while Redis lost its events.
+            run = await load_run(state, run.id, owner)
+            terminal = run.status in TERMINAL_STATUSES
+            continue
+        # Terminal and nothing more in the stream: unless the client already saw done,
+        # tell it the outcome from the database.
+        _, last_event = await events.last_id(state.redis, settings, run.id)
+        if last_event != "done":
+            for event in final_events(run):
+                if after == "0-0" or not after.startswith("0-") or event[0] > after:
+                    yield event
+        return
+
+
+async def wait_terminal(
+    state: AppState, run_id: str, timeout: float, *, owner: str | None = None
+) -> tuple[Run, bool]:
+    """(run, finished): block on the run's stream for done, at most ``timeout`` seconds.
+
+    One database read before (an already finished run answers at once) and one after.
+    """
+    run = await load_run(state, run_id, owner)
+    if run.status in TERMINAL_STATUSES or timeout <= 0:
+        return run, run.status in TERMINAL_STATUSES
+    await wait_done(state, run_id, timeout)
+    run = await load_run(state, run_id, owner)
+    return run, run.status in TERMINAL_STATUSES
+
+
+async def wait_done(state: AppState, run_id: str, timeout: float) -> bool:
+    """Block until the run's done event is published (True) or ``timeout`` passes (False)."""
+    settings = state.settings
+    deadline = time.monotonic() + timeout
+    # Start after the newest event: the backlog (tokens) is of no interest, and anything
+    # published from here on, done included, is still delivered.
+    after, last_event = await events.last_id(state.redis, settings, run_id)
+    if last_event == "done":
+        return True
+    while (left := deadline - time.monotonic()) > 0:
+        batch = await events.read(
+            state.redis_blocking,
+            settings,
+            run_id,
+            after,
+            block_ms=max(1, int(left * 1000)),
+        )
+        for event_id, event, _ in batch:
+            after = event_id
+            if event == "done":
+                return True
+    return False
+
+
+async def announce_cancelled(state: AppState, run: Run) -> None:
+    """Tell followers that a queued run was cancelled (best effort: the database has it)."""
+    try:
+        await events.publish(state.redis, state.settings, run.id, "status", {"status": run.status})
+        await events.publish(state.redis, state.settings, run.id, "done", {"status": run.status})
+    except Exception:  # losing Redis loses live events, never results
+        pass
+
+
+async def flag_cancel(state: AppState, run_id: str) -> None:
+    """Ask the worker executing the run to stop it; the flag outlives any run."""
+    ttl = int(state.settings.run_timeout_s + 4 * state.settings.lease_s) + 60
+    await state.redis.set(events.cancel_key(state.settings, run_id), "1", ex=ttl)
