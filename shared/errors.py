@@ -15,16 +15,25 @@ class FlowfleetError(Exception):
     retry_after: int | None = None  # seconds; sent as Retry-After when set
 
     def __init__(
-        self, message: str | None = None, *, retry_after: int | None = None, **extra: Any
+        self,
+        message: str | None = None,
+        *,
+        retry_after: int | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
     ) -> None:
         self.message = message or self.title
         self.extra = extra
+        self._headers = dict(headers or {})  # e.g. RateLimit-*, WWW-Authenticate
         if retry_after is not None:
             self.retry_after = retry_after
         super().__init__(self.message)
 
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+        sent = dict(self._headers)
+        if self.retry_after is not None:
+            sent.setdefault("Retry-After", str(self.retry_after))
+        return sent
 
     def problem(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
