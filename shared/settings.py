@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = 200
     db_pool_size: int = 10
     run_timeout_s: float = 600.0  # per-run deadline
-    visibility_timeout_s: int = 3600  # above the longest run
+    # Unacked messages of a dead worker are redelivered after this (leases make it safe).
+    visibility_timeout_s: int = 300
     lease_s: float = 30.0  # a running run's lease, renewed by heartbeat
     sweep_interval_s: float = 10.0
     queued_stale_s: float = 600.0  # a queued run older than this is re-enqueued

@@ -29,7 +29,12 @@ def test_kill_9_of_a_worker_under_load_loses_and_duplicates_nothing(
 ) -> None:
     sim.put("/_sim/config", json=SLOWISH)
     tally = Tally("kill -9 worker under load")
-    with isolated_stack(llm_sim, infra["redis_url"], workers=2) as stack, stack.client() as c:
+    with (
+        isolated_stack(
+            llm_sim, infra["redis_url"], workers=2, FLOWFLEET_VISIBILITY_TIMEOUT_S="10"
+        ) as stack,
+        stack.client() as c,
+    ):
         with Load(stack, tally, per_s=10):
             time.sleep(3)
             victim = stack.workers[0]

@@ -146,6 +146,11 @@ class Tally:
             + " ".join(f"{k}={v}" for k, v in figures.items())
             + f" refused={dict(self.refused)} errors={dict(errors)}"
         )
+        stuck = {k: (v["status"], v["attempts"]) for k, v in runs.items() if v not in terminal}
+        if stuck or len(runs) < len(self.accepted):
+            print(
+                f"[{self.name}] not terminal: {stuck}, never read: {len(self.accepted) - len(runs)}"
+            )  # noqa: T201
         return figures
 
 
