@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test test-slow lint fmt migrate bench bench-smoke clean
+.PHONY: install nginx run test test-slow lint fmt migrate bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,14 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/flowfleet up
 
-test: $(STAMP)
+# The cluster test runs nginx from PATH: a fresh Debian machine gets it here when we are root.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { [ "$$(id -u)" = 0 ] && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light \
+		 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx); } || \
+		echo "nginx is missing: install it (apt-get install nginx-light) for the cluster test"
+
+test: $(STAMP) nginx
 	$(PY) -m pytest
 
 test-slow: $(STAMP)

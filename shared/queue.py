@@ -7,6 +7,7 @@ from typing import Any
 from celery import Celery
 
 from shared.settings import Settings
+from shared.telemetry import propagation_headers
 
 RUN_TASK = "flowfleet.run"
 WEBHOOK_TASK = "flowfleet.webhook"
@@ -54,5 +55,9 @@ def make_celery(settings: Settings, name: str = "flowfleet") -> Celery:
 
 
 def enqueue_run(app: Celery, run_id: str, *, headers: dict[str, Any] | None = None) -> None:
-    """Send only the run id; the worker reads everything else from the database."""
-    app.send_task(RUN_TASK, args=[run_id], headers=headers or {})
+    """Send only the run id; the worker reads everything else from the database.
+
+    The headers carry the submitting request's id and trace context, never run data.
+    """
+    carried = {**propagation_headers(), "run_id": run_id, **(headers or {})}
+    app.send_task(RUN_TASK, args=[run_id], headers=carried)

@@ -126,6 +126,12 @@ class Settings(BaseSettings):
     max_queued_runs: int = 100_000
     max_queued_per_flow: int = 20_000
 
+    # Observability
+    metrics_enabled: bool = True  # the API's /metrics
+    worker_metrics_port: int = 0  # each worker serves /metrics here; 0 = off
+    otel_enabled: bool = False  # OpenTelemetry tracing (pip install '.[otel]')
+    otel_service_name: str = "flowfleet"
+
     @field_validator("database_url")
     @classmethod
     def _normalise_dsn(cls, value: str) -> str:

@@ -7,8 +7,10 @@ import concurrent.futures
 import threading
 from typing import Any
 
-from celery import Celery, signals
+import structlog
+from celery import Celery, Task, signals
 
+from shared import telemetry
 from shared.logging import configure_logging, get_logger
 from shared.queue import RUN_TASK, enqueue_run, make_celery
 from shared.settings import get_settings
@@ -40,6 +42,9 @@ def runtime() -> tuple[LoopThread, WorkerContext]:
             from worker.maintenance import maintain
 
             asyncio.run_coroutine_threadsafe(maintain(ctx), loop.loop)
+            from worker.metrics import serve_metrics
+
+            serve_metrics(settings, ctx.flows)
             log.info(
                 "worker.started", worker_id=ctx.worker_id, concurrency=settings.worker_concurrency
             )
@@ -49,6 +54,7 @@ def runtime() -> tuple[LoopThread, WorkerContext]:
 @signals.worker_init.connect
 def _on_worker_init(**_: Any) -> None:
     configure_logging(settings)
+    telemetry.init_tracing(settings, "worker")
 
 
 @signals.worker_ready.connect
@@ -78,19 +84,37 @@ def _on_worker_shutdown(**_: Any) -> None:
         loop.stop()
 
 
-@app.task(name=RUN_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def run_flow(run_id: str) -> str:
+@app.task(name=RUN_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_flow(self: Task, run_id: str) -> str:
     """Execute one run; the run id is the whole message."""
-    from worker.execute import execute_run
-
     loop, ctx = runtime()
     if drain.draining.is_set():
         # Delivered while shutting down: put it back for a worker that stays.
         enqueue_run(app, run_id)
         return "requeued"
-    future = asyncio.run_coroutine_threadsafe(execute_run(ctx, run_id), loop.loop)
+    future = asyncio.run_coroutine_threadsafe(
+        _traced_run(ctx, run_id, _task_headers(self)), loop.loop
+    )
     with drain.track(run_id, future):
         try:
             return future.result()
         except concurrent.futures.CancelledError:
             return "handed_back"
+
+
+def _task_headers(task: Task) -> dict[str, Any]:
+    # Protocol 2 merges custom headers into the request; older clients nest them.
+    request = task.request
+    nested = getattr(request, "headers", None) or {}
+    keys = ("request_id", "traceparent", "tracestate")
+    return {k: v for k in keys if (v := getattr(request, k, None) or nested.get(k))}
+
+
+async def _traced_run(ctx: WorkerContext, run_id: str, headers: dict[str, Any]) -> str:
+    """The run with its request id in every log line and its span under the submitting trace."""
+    from worker.execute import execute_run
+
+    # This coroutine is its own asyncio task, so the bound context stays with this run.
+    structlog.contextvars.bind_contextvars(run_id=run_id, request_id=headers.get("request_id"))
+    with telemetry.span("flowfleet.run", headers, run_id=run_id):
+        return await execute_run(ctx, run_id)

@@ -24,7 +24,7 @@ from shared.db import transaction
 from shared.errors import FlowError, RunFailure, RunTimeout
 from shared.logging import get_logger
 from shared.models import FlowVersion, Run, SessionMessage, utcnow
-from worker import cancel, webhooks
+from worker import cancel, metrics, webhooks
 from worker.backend_errors import as_run_failure
 from worker.context import WorkerContext
 from worker.delivery import durably, exhausted
@@ -115,6 +115,11 @@ async def compiled_flow(ctx: WorkerContext, run: Run, kind: str) -> tuple[Compil
                 FlowVersion.flow_id == run.flow_id, FlowVersion.version == run.flow_version
             )
         )
+    # Runs that started together on a cold worker all waited on that read: the first one
+    # back compiles (synchronously, so nothing interleaves), the others find its result.
+    compiled = ctx.flows.lookup(run.flow_id, run.flow_version)
+    if compiled is not None:
+        return compiled, True
     compiled = ctx.flows.compile(run.flow_id, run.flow_version, kind, source or "")  # type: ignore[arg-type]
     return compiled, False
 
@@ -201,6 +206,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
     run, kind, history = claimed
     started = time.perf_counter()
     ctx.in_flight.add(run_id)
+    metrics.run_started(run.flow_id, run.created_at, run.started_at)
     await _publish(ctx, run_id, "status", {"status": "running", "attempt": run.attempts})
     usage = UsageMetadataCallbackHandler()
     result: FlowResult | None = None
@@ -216,7 +222,12 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
             input=run.input, session_id=run.session_id, history=history, tweaks=run.tweaks or {}
         )
         config = {
-            "callbacks": [usage, TokenPublisher(ctx, run_id), cancel.CancelCheck(ctx, run_id)],
+            "callbacks": [
+                usage,
+                TokenPublisher(ctx, run_id),
+                cancel.CancelCheck(ctx, run_id),
+                metrics.LLMMetrics(),
+            ],
             "metadata": {"run_id": run_id, "flow_id": run.flow_id},
             "run_name": f"flowfleet:{run.flow_id}",
         }
@@ -251,8 +262,14 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
             run_id=run_id,
             within_s=ctx.settings.finish_retry_s,
         )
+    except BaseException:
+        metrics.run_finished(run.flow_id, "unrecorded", time.perf_counter() - started)
+        raise
     finally:
         ctx.in_flight.discard(run_id)
+    metrics.run_finished(
+        run.flow_id, outcome if recorded else "lease_lost", time.perf_counter() - started
+    )
     log.info(
         "run.finished",
         run_id=run_id,

@@ -17,6 +17,7 @@ from api.state import Db, State
 from flows.definitions import FLOW_ID_PATTERN
 from shared.errors import BackendUnavailable, InvalidRequest
 from shared.logging import get_logger
+from shared.metrics import RUNS_SUBMITTED
 from shared.queue import WEBHOOK_TASK, enqueue_run
 from shared.schemas import (
     BatchAccepted,
@@ -80,6 +81,7 @@ async def submit_run(
     if created:
         await enqueue_or_forget(db, state, run.id)
         log.info("run.submitted", run_id=run.id, flow_id=flow_id)
+        RUNS_SUBMITTED.labels(flow_id).inc()
     else:
         response.status_code = status.HTTP_200_OK  # the original run of this key
     response.headers["Location"] = f"/v1/runs/{run.id}"
@@ -136,6 +138,7 @@ async def submit_batch(
         # The rows are committed and stay queued: the sweep re-enqueues lost queued runs.
         log.warning("batch.enqueue_failed", flow_id=flow_id, error=type(exc).__name__)
     log.info("batch.submitted", flow_id=flow_id, runs=len(ids))
+    RUNS_SUBMITTED.labels(flow_id).inc(len(ids))
     return BatchAccepted(run_ids=ids)
 
 

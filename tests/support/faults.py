@@ -148,9 +148,8 @@ class Tally:
         )
         stuck = {k: (v["status"], v["attempts"]) for k, v in runs.items() if v not in terminal}
         if stuck or len(runs) < len(self.accepted):
-            print(
-                f"[{self.name}] not terminal: {stuck}, never read: {len(self.accepted) - len(runs)}"
-            )  # noqa: T201
+            unread = len(self.accepted) - len(runs)
+            print(f"[{self.name}] not terminal: {stuck}, never read: {unread}")  # noqa: T201
         return figures
 
 
