@@ -180,7 +180,7 @@ def run_embedded(
     ports = [base + i if base else free_port() for i in range(api_replicas)]
     for i, port in enumerate(ports):
         sup.add(f"api-{i + 1}", _cli("api", "--port", str(port)), env)
-    metrics_ports = []
+    metrics_ports: list[int] = []
     for i in range(workers):
         worker_env = dict(env)
         if settings.worker_metrics_port:

@@ -42,7 +42,7 @@ class TokenPublisher(AsyncCallbackHandler):
         self.ctx = ctx
         self.run_id = run_id
 
-    async def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+    async def on_llm_new_token(self, token: Any, **kwargs: Any) -> None:  # type: ignore[override]
         if token:
             await cancel.publish_token(self.ctx, self.run_id, token)
 
@@ -187,7 +187,7 @@ def _usage(handler: UsageMetadataCallbackHandler) -> dict[str, Any] | None:
     totals = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
     for usage in handler.usage_metadata.values():
         for key in totals:
-            totals[key] += int(usage.get(key, 0) or 0)  # type: ignore[misc]
+            totals[key] += int(usage.get(key, 0) or 0)  # type: ignore[call-overload]
     return {**totals, "by_model": dict(handler.usage_metadata)}
 
 

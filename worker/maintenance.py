@@ -84,7 +84,7 @@ async def _is_leader(ctx: WorkerContext) -> bool:
     if await ctx.redis.set(key, ctx.worker_id, nx=True, ex=ttl):
         return True
     holder = await ctx.redis.get(key)
-    if holder is not None and holder.decode() == ctx.worker_id:
+    if holder is not None and _text(holder) == ctx.worker_id:
         await ctx.redis.expire(key, ttl)
         return True
     return False
@@ -105,3 +105,7 @@ async def maintain(ctx: WorkerContext) -> None:
         except Exception as exc:  # the database or Redis is away; try again next beat
             log.warning("worker.maintenance_failed", error=type(exc).__name__)
         await asyncio.sleep(min(heartbeat, ctx.settings.sweep_interval_s))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
