@@ -194,8 +194,6 @@ def run_embedded(
         wait_for_port(port, timeout=60)
     if nginx:
         start_nginx(sup, env, settings, nginx_port, ports)
-    if settings.env == "embedded":
-        log.warning("auth.disabled", detail="embedded default: the API accepts every caller")
     log.info(
         "flowfleet.up",
         url=f"http://127.0.0.1:{nginx_port}" if nginx else f"http://127.0.0.1:{ports[0]}",
