@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from api import metrics, problems
+from api.auth import KeyCache, guard
 from api.limits import BodyLimitMiddleware
+from api.ratelimit import QueueGauge, RateLimiter
 from api.routes import events, flows, health, openai_compat, runs, sessions
 from api.services.flows import save_definition
 from api.state import AppState
@@ -42,12 +44,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
+        redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
+        sessions = session_factory(engine)
         state = AppState(
             settings=settings,
             engine=engine,
-            sessions=session_factory(engine),
-            redis=Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3),
+            sessions=sessions,
+            redis=redis,
             celery=make_celery(settings, "flowfleet-api"),
+            key_cache=KeyCache(settings.key_cache_s),
+            rate_limiter=RateLimiter(redis, settings),
+            queue_gauge=QueueGauge(sessions),
             redis_blocking=Redis(
                 connection_pool=BlockingConnectionPool.from_url(
                     settings.redis_url,
@@ -59,6 +66,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
         )
         app.state.flowfleet = state
+        if not settings.auth_on:
+            log.warning(
+                "api.auth_disabled",
+                detail="every caller is an anonymous admin; set FLOWFLEET_AUTH_ENABLED=true "
+                "or FLOWFLEET_ENV=production before exposing this API",
+            )
         try:
             await sync_flows_dir(state)
         except Exception as exc:
@@ -76,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Run LangFlow flows in production behind a queue.",
         lifespan=lifespan,
+        dependencies=[Depends(guard)],
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(metrics.ObservabilityMiddleware)  # outermost: sees every answer

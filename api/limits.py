@@ -1,4 +1,4 @@
-"""Request body size limit, enforced while reading so a large body is never buffered."""
+"""Size limits: the request body (enforced while reading), inputs, tweaks, flows, batches."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.errors import PayloadTooLarge
+from shared.schemas import RunCreate
+from shared.settings import Settings
 
 
 class BodyLimitMiddleware:
@@ -69,3 +71,41 @@ class _TooLarge(HTTPException):
 
     def __init__(self, max_bytes: int) -> None:
         super().__init__(413, f"request body is over the limit of {max_bytes} bytes")
+
+
+def _json_size(value: object) -> int:
+    return len(json.dumps(value, separators=(",", ":"), default=str))
+
+
+def check_run_limits(body: RunCreate, settings: Settings) -> None:
+    """Input length, tweaks and metadata sizes: cheap checks before anything is written."""
+    if body.input is not None and len(body.input) > settings.max_input_chars:
+        raise PayloadTooLarge(
+            f"input is {len(body.input)} characters; the limit is {settings.max_input_chars}",
+            field="input",
+        )
+    if body.tweaks and _json_size(body.tweaks) > settings.max_tweaks_bytes:
+        raise PayloadTooLarge(
+            f"tweaks are over the limit of {settings.max_tweaks_bytes} bytes", field="tweaks"
+        )
+    if body.metadata and _json_size(body.metadata) > settings.max_metadata_bytes:
+        raise PayloadTooLarge(
+            f"metadata is over the limit of {settings.max_metadata_bytes} bytes",
+            field="metadata",
+        )
+
+
+def check_flow_upload(raw: bytes, settings: Settings) -> None:
+    """An uploaded export's size and node count, before the validator walks it."""
+    if len(raw) > settings.max_flow_bytes:
+        raise PayloadTooLarge(f"the flow is over the limit of {settings.max_flow_bytes} bytes")
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return  # the validator reports malformed JSON with its own message
+    data = doc.get("data") if isinstance(doc, dict) else None
+    nodes = data.get("nodes") if isinstance(data, dict) else None
+    if isinstance(nodes, list) and len(nodes) > settings.max_flow_nodes:
+        raise PayloadTooLarge(
+            f"the flow has {len(nodes)} nodes; the limit is {settings.max_flow_nodes}"
+        )

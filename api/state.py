@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated
 
 from celery import Celery
 from fastapi import Depends, Request
@@ -12,6 +12,10 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from api.auth import KeyCache
+    from api.ratelimit import QueueGauge, RateLimiter
 
 
 @dataclass
@@ -24,6 +28,9 @@ class AppState:
     # Blocking reads (XREAD BLOCK for SSE and wait) get their own pool, so many idle
     # subscribers never starve the short commands of other requests.
     redis_blocking: Redis
+    key_cache: KeyCache = field(default=None)  # type: ignore[assignment]
+    rate_limiter: RateLimiter = field(default=None)  # type: ignore[assignment]
+    queue_gauge: QueueGauge = field(default=None)  # type: ignore[assignment]
 
 
 def get_state(request: Request) -> AppState:

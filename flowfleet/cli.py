@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 app = typer.Typer(help="Run LangFlow flows in production.", no_args_is_help=True)
 flows_app = typer.Typer(help="Work with flow definitions.", no_args_is_help=True)
 app.add_typer(flows_app, name="flows")
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 
 @app.command()
@@ -147,6 +149,65 @@ def flows_validate(paths: list[Path]) -> None:
             continue
         typer.echo(f"{path}: ok ({defn.kind}, version {defn.version}, id {defn.id})")
     raise typer.Exit(1 if failed else 0)
+
+
+def _with_session(work: Any) -> Any:
+    """Run ``work(session)`` in one committed transaction on the configured database."""
+    import asyncio
+
+    from shared.db import create_engine, session_factory, transaction
+    from shared.settings import get_settings
+
+    async def go() -> Any:
+        engine = create_engine(get_settings(), pool_size=1)
+        try:
+            async with transaction(session_factory(engine)) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what the key is for")],
+    scopes: Annotated[
+        str, typer.Option(help="Comma list of runs:write, runs:read, flows:write, admin")
+    ] = "runs:write,runs:read",
+) -> None:
+    """Create a key; it is printed once and only its hash is stored."""
+    from shared.keys import create_key, parse_scopes
+
+    try:
+        wanted = parse_scopes(scopes)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scopes") from exc
+    new = _with_session(lambda s: create_key(s, name=name, scopes=wanted))
+    typer.echo(f"id:     {new.id}\nname:   {new.name}\nscopes: {','.join(new.scopes)}")
+    typer.echo(f"key:    {new.key}")
+    typer.echo("Store the key now: it cannot be shown again.", err=True)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (never their values)."""
+    from shared.keys import list_keys
+
+    for key in _with_session(list_keys):
+        state = "revoked" if key.revoked_at else "active"
+        typer.echo(f"{key.id}  {state:8}  {','.join(key.scopes):40}  {key.name}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key; API replicas refuse it within their key cache time."""
+    from shared.keys import revoke_key
+
+    if not _with_session(lambda s: revoke_key(s, key_id)):
+        typer.echo(f"no active key {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
 
 
 def main() -> None:

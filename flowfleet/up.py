@@ -180,7 +180,7 @@ def run_embedded(
     ports = [base + i if base else free_port() for i in range(api_replicas)]
     for i, port in enumerate(ports):
         sup.add(f"api-{i + 1}", _cli("api", "--port", str(port)), env)
-    metrics_ports = []
+    metrics_ports: list[int] = []
     for i in range(workers):
         worker_env = dict(env)
         if settings.worker_metrics_port:
@@ -194,8 +194,6 @@ def run_embedded(
         wait_for_port(port, timeout=60)
     if nginx:
         start_nginx(sup, env, settings, nginx_port, ports)
-    if settings.env == "embedded":
-        log.warning("auth.disabled", detail="embedded default: the API accepts every caller")
     log.info(
         "flowfleet.up",
         url=f"http://127.0.0.1:{nginx_port}" if nginx else f"http://127.0.0.1:{ports[0]}",

@@ -16,11 +16,14 @@ from contextvars import ContextVar
 from typing import Any, Protocol
 
 import httpx
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
+from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 
+from flows.retry import RetryPolicy, breaker_for, give_up
 from flows.routing import BackendNotAllowed, ModelSpec, route
-from shared.settings import BackendConfig
+from shared.settings import BackendConfig, get_settings
 
 __all__ = ["BackendNotAllowed", "ModelSpec", "chat_model", "route", "set_limiter"]
 
@@ -91,7 +94,68 @@ def _http_client(backend: BackendConfig) -> httpx.AsyncClient:
     return client
 
 
-def chat_model(spec: ModelSpec | str | None = None, **overrides: Any) -> ChatOpenAI:
+class ResilientChatOpenAI(LimitedChatOpenAI):
+    # Each attempt holds a place of the backend's fleet-wide limit; backoff sleeps do not.
+    """``ChatOpenAI`` whose calls go through the backend's circuit breaker and retry policy."""
+
+    backend_name: str = "default"
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        policy = RetryPolicy.from_settings(get_settings())
+        breaker = breaker_for(self.backend_name)
+        attempt = 0
+        while True:
+            breaker.before_call()
+            try:
+                result = await super()._agenerate(messages, stop, run_manager, **kwargs)
+            except Exception as exc:
+                breaker.record(exc)
+                wait = policy.next_delay(attempt, exc)
+                if wait is None:
+                    raise give_up(exc, attempt + 1) from exc
+                attempt += 1
+                await asyncio.sleep(wait)
+                continue
+            breaker.record(None)
+            return result
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        policy = RetryPolicy.from_settings(get_settings())
+        breaker = breaker_for(self.backend_name)
+        attempt = 0
+        while True:
+            breaker.before_call()
+            emitted = False
+            try:
+                async for chunk in super()._astream(messages, stop, run_manager, **kwargs):
+                    emitted = True
+                    yield chunk
+            except Exception as exc:
+                breaker.record(exc)
+                # After a token went out, a retry would repeat it in the run's events: give up.
+                wait = None if emitted else policy.next_delay(attempt, exc)
+                if wait is None:
+                    raise give_up(exc, attempt + 1) from exc
+                attempt += 1
+                await asyncio.sleep(wait)
+                continue
+            breaker.record(None)
+            return
+
+
+def chat_model(spec: ModelSpec | str | None = None, **overrides: Any) -> ResilientChatOpenAI:
     """A ``ChatOpenAI`` routed to the right backend, with its key from the environment."""
     if spec is None or isinstance(spec, str):
         spec = ModelSpec(model_name=spec, **overrides)
@@ -106,7 +170,7 @@ def chat_model(spec: ModelSpec | str | None = None, **overrides: Any) -> ChatOpe
         "base_url": backend.base_url,
         "api_key": api_key,
         "timeout": spec.timeout_s or backend.timeout_s,
-        "max_retries": 0,  # retries are the worker's policy, not the client's
+        "max_retries": 0,  # retries are ResilientChatOpenAI's policy (flows/retry.py)
         "streaming": spec.streaming,
         "stream_usage": True,
         "http_async_client": _http_client(backend),
@@ -118,7 +182,7 @@ def chat_model(spec: ModelSpec | str | None = None, **overrides: Any) -> ChatOpe
         params["max_tokens"] = spec.max_tokens
     if spec.seed is not None:
         params["seed"] = spec.seed
-    model = LimitedChatOpenAI(**params)
+    model = ResilientChatOpenAI(**params, backend_name=backend.name)
     # Routing metadata for metrics, limits and error reports.
     model.metadata = {
         "flowfleet_backend": backend.name,

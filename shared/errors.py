@@ -15,16 +15,25 @@ class FlowfleetError(Exception):
     retry_after: int | None = None  # seconds; sent as Retry-After when set
 
     def __init__(
-        self, message: str | None = None, *, retry_after: int | None = None, **extra: Any
+        self,
+        message: str | None = None,
+        *,
+        retry_after: int | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
     ) -> None:
         self.message = message or self.title
         self.extra = extra
+        self._headers = dict(headers or {})  # e.g. RateLimit-*, WWW-Authenticate
         if retry_after is not None:
             self.retry_after = retry_after
         super().__init__(self.message)
 
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+        sent = dict(self._headers)
+        if self.retry_after is not None:
+            sent.setdefault("Retry-After", str(self.retry_after))
+        return sent
 
     def problem(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -72,6 +81,10 @@ class RunFinished(Conflict):
     code, title = "run_finished", "Run already finished"
 
 
+class RunNotFinished(Conflict):
+    code, title = "run_not_finished", "Run has not finished"
+
+
 class IdempotencyConflict(Conflict):
     code, title = "idempotency_conflict", "Idempotency key reused with a different request"
 
@@ -95,6 +108,10 @@ class BackendUnavailable(FlowfleetError):
     retry_after = 2
 
 
+class InsufficientScope(Forbidden):
+    code, title = "insufficient_scope", "The key lacks the scope this needs"
+
+
 class QueueFull(FlowfleetError):
     status, code, title = 503, "queue_full", "Too many queued runs"
     retry_after = 5
@@ -115,3 +132,11 @@ class FlowError(RunFailure):
 
 class RunTimeout(RunFailure):
     code, title = "timeout", "Run exceeded its deadline"
+
+
+class ExhaustedRetries(RunFailure):
+    code, title = "exhausted_retries", "Run was delivered too many times without finishing"
+
+
+class CircuitOpen(BackendError):
+    """The backend failed repeatedly just now; fail fast instead of calling it."""

@@ -22,8 +22,13 @@ WEBHOOK_TASK = "flowfleet.webhook"
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Broker settings shared by the API (producer) and the workers (consumers)."""
     transport = {
-        # Above the longest run, so a slow run is not redelivered while still running.
+        # A message a dead worker took but never claimed comes back after this. Redelivery
+        # of a run still running is harmless (its lease makes the copy a no-op), so this
+        # need not exceed the longest run.
         "visibility_timeout": settings.visibility_timeout_s,
+        # Scan for such messages every 10 s rather than kombu's default of ~100 s.
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
         "socket_timeout": 5,
         "socket_connect_timeout": 3,
         "retry_on_timeout": False,

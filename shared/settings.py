@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     api_port: int = 8000
     max_body_bytes: int = 1024 * 1024
     max_input_chars: int = 100_000
+    max_tweaks_bytes: int = 64 * 1024  # serialized size of a run's tweaks
+    max_metadata_bytes: int = 16 * 1024
+    max_flow_bytes: int = 1024 * 1024  # an uploaded LangFlow export (within max_body_bytes)
+    max_flow_nodes: int = 200
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
 
@@ -61,7 +65,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = 1000  # Celery threads; each only waits on the loop (throughput.md)
     db_pool_size: int = 20  # per process; see shared/db.py
     run_timeout_s: float = 600.0  # per-run deadline
-    visibility_timeout_s: int = 3600  # above the longest run
+    # Unacked messages of a dead worker are redelivered after this (leases make it safe).
+    visibility_timeout_s: int = 300
     lease_s: float = 30.0  # a running run's lease, renewed by heartbeat
     sweep_interval_s: float = 10.0
     queued_stale_s: float = 600.0  # a queued run older than this is re-enqueued
@@ -99,6 +104,33 @@ class Settings(BaseSettings):
     backend_lease_s: float = 15.0  # a backend place's lease; renewed while the call lasts
 
     webhook_secret: SecretStr = SecretStr("change-me")
+
+    # Delivery: a run claimed this many times without finishing fails `exhausted_retries`.
+    max_attempts: int = 3
+    # Graceful shutdown: SIGTERM lets in-flight runs finish this long, then re-queues the rest.
+    shutdown_grace_s: float = 30.0
+    # Result writes survive a database outage this long (bounded by the run's deadline too).
+    finish_retry_s: float = 120.0
+
+    # LLM calls: retries with exponential backoff and full jitter, honouring Retry-After.
+    backend_retries: int = 4  # retries after the first try
+    backend_backoff_base_s: float = 0.5
+    backend_backoff_max_s: float = 20.0
+    # Per-backend circuit breaker (per worker process): open after this many failures in a row.
+    breaker_failures: int = 10
+    breaker_reset_s: float = 15.0
+
+    # Auth: None = on in production, off in the embedded default (with a warning at start).
+    auth_enabled: bool | None = None
+    metrics_public: bool = True  # /metrics without a key (scrapers inside the cluster)
+    key_cache_s: float = 10.0
+
+    # Rate limit per key (per client IP with auth off): token bucket in Redis; 0 = off.
+    rate_limit_per_s: float = 50.0
+    rate_limit_burst: int = 100
+    # Backpressure: cap on queued runs, overall and per flow (0 = no cap).
+    max_queued_runs: int = 100_000
+    max_queued_per_flow: int = 20_000
 
     # Observability
     metrics_enabled: bool = True  # the API's /metrics
@@ -140,6 +172,18 @@ class Settings(BaseSettings):
                 name="openai", base_url="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY"
             )
         return BackendConfig(name="llm-sim", base_url=self.llm_sim_url)
+
+    @model_validator(mode="after")
+    def _auth_default(self) -> Settings:
+        if self.auth_enabled is None:
+            self.auth_enabled = self.env == "production"
+        elif not self.auth_enabled and self.env == "production":
+            raise ValueError("auth may be off only in the embedded default (env=embedded)")
+        return self
+
+    @property
+    def auth_on(self) -> bool:
+        return bool(self.auth_enabled)
 
     @property
     def is_sqlite(self) -> bool:

@@ -70,7 +70,7 @@ def test_up_serves_a_session_on_sqlite_and_embedded_redis(tmp_path: Path) -> Non
         # llm-sim pads to 40 tokens in the embedded default; the reply starts with the echo.
         assert second_run["output"]["text"].startswith(expected)
         assert (tmp_path / "flowfleet.db").exists()
-        assert "auth.disabled" in (tmp_path / "up.log").read_text()
+        assert "api.auth_disabled" in (tmp_path / "up.log").read_text()
     finally:
         os.killpg(up.pid, signal.SIGINT)
         try:

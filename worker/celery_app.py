@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from typing import Any
 
@@ -13,9 +14,10 @@ from flows.models import set_limiter
 from shared import telemetry
 from shared.backend_limits import BackendLimiter
 from shared.logging import configure_logging, get_logger
-from shared.queue import RUN_TASK, make_celery
+from shared.queue import RUN_TASK, enqueue_run, make_celery
 from shared.settings import get_settings
 from worker.context import LoopThread, WorkerContext, build_context
+from worker.shutdown import Drain
 
 settings = get_settings()
 app: Celery = make_celery(settings, "flowfleet-worker")
@@ -28,6 +30,7 @@ log = get_logger("worker")
 
 _lock = threading.Lock()
 _runtime: tuple[LoopThread, WorkerContext] | None = None
+drain = Drain()
 
 
 def runtime() -> tuple[LoopThread, WorkerContext]:
@@ -62,10 +65,24 @@ def _on_worker_ready(**_: Any) -> None:
     runtime()
 
 
+@signals.worker_shutting_down.connect
+def _on_worker_shutting_down(**_: Any) -> None:
+    # SIGTERM: Celery stops consuming and waits for running tasks; we bound that wait.
+    loop, ctx = _runtime if _runtime is not None else (None, None)
+    drain.begin(loop, ctx, settings.shutdown_grace_s)
+    log.info("worker.draining", in_flight=len(drain.in_flight()), grace_s=settings.shutdown_grace_s)
+
+
 @signals.worker_shutdown.connect
 def _on_worker_shutdown(**_: Any) -> None:
+    # Runs after the pool has joined, i.e. after every run finished or was handed back;
+    # only then is it safe to close the pools and stop the loop under them.
+    drain.cancel_timer()
     if _runtime is not None:
         loop, ctx = _runtime
+        if in_flight := drain.in_flight():  # a cold shutdown cut the wait short
+            drain.hand_back(loop, ctx)
+            log.warning("worker.stopped_with_runs", count=len(in_flight))
         loop.run(ctx.engine.dispose(), timeout=5)
         loop.stop()
 
@@ -74,7 +91,18 @@ def _on_worker_shutdown(**_: Any) -> None:
 def run_flow(self: Task, run_id: str) -> str:
     """Execute one run; the run id is the whole message."""
     loop, ctx = runtime()
-    return loop.run(_traced_run(ctx, run_id, _task_headers(self)))
+    if drain.draining.is_set():
+        # Delivered while shutting down: put it back for a worker that stays.
+        enqueue_run(app, run_id)
+        return "requeued"
+    future = asyncio.run_coroutine_threadsafe(
+        _traced_run(ctx, run_id, _task_headers(self)), loop.loop
+    )
+    with drain.track(run_id, future):
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            return "handed_back"
 
 
 def _task_headers(task: Task) -> dict[str, Any]:

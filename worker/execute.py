@@ -17,6 +17,7 @@ from langchain_core.callbacks import UsageMetadataCallbackHandler
 from sqlalchemy import and_, or_, select, update
 
 from flows.base import CompiledFlow, FlowInput, FlowResult, FlowValidationError, HistoryMessage
+from flows.retry import run_deadline
 from flows.routing import BackendNotAllowed
 from shared import events
 from shared.db import transaction
@@ -26,6 +27,7 @@ from shared.models import FlowVersion, Run, SessionMessage, utcnow
 from worker import cancel, metrics, response_cache, webhooks
 from worker.backend_errors import as_run_failure
 from worker.context import WorkerContext
+from worker.delivery import durably, exhausted
 from worker.streaming import BatchedTokenPublisher, InlineUsage
 
 log = get_logger("worker.execute")
@@ -76,7 +78,9 @@ async def claim_run(
         if run.session_id:
             rows = await session.scalars(
                 select(SessionMessage)
+                # A session id is scoped to its owner: another key's history never leaks in.
                 .where(SessionMessage.session_id == run.session_id)
+                .where(SessionMessage.owner == run.owner)
                 .order_by(SessionMessage.id.desc())
                 .limit(HISTORY_LIMIT)
             )
@@ -172,13 +176,19 @@ def _usage(handler: UsageMetadataCallbackHandler) -> dict[str, Any] | None:
     totals = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
     for usage in handler.usage_metadata.values():
         for key in totals:
-            totals[key] += int(usage.get(key, 0) or 0)  # type: ignore[misc]
+            totals[key] += int(usage.get(key, 0) or 0)  # type: ignore[call-overload]
     return {**totals, "by_model": dict(handler.usage_metadata)}
 
 
 async def execute_run(ctx: WorkerContext, run_id: str) -> str:
     """Run one run end to end; returns its outcome ("skipped" when not ours to run)."""
-    claimed = await claim_run(ctx, run_id)
+    # A database outage at claim time must not drop the delivery (the message is acked).
+    claimed = await durably(
+        lambda: claim_run(ctx, run_id),
+        run_id=run_id,
+        within_s=ctx.settings.finish_retry_s,
+        what="claim",
+    )
     if claimed is None:
         log.info("run.skipped", run_id=run_id)
         return "skipped"
@@ -192,11 +202,14 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
         lambda text: cancel.publish_token(ctx, run_id, text), ctx.settings.token_flush_s
     )
     result: FlowResult | None = None
-    error: RunFailure | None = None
+    error: RunFailure | None = exhausted(run, ctx.settings)
     cancelled = False
     from_cache = False
     cached = False
+    run_deadline.set(time.monotonic() + ctx.settings.run_timeout_s)
     try:
+        if error is not None:
+            raise error
         result = await response_cache.lookup(ctx, run)
         cached = result is not None
         if result is None:
@@ -222,28 +235,36 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
             await response_cache.store(ctx, run, result)
     except cancel.RunCancelled:
         cancelled = True
+    except asyncio.CancelledError:
+        ctx.in_flight.discard(run_id)  # shutdown took it back (worker/shutdown.py)
+        raise
     except TimeoutError:
         error = RunTimeout(f"the run took longer than {ctx.settings.run_timeout_s:g} s")
     except (FlowValidationError, BackendNotAllowed) as exc:
         error = FlowError(str(exc))
     except Exception as exc:
         error = as_run_failure(exc)
-    finally:
-        ctx.in_flight.discard(run_id)
     outcome = "cancelled" if cancelled else "succeeded" if error is None else "failed"
     try:
-        recorded = await finish_run(
-            ctx,
-            run,
-            result=None if cancelled else result,
-            error=None if cancelled else error,
-            usage=_usage(usage),
-            status=outcome,
-            cached=cached,
+        # Still in flight (lease renewed) while the result write rides out a database outage.
+        recorded = await durably(
+            lambda: finish_run(
+                ctx,
+                run,
+                result=None if cancelled else result,
+                error=None if cancelled else error,
+                usage=_usage(usage),
+                status=outcome,
+                cached=cached,
+            ),
+            run_id=run_id,
+            within_s=ctx.settings.finish_retry_s,
         )
     except BaseException:
         metrics.run_finished(run.flow_id, "unrecorded", time.perf_counter() - started)
         raise
+    finally:
+        ctx.in_flight.discard(run_id)
     metrics.run_finished(
         run.flow_id, outcome if recorded else "lease_lost", time.perf_counter() - started
     )

@@ -33,19 +33,27 @@ async def renew_leases(ctx: WorkerContext) -> int:
 async def sweep(ctx: WorkerContext) -> list[str]:
     """Re-enqueue runs whose worker died (lease expired) or whose message was lost."""
     now = utcnow()
+    # One lease of grace: after a database outage the owner's heartbeat renews first.
+    expired_before = now - timedelta(seconds=ctx.settings.lease_s)
     stale_queued = now - timedelta(seconds=ctx.settings.queued_stale_s)
     async with transaction(ctx.sessions) as session:
         expired = list(
             (
                 await session.scalars(
-                    select(Run.id).where(Run.status == "running", Run.lease_expires_at < now)
+                    select(Run.id).where(
+                        Run.status == "running", Run.lease_expires_at < expired_before
+                    )
                 )
             ).all()
         )
         if expired:
             await session.execute(
                 update(Run)
-                .where(Run.id.in_(expired), Run.status == "running", Run.lease_expires_at < now)
+                .where(
+                    Run.id.in_(expired),
+                    Run.status == "running",
+                    Run.lease_expires_at < expired_before,
+                )
                 .values(status="queued", lease_owner=None, lease_expires_at=None)
                 .execution_options(synchronize_session=False)
             )
@@ -76,7 +84,7 @@ async def _is_leader(ctx: WorkerContext) -> bool:
     if await ctx.redis.set(key, ctx.worker_id, nx=True, ex=ttl):
         return True
     holder = await ctx.redis.get(key)
-    if holder is not None and holder.decode() == ctx.worker_id:
+    if holder is not None and _text(holder) == ctx.worker_id:
         await ctx.redis.expire(key, ttl)
         return True
     return False
@@ -97,3 +105,7 @@ async def maintain(ctx: WorkerContext) -> None:
         except Exception as exc:  # the database or Redis is away; try again next beat
             log.warning("worker.maintenance_failed", error=type(exc).__name__)
         await asyncio.sleep(min(heartbeat, ctx.settings.sweep_interval_s))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

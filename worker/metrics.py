@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from flows.runtime import FlowCache
+from shared.errors import BackendError, CircuitOpen
 from shared.logging import get_logger
 from shared.metrics import (
     FLOW_CACHE_METRIC,
@@ -88,6 +89,10 @@ def _tokens(response: LLMResult) -> tuple[int, int]:
 
 def error_kind(error: BaseException) -> str:
     """A small, bounded label for an LLM failure."""
+    if isinstance(error, CircuitOpen):
+        return "circuit_open"
+    if isinstance(error, BackendError) and error.__cause__ is not None:
+        error = error.__cause__  # retries spent (flows/retry.py): label what the backend did
     if isinstance(error, openai.APIStatusError):
         return f"http_{error.status_code}"
     if isinstance(error, openai.APITimeoutError | TimeoutError):

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
 
+from api.limits import check_flow_upload
 from api.services import flows as flow_service
 from api.state import Db, State
 from flows.base import FlowValidationError
@@ -87,6 +88,7 @@ async def put_flow(
 ) -> FlowOut:
     """Upload a LangFlow export as it was exported; it is validated, never executed."""
     raw = await request.body()
+    check_flow_upload(raw, state.settings)
     try:
         text = raw.decode("utf-8")
         defn = describe(flow_id, "langflow", text)

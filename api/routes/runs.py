@@ -8,6 +8,7 @@ import anyio
 from fastapi import APIRouter, Header, Path, Query, Response, status
 
 from api.auth import Caller
+from api.limits import check_run_limits
 from api.routes.events import wait_for
 from api.services import events as event_service
 from api.services import flows as flow_service
@@ -58,10 +59,12 @@ async def submit_run(
     wait: Annotated[float | None, Query(ge=0, description="seconds to wait for the end")] = None,
 ) -> RunOut:
     """Record a run and queue it; answers at once with the run (poll its Location)."""
+    check_run_limits(body, state.settings)
     if body.webhook:
         validate_url(state.settings, body.webhook)
     flow = await flow_service.get_flow(db, flow_id)
     await flow_service.check_tweaks(db, flow, body.tweaks)
+    await state.queue_gauge.check(state.settings, flow.id)
     created = True
     if idempotency_key:
         run, created = await run_service.create_run_idempotent(
@@ -116,9 +119,11 @@ async def submit_batch(
             field="inputs",
         )
     for item in body.inputs:
+        check_run_limits(item, state.settings)
         if item.webhook:
             validate_url(state.settings, item.webhook)
     flow = await flow_service.get_flow(db, flow_id)
+    await state.queue_gauge.check(state.settings, flow.id, adding=len(body.inputs))
     runs = await run_service.create_runs(db, flow=flow, bodies=body.inputs, owner=caller.owner)
     await db.commit()
     ids = [run.id for run in runs]
@@ -163,6 +168,26 @@ async def cancel_run(
     return run_out(run)
 
 
+@router.post(
+    "/runs/{run_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RunOut,
+    responses={404: {"description": "run_not_found"}, 409: {"description": "run_not_finished"}},
+)
+async def retry_run(
+    run_id: str, db: Db, state: State, caller: Caller, response: Response
+) -> RunOut:
+    """Submit a finished run again (same input, session, tweaks) as a new run."""
+    original = await run_service.get_run(db, run_id, owner=caller.visible_owner)
+    await state.queue_gauge.check(state.settings, original.flow_id)
+    run = await run_service.retry_run(db, original, owner=caller.owner)
+    await db.commit()
+    await enqueue_or_forget(db, state, run.id)
+    log.info("run.resubmitted", run_id=run.id, retry_of=original.id)
+    response.headers["Location"] = f"/v1/runs/{run.id}"
+    return run_out(run)
+
+
 async def _forget_unqueued(db: Db, run_id: str) -> None:
     try:
         await db.delete(await run_service.get_run(db, run_id))
@@ -187,16 +212,21 @@ async def list_runs(
     flow_id: str | None = None,
     session_id: str | None = None,
     status: RunStatus | None = None,
+    error_code: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> RunPage:
-    """Runs newest first, filtered by flow, session and status."""
+    """Runs newest first, filtered by flow, session, status and error code.
+
+    ``?status=failed&error_code=exhausted_retries`` lists the dead letters.
+    """
     runs, next_cursor = await run_service.list_runs(
         db,
         owner=caller.visible_owner,
         flow_id=flow_id,
         session_id=session_id,
         status=status,
+        error_code=error_code,
         limit=limit,
         cursor=cursor,
     )

@@ -12,7 +12,14 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.errors import IdempotencyConflict, InvalidRequest, RunFinished, RunNotFound
+from shared.errors import (
+    FlowNotFound,
+    IdempotencyConflict,
+    InvalidRequest,
+    RunFinished,
+    RunNotFinished,
+    RunNotFound,
+)
 from shared.models import ANONYMOUS, TERMINAL_STATUSES, Flow, Run, SessionMessage, utcnow
 from shared.schemas import RunCreate
 
@@ -141,6 +148,32 @@ async def get_run(session: AsyncSession, run_id: str, *, owner: str | None = Non
     return run
 
 
+async def retry_run(session: AsyncSession, original: Run, *, owner: str) -> Run:
+    """A new queued run with the original's input, session and tweaks (on the current flow)."""
+    if original.status not in TERMINAL_STATUSES:
+        raise RunNotFinished(f"run {original.id} is {original.status}; retry a finished run")
+    flow = await session.get(Flow, original.flow_id)
+    if flow is None:
+        raise FlowNotFound(f"flow {original.flow_id!r} no longer exists")
+    run = Run(
+        id=str(uuid.uuid4()),
+        flow_id=flow.id,
+        flow_version=flow.current_version,
+        session_id=original.session_id,
+        owner=owner,
+        input=original.input,
+        tweaks=original.tweaks,
+        meta={**(original.meta or {}), "retry_of": original.id},
+        status="queued",
+        attempts=0,
+        cached=False,
+        webhook_url=original.webhook_url,
+    )
+    session.add(run)
+    await session.flush()
+    return run
+
+
 def _encode_cursor(run: Run) -> str:
     raw = f"{run.created_at.isoformat()}|{run.id}"
     return base64.urlsafe_b64encode(raw.encode()).decode()
@@ -161,6 +194,7 @@ async def list_runs(
     flow_id: str | None = None,
     session_id: str | None = None,
     status: str | None = None,
+    error_code: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[Run], str | None]:
@@ -174,6 +208,8 @@ async def list_runs(
         query = query.where(Run.session_id == session_id)
     if status:
         query = query.where(Run.status == status)
+    if error_code:
+        query = query.where(Run.error_code == error_code)
     if cursor:
         created, run_id = _decode_cursor(cursor)
         query = query.where(

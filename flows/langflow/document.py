@@ -443,7 +443,8 @@ def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowP
         return [
             _problem(
                 f"component {node.id} has unsupported type {node.type!r}; "
-                "replace it with a supported component (the README lists them under 'LangFlow exports')",
+                "replace it with a supported component "
+                "(the README lists them under 'LangFlow exports')",
                 node,
             )
         ]

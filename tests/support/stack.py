@@ -106,6 +106,13 @@ def base_env(database_url: str, redis_url: str, sim_url: str, **extra: str) -> d
             "FLOWFLEET_LEASE_S": "3",
             "FLOWFLEET_SWEEP_INTERVAL_S": "1",
             "FLOWFLEET_WORKER_CONCURRENCY": "50",
+            # Tests poll fast from one IP; the limiter stays on, far above what they send.
+            "FLOWFLEET_RATE_LIMIT_PER_S": "2000",
+            "FLOWFLEET_RATE_LIMIT_BURST": "4000",
+            # Tests fail the backend on purpose one after another: the breaker and its tests
+            # live in isolated stacks (tests/test_faults.py); here retries stay quick.
+            "FLOWFLEET_BREAKER_FAILURES": "100000",
+            "FLOWFLEET_BACKEND_BACKOFF_BASE_S": "0.05",
             "FLOWFLEET_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "FLOWFLEET_WEBHOOK_RETRY_BASE_S": "0.2",
         }

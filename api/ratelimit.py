@@ -1,0 +1,128 @@
+"""Per-caller token bucket in Redis, one atomic Lua call per request; and the queue cap."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.errors import QueueFull
+from shared.models import Run
+from shared.settings import Settings
+
+# KEYS[1] bucket hash; ARGV: rate per s, burst, cost. Time comes from the Redis server so
+# every replica shares one clock. Returns {allowed, tokens left (floor), ms until 1 token}.
+TOKEN_BUCKET = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil then tokens = burst; ts = now end
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
+local allowed = 0
+if tokens >= cost then tokens = tokens - cost; allowed = 1 end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+local wait = 0
+if tokens < 1 then wait = math.ceil((1 - tokens) * 1000 / rate) end
+return {allowed, math.floor(tokens), wait}
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after_s: int  # whole seconds until a token is there (0 when one is)
+
+    def headers(self) -> dict[str, str]:
+        """IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers), plus Retry-After."""
+        out = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.retry_after_s),
+        }
+        if not self.allowed:
+            out["Retry-After"] = str(max(1, self.retry_after_s))
+        return out
+
+
+class RateLimiter:
+    """Token bucket per identity (key id, or client IP when auth is off)."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self._script = redis.register_script(TOKEN_BUCKET)
+
+    async def hit(self, identity: str) -> Decision:
+        rate, burst = self.settings.rate_limit_per_s, self.settings.rate_limit_burst
+        allowed, remaining, wait_ms = await self._script(
+            keys=[self.settings.redis_key("rl", identity)], args=[rate, burst, 1]
+        )
+        return Decision(
+            allowed=bool(allowed),
+            limit=burst,
+            remaining=int(remaining),
+            retry_after_s=math.ceil(int(wait_ms) / 1000),
+        )
+
+
+class QueueGauge:
+    """Queued runs overall and per flow: one grouped COUNT per replica per second at most.
+
+    The database is the truth (a Redis counter would drift whenever a worker dies
+    between claim and decrement); the index on (status, created_at) keeps it cheap.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl_s: float = 1.0) -> None:
+        self.sessions = sessions
+        self.ttl_s = ttl_s
+        self._at = -math.inf
+        self._counts: dict[str, int] = {}
+        self._lock = asyncio.Lock()
+
+    async def counts(self) -> dict[str, int]:
+        if time.monotonic() - self._at < self.ttl_s:
+            return self._counts
+        async with self._lock:
+            if time.monotonic() - self._at >= self.ttl_s:
+                async with self.sessions() as session:
+                    rows = await session.execute(
+                        select(Run.flow_id, func.count())
+                        .where(Run.status == "queued")
+                        .group_by(Run.flow_id)
+                    )
+                    self._counts = {flow: int(n) for flow, n in rows.all()}
+                self._at = time.monotonic()
+        return self._counts
+
+    async def check(self, settings: Settings, flow_id: str, adding: int = 1) -> None:
+        """Raise ``QueueFull`` when taking ``adding`` more runs would pass a cap."""
+        if not settings.max_queued_runs and not settings.max_queued_per_flow:
+            return
+        counts = await self.counts()
+        total, mine = sum(counts.values()), counts.get(flow_id, 0)
+        if settings.max_queued_runs and total + adding > settings.max_queued_runs:
+            raise QueueFull(
+                f"{total} runs are queued (cap {settings.max_queued_runs}); retry later",
+                headers={"Retry-After": "5"},
+            )
+        if settings.max_queued_per_flow and mine + adding > settings.max_queued_per_flow:
+            raise QueueFull(
+                f"{mine} runs of flow {flow_id!r} are queued "
+                f"(cap {settings.max_queued_per_flow}); retry later",
+                headers={"Retry-After": "5"},
+            )
+        # Count what this replica just took, so a burst inside one second cannot overshoot far.
+        self._counts = {**counts, flow_id: mine + adding}

@@ -1,0 +1,159 @@
+"""API keys, scopes, tenancy and rate limits, against an API process with auth on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from flowfleet.llm_sim import reply_text
+from tests.support.faults import isolated_stack
+from tests.support.llm_sim import REPO_ROOT
+from tests.support.stack import TERMINAL, Stack
+
+CHAT_SYSTEM = "You are a helpful assistant. Use the conversation so far."
+
+
+@pytest.fixture(scope="module")
+def secure(infra: dict[str, str], llm_sim: str) -> Iterator[Stack]:
+    with isolated_stack(
+        llm_sim,
+        infra["redis_url"],
+        FLOWFLEET_AUTH_ENABLED="true",
+        FLOWFLEET_RATE_LIMIT_PER_S="10",
+        FLOWFLEET_RATE_LIMIT_BURST="30",
+    ) as stack:
+        yield stack
+
+
+def make_key(stack: Stack, scopes: str, name: str = "test") -> str:
+    """`flowfleet keys create` as an operator runs it; returns the key it prints once."""
+    out = subprocess.run(
+        [sys.executable, "-m", "flowfleet", "keys", "create", "--name", name, "--scopes", scopes],
+        env=stack.env,
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return next(line.split()[1] for line in out.splitlines() if line.startswith("key:"))
+
+
+def as_key(stack: Stack, key: str) -> httpx.Client:
+    return stack.client(headers={"Authorization": f"Bearer {key}"})
+
+
+def finish(client: httpx.Client, run_id: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = client.get(f"/v1/runs/{run_id}")
+        if response.status_code == 200 and response.json()["status"] in TERMINAL:
+            return response.json()  # type: ignore[no-any-return]
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not finish")
+
+
+def test_no_key_or_unknown_key_is_401_and_health_stays_open(secure: Stack) -> None:
+    with secure.client() as anonymous:
+        missing = anonymous.post("/v1/flows/prompt/runs", json={"input": "hi"})
+        assert missing.status_code == 401
+        assert missing.json()["code"] == "unauthorized"
+        assert missing.headers["www-authenticate"] == "Bearer"
+        assert anonymous.get("/v1/runs").status_code == 401
+        assert anonymous.get("/healthz").status_code == 200
+        assert anonymous.get("/readyz").status_code == 200
+    with as_key(secure, "ff_not-a-real-key") as wrong:
+        assert wrong.get("/v1/runs").json()["code"] == "unauthorized"
+
+
+def test_wrong_scope_is_403(secure: Stack) -> None:
+    with as_key(secure, make_key(secure, "runs:read")) as reader:
+        refused = reader.post("/v1/flows/prompt/runs", json={"input": "hi"})
+        assert refused.status_code == 403
+        assert refused.json()["code"] == "insufficient_scope"
+        assert reader.get("/v1/runs").status_code == 200
+    with as_key(secure, make_key(secure, "runs:write,runs:read")) as writer:
+        assert writer.put("/v1/flows/mine", json={}).status_code == 403
+        assert writer.delete("/v1/flows/prompt").status_code == 403
+    with as_key(secure, make_key(secure, "flows:write")) as author:
+        # Past the scope check: the (empty) export itself is what is refused.
+        assert author.put("/v1/flows/mine", json={}).json()["code"] == "invalid_flow"
+
+
+def test_a_key_sees_only_its_own_runs_and_sessions(secure: Stack, sim: httpx.Client) -> None:
+    key_a = make_key(secure, "runs:write,runs:read", "a")
+    key_b = make_key(secure, "runs:write,runs:read", "b")
+    with as_key(secure, key_a) as a, as_key(secure, key_b) as b:
+        run_a = finish(
+            a,
+            a.post("/v1/flows/chat/runs", json={"input": "A's secret", "session_id": "s1"}).json()[
+                "id"
+            ],
+        )
+        assert run_a["status"] == "succeeded"
+
+        assert b.get(f"/v1/runs/{run_a['id']}").json()["code"] == "run_not_found"
+        assert b.get(f"/v1/runs/{run_a['id']}").status_code == 404
+        assert b.get("/v1/sessions/s1/messages").json()["messages"] == []
+        assert run_a["id"] not in [r["id"] for r in b.get("/v1/runs").json()["items"]]
+        assert b.post(f"/v1/runs/{run_a['id']}/retry").status_code == 404
+        assert b.delete("/v1/sessions/s1").status_code == 204  # deletes nothing of A's
+        assert len(a.get("/v1/sessions/s1/messages").json()["messages"]) == 2
+
+        # Same session id under key B: A's history never reaches B's model call.
+        sim.delete("/_sim/requests")
+        run_b = finish(
+            b,
+            b.post(
+                "/v1/flows/chat/runs", json={"input": "what was said?", "session_id": "s1"}
+            ).json()["id"],
+        )
+        only_b = [
+            {"role": "system", "content": CHAT_SYSTEM},
+            {"role": "user", "content": "what was said?"},
+        ]
+        assert run_b["output"]["text"] == reply_text(only_b)
+    with as_key(secure, make_key(secure, "admin")) as admin:
+        assert admin.get(f"/v1/runs/{run_a['id']}").status_code == 200
+    assert key_a not in secure.api.output()  # keys never reach the logs
+
+
+def test_burst_over_the_limit_gets_429_with_retry_after(secure: Stack) -> None:
+    with as_key(secure, make_key(secure, "runs:read")) as client:
+        responses = [client.get("/v1/runs?limit=1") for _ in range(60)]
+    ok = [r for r in responses if r.status_code == 200]
+    limited = [r for r in responses if r.status_code == 429]
+    print(f"\n[rate limit] sent=60 ok={len(ok)} limited={len(limited)} (burst 30, 10/s)")  # noqa: T201
+    assert ok
+    assert limited
+    assert ok[0].headers["ratelimit-limit"] == "30"
+    first = limited[0]
+    assert first.json()["code"] == "rate_limited"
+    assert int(first.headers["retry-after"]) >= 1
+    assert first.headers["ratelimit-remaining"] == "0"
+    assert "ratelimit-reset" in first.headers
+
+
+def test_queue_cap_answers_503_queue_full(infra: dict[str, str], llm_sim: str) -> None:
+    # No worker: everything submitted stays queued, so the cap is what refuses.
+    with (
+        isolated_stack(
+            llm_sim, infra["redis_url"], workers=0, FLOWFLEET_MAX_QUEUED_PER_FLOW="3"
+        ) as stack,
+        stack.client() as client,
+    ):
+        codes = [
+            client.post("/v1/flows/prompt/runs", json={"input": f"n{i}"}).status_code
+            for i in range(5)
+        ]
+        assert codes[:3] == [202, 202, 202]
+        refused = client.post("/v1/flows/prompt/runs", json={"input": "one more"})
+        assert refused.status_code == 503
+        assert refused.json()["code"] == "queue_full"
+        assert refused.headers["retry-after"]
+        assert client.post("/v1/flows/chat/runs", json={"input": "other flow"}).status_code == 202
