@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import (
 from shared.settings import Settings
 
 
-def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
+def create_engine(
+    settings: Settings, *, pool_size: int | None = None, pre_ping: bool = True
+) -> AsyncEngine:
     """An async engine sized for this process's concurrency."""
     if settings.is_sqlite:
         engine = create_async_engine(settings.database_url, connect_args={"timeout": 30})
@@ -31,7 +33,8 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
         # reopened on the next burst, which measured as a large share of CPU under load.
         pool_size=size,
         max_overflow=size // 4,
-        pool_pre_ping=True,
+        # The worker turns this off: its claims and writes retry on a dropped connection.
+        pool_pre_ping=pre_ping,
         pool_timeout=10,
         # Fail fast when PostgreSQL is unreachable instead of hanging a request.
         connect_args={"connect_timeout": 5},

@@ -31,7 +31,7 @@ class RunCancelled(Exception):
 async def is_cancelled(ctx: WorkerContext, run_id: str) -> bool:
     """Whether someone asked to cancel this run (False when Redis is away: run on)."""
     try:
-        return bool(await ctx.redis.exists(events.cancel_key(ctx.settings, run_id)))
+        return bool(await ctx.events.exists(events.cancel_key(ctx.settings, run_id)))
     except Exception as exc:
         log.warning("run.cancel_check_failed", run_id=run_id, error=type(exc).__name__)
         return False
@@ -42,7 +42,7 @@ async def publish_token(ctx: WorkerContext, run_id: str, text: str) -> None:
     settings = ctx.settings
     data = {"text": text, "ts": time.time()}
     try:
-        async with ctx.redis.pipeline(transaction=False) as pipe:
+        async with ctx.events.pipeline(transaction=False) as pipe:
             pipe.xadd(
                 events.stream_key(settings, run_id),
                 {"event": "token", "data": json.dumps(data)},

@@ -37,18 +37,17 @@ HISTORY_LIMIT = 200
 async def _publish(ctx: WorkerContext, run_id: str, event: str, data: dict[str, Any]) -> None:
     # Events are best effort: losing Redis loses live events, never results.
     try:
-        await events.publish(ctx.redis, ctx.settings, run_id, event, data)
+        await events.publish(ctx.events, ctx.settings, run_id, event, data)  # type: ignore[arg-type]
     except Exception as exc:
         log.warning("run.event_lost", run_id=run_id, event_type=event, error=type(exc).__name__)
 
 
-async def claim_run(
-    ctx: WorkerContext, run_id: str
-) -> tuple[Run, str, list[HistoryMessage]] | None:
-    """Take the run's lease if it is free; load what the flow needs; release the connection."""
+async def claim_run(ctx: WorkerContext, run_id: str) -> tuple[Run, list[HistoryMessage]] | None:
+    """Take the run's lease if it is free and load its history, in one short transaction."""
     now = utcnow()
     async with transaction(ctx.sessions) as session:
-        claimed = await session.execute(
+        # One round trip claims and reads the run (UPDATE ... RETURNING).
+        run = await session.scalar(
             update(Run)
             .where(
                 Run.id == run_id,
@@ -64,16 +63,11 @@ async def claim_run(
                 lease_owner=ctx.worker_id,
                 lease_expires_at=now + timedelta(seconds=ctx.settings.lease_s),
             )
+            .returning(Run)
             .execution_options(synchronize_session=False)
         )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if run is None:
             return None
-        run = (await session.scalars(select(Run).where(Run.id == run_id))).one()
-        kind = await session.scalar(
-            select(FlowVersion.kind).where(
-                FlowVersion.flow_id == run.flow_id, FlowVersion.version == run.flow_version
-            )
-        )
         history: list[HistoryMessage] = []
         if run.session_id:
             rows = await session.scalars(
@@ -85,29 +79,30 @@ async def claim_run(
                 .limit(HISTORY_LIMIT)
             )
             history = [HistoryMessage(m.role, m.content) for m in reversed(rows.all())]  # type: ignore[arg-type]
-    if kind is None:
-        await finish_run(ctx, run, error=FlowError(f"flow version {run.flow_version} is missing"))
-        return None
-    return run, kind, history
+    return run, history
 
 
-async def compiled_flow(ctx: WorkerContext, run: Run, kind: str) -> tuple[CompiledFlow, bool]:
+async def compiled_flow(ctx: WorkerContext, run: Run) -> tuple[CompiledFlow, bool]:
     """The run's compiled flow, and whether it came from the cache (no parsing, no compiling)."""
     compiled = ctx.flows.lookup(run.flow_id, run.flow_version)
     if compiled is not None:
         return compiled, True
     async with ctx.sessions() as session:
-        source = await session.scalar(
-            select(FlowVersion.source).where(
-                FlowVersion.flow_id == run.flow_id, FlowVersion.version == run.flow_version
+        found = (
+            await session.execute(
+                select(FlowVersion.kind, FlowVersion.source).where(
+                    FlowVersion.flow_id == run.flow_id, FlowVersion.version == run.flow_version
+                )
             )
-        )
+        ).first()
+    if found is None:
+        raise FlowError(f"flow version {run.flow_version} is missing")
     # Runs that started together on a cold worker all waited on that read: the first one
     # back compiles (synchronously, so nothing interleaves), the others find its result.
     compiled = ctx.flows.lookup(run.flow_id, run.flow_version)
     if compiled is not None:
         return compiled, True
-    compiled = ctx.flows.compile(run.flow_id, run.flow_version, kind, source or "")  # type: ignore[arg-type]
+    compiled = ctx.flows.compile(run.flow_id, run.flow_version, found.kind, found.source)  # type: ignore[arg-type]
     return compiled, False
 
 
@@ -192,7 +187,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
     if claimed is None:
         log.info("run.skipped", run_id=run_id)
         return "skipped"
-    run, kind, history = claimed
+    run, history = claimed
     started = time.perf_counter()
     ctx.in_flight.add(run_id)
     metrics.run_started(run.flow_id, run.created_at, run.started_at)
@@ -213,7 +208,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
         result = await response_cache.lookup(ctx, run)
         cached = result is not None
         if result is None:
-            compiled, from_cache = await compiled_flow(ctx, run, kind)
+            compiled, from_cache = await compiled_flow(ctx, run)
             flow_input = FlowInput(
                 input=run.input, session_id=run.session_id, history=history, tweaks=run.tweaks or {}
             )
