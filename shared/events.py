@@ -24,6 +24,11 @@ def stream_key(settings: Settings, run_id: str) -> str:
     return settings.redis_key("run", run_id, "events")
 
 
+def end_key(settings: Settings, run_id: str) -> str:
+    """A one-entry stream written with ``done``: waiters block on it, not on every token."""
+    return settings.redis_key("run", run_id, "end")
+
+
 def cancel_key(settings: Settings, run_id: str) -> str:
     """The flag the API sets to ask the worker executing a run to stop it."""
     return settings.redis_key("run", run_id, "cancel")
@@ -45,6 +50,9 @@ async def publish(
         async with redis.pipeline(transaction=False) as pipe:
             pipe.xadd(key, fields, maxlen=settings.events_maxlen, approximate=True)  # type: ignore[arg-type]
             pipe.expire(key, ttl)
+            if event == "done":
+                pipe.xadd(end_key(settings, run_id), fields, maxlen=1)  # type: ignore[arg-type]
+                pipe.expire(end_key(settings, run_id), ttl)
             results = await pipe.execute()
         event_id = results[0]
     return event_id.decode() if isinstance(event_id, bytes) else str(event_id)

@@ -7,7 +7,6 @@ connection is held while blocking: the database is read at the start and at the 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import AsyncIterator
 
 from api.state import AppState
@@ -101,26 +100,14 @@ async def wait_terminal(
 
 async def wait_done(state: AppState, run_id: str, timeout: float) -> bool:
     """Block until the run's done event is published (True) or ``timeout`` passes (False)."""
-    settings = state.settings
-    deadline = time.monotonic() + timeout
-    # Start after the newest event: the backlog (tokens) is of no interest, and anything
-    # published from here on, done included, is still delivered.
-    after, last_event = await events.last_id(state.redis, settings, run_id)
-    if last_event == "done":
-        return True
-    while (left := deadline - time.monotonic()) > 0:
-        batch = await events.read(
-            state.redis_blocking,
-            settings,
-            run_id,
-            after,
-            block_ms=max(1, int(left * 1000)),
-        )
-        for event_id, event, _ in batch:
-            after = event_id
-            if event == "done":
-                return True
-    return False
+    # The end stream holds only `done`: one blocking read wakes once, however many
+    # tokens the run streams (reading the event stream would wake on every token).
+    reply = await state.redis_blocking.xread(
+        {events.end_key(state.settings, run_id): "0-0"},
+        count=1,
+        block=max(1, int(timeout * 1000)),
+    )
+    return bool(reply)
 
 
 async def announce_cancelled(state: AppState, run: Run) -> None:
