@@ -63,6 +63,7 @@ class CancelCheck(AsyncCallbackHandler):
     """Stops the flow between steps once the run's cancel flag is set."""
 
     raise_error = True  # LangChain swallows handler errors unless told otherwise
+    run_inline = True  # awaited in turn, no task per event (see worker/streaming.py)
 
     def __init__(self, ctx: WorkerContext, run_id: str) -> None:
         self.ctx = ctx

@@ -36,6 +36,8 @@ log = get_logger("worker.metrics")
 class LLMMetrics(AsyncCallbackHandler):
     """Latency, tokens and errors of every chat-model call, by backend and model."""
 
+    run_inline = True  # awaited in turn, no task per event (see worker/streaming.py)
+
     def __init__(self) -> None:
         self._calls: dict[UUID, tuple[float, str, str]] = {}
 
