@@ -50,13 +50,24 @@ def machine() -> dict[str, Any]:
     }
 
 
+def warmup_for(clients: int) -> float:
+    """Seconds before a level's window opens: about one latency of a design near 40 runs/s."""
+    return 5.0 + clients / 40
+
+
 async def run_levels(
     design: designs.Design, levels: list[int], duration: float, llm_s: float, redis_url: str
 ) -> list[dict[str, Any]]:
     rows = []
     for level in levels:
         res = await closed_loop(
-            design.one_run, level, duration, design.pids, design.base_url, headers=design.headers
+            design.one_run,
+            level,
+            duration,
+            design.pids,
+            design.base_url,
+            headers=design.headers,
+            warmup_s=warmup_for(level),
         )
         row = summarise(res, llm_s)
         rows.append(row)

@@ -81,12 +81,20 @@ async def closed_loop(
     base_url: str,
     drain_s: float = 10.0,
     headers: dict[str, str] | None = None,
+    warmup_s: float = 0.0,
 ) -> LevelResult:
-    """Run ``concurrency`` clients for ``duration_s``; count runs finished inside the window."""
+    """Run ``concurrency`` clients; count runs that finish inside the measured window.
+
+    The window opens after ``warmup_s``: a closed loop needs about one latency to reach
+    its steady state (no run can finish before it), and first runs pay for compiling
+    and connecting. Counting from the first request would under-report throughput by
+    the latency over the window, which at 512 clients is most of it.
+    """
     result = LevelResult(concurrency=concurrency, duration_s=duration_s)
-    watch = ProcessWatch(pids)
     start = time.perf_counter()
-    deadline = start + duration_s
+    window_open = start + warmup_s
+    deadline = window_open + duration_s
+    watch: ProcessWatch | None = None if warmup_s else ProcessWatch(pids)
     counter = 0
 
     async def client() -> None:
@@ -109,6 +117,8 @@ async def closed_loop(
             ended = time.perf_counter()
             if ended > deadline:
                 return  # finished after the window: neither counted nor timed
+            if ended < window_open:
+                continue  # warm-up
             if ok:
                 result.completed += 1
                 result.latencies_s.append(ended - began)
@@ -120,17 +130,21 @@ async def closed_loop(
                     result.error_samples.append(str(answer)[:300])
 
     async def sampler() -> None:
+        nonlocal watch
+        await asyncio.sleep(max(0.0, window_open - time.perf_counter()))
+        watch = watch or ProcessWatch(pids)
         while True:
             watch.sample()
             await asyncio.sleep(0.5)
 
     sampling = asyncio.create_task(sampler())
     tasks = [asyncio.create_task(client()) for _ in range(concurrency)]
-    _, pending = await asyncio.wait(tasks, timeout=duration_s + drain_s)
+    _, pending = await asyncio.wait(tasks, timeout=warmup_s + duration_s + drain_s)
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
     sampling.cancel()
+    watch = watch or ProcessWatch(pids)
     watch.sample()
     result.cpu_s = watch.cpu_used()
     result.peak_rss_mb = {k: round(v, 1) for k, v in watch.peak.items()}
