@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             celery=make_celery(settings, "flowfleet-api"),
             key_cache=KeyCache(settings.key_cache_s),
             rate_limiter=RateLimiter(redis, settings),
-            queue_gauge=QueueGauge(sessions),
+            queue_gauge=QueueGauge(),
             redis_blocking=Redis(
                 connection_pool=BlockingConnectionPool.from_url(
                     settings.redis_url,

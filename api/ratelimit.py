@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.errors import QueueFull
 from shared.models import Run
@@ -85,33 +85,36 @@ class QueueGauge:
     between claim and decrement); the index on (status, created_at) keeps it cheap.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], ttl_s: float = 1.0) -> None:
-        self.sessions = sessions
+    def __init__(self, ttl_s: float = 1.0) -> None:
         self.ttl_s = ttl_s
         self._at = -math.inf
         self._counts: dict[str, int] = {}
         self._lock = asyncio.Lock()
 
-    async def counts(self) -> dict[str, int]:
+    async def counts(self, session: AsyncSession) -> dict[str, int]:
+        # The count runs on the request's own session: taking a second pooled connection
+        # while the request may hold one deadlocks the pool under a burst (measured: every
+        # connection idle in transaction, waiting for another, at 256 clients).
         if time.monotonic() - self._at < self.ttl_s:
             return self._counts
         async with self._lock:
             if time.monotonic() - self._at >= self.ttl_s:
-                async with self.sessions() as session:
-                    rows = await session.execute(
-                        select(Run.flow_id, func.count())
-                        .where(Run.status == "queued")
-                        .group_by(Run.flow_id)
-                    )
-                    self._counts = {flow: int(n) for flow, n in rows.all()}
+                rows = await session.execute(
+                    select(Run.flow_id, func.count())
+                    .where(Run.status == "queued")
+                    .group_by(Run.flow_id)
+                )
+                self._counts = {flow: int(n) for flow, n in rows.all()}
                 self._at = time.monotonic()
         return self._counts
 
-    async def check(self, settings: Settings, flow_id: str, adding: int = 1) -> None:
+    async def check(
+        self, settings: Settings, session: AsyncSession, flow_id: str, adding: int = 1
+    ) -> None:
         """Raise ``QueueFull`` when taking ``adding`` more runs would pass a cap."""
         if not settings.max_queued_runs and not settings.max_queued_per_flow:
             return
-        counts = await self.counts()
+        counts = await self.counts(session)
         total, mine = sum(counts.values()), counts.get(flow_id, 0)
         if settings.max_queued_runs and total + adding > settings.max_queued_runs:
             raise QueueFull(

@@ -102,7 +102,7 @@ async def chat_completions(
         if not user_turns:
             raise InvalidRequest("messages must contain a user message", field="messages")
         body = RunCreate(input=_text(user_turns[-1]), session_id=x_session_id or chat.user)
-        flow = await flow_service.get_flow(db, chat.model)
+        flow = await flow_service.flow_for_submit(db, chat.model)
     except ValidationError as exc:
         return openai_error(400, str(exc).splitlines()[0] + ": " + _first_error(exc), "invalid")
     except FlowNotFound:

@@ -62,9 +62,9 @@ async def submit_run(
     check_run_limits(body, state.settings)
     if body.webhook:
         validate_url(state.settings, body.webhook)
-    flow = await flow_service.get_flow(db, flow_id)
+    flow = await flow_service.flow_for_submit(db, flow_id)
     await flow_service.check_tweaks(db, flow, body.tweaks)
-    await state.queue_gauge.check(state.settings, flow.id)
+    await state.queue_gauge.check(state.settings, db, flow.id)
     created = True
     if idempotency_key:
         run, created = await run_service.create_run_idempotent(
@@ -122,8 +122,8 @@ async def submit_batch(
         check_run_limits(item, state.settings)
         if item.webhook:
             validate_url(state.settings, item.webhook)
-    flow = await flow_service.get_flow(db, flow_id)
-    await state.queue_gauge.check(state.settings, flow.id, adding=len(body.inputs))
+    flow = await flow_service.flow_for_submit(db, flow_id)
+    await state.queue_gauge.check(state.settings, db, flow.id, adding=len(body.inputs))
     runs = await run_service.create_runs(db, flow=flow, bodies=body.inputs, owner=caller.owner)
     await db.commit()
     ids = [run.id for run in runs]
@@ -179,7 +179,7 @@ async def retry_run(
 ) -> RunOut:
     """Submit a finished run again (same input, session, tweaks) as a new run."""
     original = await run_service.get_run(db, run_id, owner=caller.visible_owner)
-    await state.queue_gauge.check(state.settings, original.flow_id)
+    await state.queue_gauge.check(state.settings, db, original.flow_id)
     run = await run_service.retry_run(db, original, owner=caller.owner)
     await db.commit()
     await enqueue_or_forget(db, state, run.id)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +52,7 @@ async def save_definition(session: AsyncSession, defn: FlowDefinition, *, origin
     flow.origin = origin
     flow.updated_at = datetime.now(UTC)
     await session.flush()
+    _refs.pop(defn.id, None)
     return flow
 
 
@@ -58,6 +61,36 @@ async def get_flow(session: AsyncSession, flow_id: str) -> Flow:
     if flow is None:
         raise FlowNotFound(f"no flow with id {flow_id!r}; GET /v1/flows lists them")
     return flow
+
+
+@dataclass(frozen=True)
+class FlowRef:
+    """What submitting a run needs of a flow: which version new runs get."""
+
+    id: str
+    kind: str
+    current_version: str
+
+
+_refs: dict[str, tuple[float, FlowRef]] = {}
+FLOW_REF_TTL_S = 1.0
+
+
+async def flow_for_submit(session: AsyncSession, flow_id: str) -> FlowRef:
+    """The flow's current version, cached for a second per process.
+
+    Submitting is the hot path; a flow changes rarely. An upload on this replica is
+    seen at once, one on another replica within ``FLOW_REF_TTL_S``; either way a run
+    records the exact version it got and that version is never deleted.
+    """
+    now = time.monotonic()
+    cached = _refs.get(flow_id)
+    if cached is not None and now - cached[0] < FLOW_REF_TTL_S:
+        return cached[1]
+    flow = await get_flow(session, flow_id)
+    ref = FlowRef(flow.id, flow.kind, flow.current_version)
+    _refs[flow_id] = (now, ref)
+    return ref
 
 
 async def get_version(session: AsyncSession, flow_id: str, version: str) -> FlowVersion:
@@ -74,6 +107,7 @@ async def list_flows(session: AsyncSession) -> list[Flow]:
 async def delete_flow(session: AsyncSession, flow_id: str) -> None:
     """Remove a flow from the registry; its versions stay for the runs that used them."""
     flow = await get_flow(session, flow_id)
+    _refs.pop(flow_id, None)
     await session.delete(flow)
     await session.flush()
 
@@ -82,7 +116,7 @@ _documents: OrderedDict[tuple[str, str], Any] = OrderedDict()
 _DOCUMENTS_KEPT = 32
 
 
-async def check_tweaks(session: AsyncSession, flow: Flow, tweaks: dict[str, Any]) -> None:
+async def check_tweaks(session: AsyncSession, flow: Flow | FlowRef, tweaks: dict[str, Any]) -> None:
     """Reject tweaks naming an unknown component or field (422), before anything is queued."""
     if not tweaks:
         return

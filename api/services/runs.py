@@ -12,6 +12,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.services.flows import FlowRef
 from shared.errors import (
     FlowNotFound,
     IdempotencyConflict,
@@ -22,6 +23,8 @@ from shared.errors import (
 )
 from shared.models import ANONYMOUS, TERMINAL_STATUSES, Flow, Run, SessionMessage, utcnow
 from shared.schemas import RunCreate
+
+FlowLike = Flow | FlowRef
 
 
 def request_hash(flow_id: str, body: RunCreate) -> str:
@@ -35,7 +38,7 @@ def request_hash(flow_id: str, body: RunCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _new_run(flow: Flow, body: RunCreate, owner: str) -> Run:
+def _new_run(flow: FlowLike, body: RunCreate, owner: str) -> Run:
     return Run(
         id=str(uuid.uuid4()),
         flow_id=flow.id,
@@ -53,7 +56,7 @@ def _new_run(flow: Flow, body: RunCreate, owner: str) -> Run:
 
 
 async def create_run(
-    session: AsyncSession, *, flow: Flow, body: RunCreate, owner: str = ANONYMOUS
+    session: AsyncSession, *, flow: FlowLike, body: RunCreate, owner: str = ANONYMOUS
 ) -> Run:
     """A queued run of the flow's current version."""
     run = _new_run(flow, body, owner)
@@ -63,7 +66,7 @@ async def create_run(
 
 
 async def create_runs(
-    session: AsyncSession, *, flow: Flow, bodies: list[RunCreate], owner: str = ANONYMOUS
+    session: AsyncSession, *, flow: FlowLike, bodies: list[RunCreate], owner: str = ANONYMOUS
 ) -> list[Run]:
     """Queued runs for a batch, in one transaction."""
     runs = [_new_run(flow, body, owner) for body in bodies]
@@ -75,7 +78,7 @@ async def create_runs(
 async def create_run_idempotent(
     session: AsyncSession,
     *,
-    flow: Flow,
+    flow: FlowLike,
     body: RunCreate,
     key: str,
     owner: str = ANONYMOUS,
