@@ -45,6 +45,10 @@ RUN_DURATION = Histogram(
     buckets=SECONDS,
 )
 RUNS_IN_FLIGHT = Gauge("flowfleet_runs_in_flight", "Runs this worker process is executing.")
+ADMISSION_LIMIT = Gauge(
+    "flowfleet_worker_admission_limit",
+    "Runs this worker process admits onto its event loop now (follows the loop's lag).",
+)
 
 # LLM calls
 LLM_LATENCY = Histogram(

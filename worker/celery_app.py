@@ -16,6 +16,7 @@ from shared.backend_limits import BackendLimiter
 from shared.logging import configure_logging, get_logger
 from shared.queue import RUN_TASK, enqueue_run, make_celery
 from shared.settings import get_settings
+from worker.admission import AdmissionGate
 from worker.context import LoopThread, WorkerContext, build_context
 from worker.shutdown import Drain
 
@@ -31,6 +32,7 @@ log = get_logger("worker")
 _lock = threading.Lock()
 _runtime: tuple[LoopThread, WorkerContext] | None = None
 drain = Drain()
+gate = AdmissionGate(settings.worker_concurrency)
 
 
 def runtime() -> tuple[LoopThread, WorkerContext]:
@@ -45,6 +47,7 @@ def runtime() -> tuple[LoopThread, WorkerContext]:
             from worker.maintenance import maintain
 
             asyncio.run_coroutine_threadsafe(maintain(ctx), loop.loop)
+            asyncio.run_coroutine_threadsafe(gate.watch(), loop.loop)
             from worker.metrics import serve_metrics
 
             serve_metrics(settings, ctx.flows)
@@ -70,6 +73,7 @@ def _on_worker_shutting_down(**_: Any) -> None:
     # SIGTERM: Celery stops consuming and waits for running tasks; we bound that wait.
     loop, ctx = _runtime if _runtime is not None else (None, None)
     drain.begin(loop, ctx, settings.shutdown_grace_s)
+    gate.wake_all()  # runs still waiting for a place go back to the queue
     log.info("worker.draining", in_flight=len(drain.in_flight()), grace_s=settings.shutdown_grace_s)
 
 
@@ -91,18 +95,24 @@ def _on_worker_shutdown(**_: Any) -> None:
 def run_flow(self: Task, run_id: str) -> str:
     """Execute one run; the run id is the whole message."""
     loop, ctx = runtime()
-    if drain.draining.is_set():
-        # Delivered while shutting down: put it back for a worker that stays.
-        enqueue_run(app, run_id)
+    if not gate.enter(give_up=drain.draining.is_set):
+        enqueue_run(app, run_id)  # shutting down while it waited for a place: put it back
         return "requeued"
-    future = asyncio.run_coroutine_threadsafe(
-        _traced_run(ctx, run_id, _task_headers(self)), loop.loop
-    )
-    with drain.track(run_id, future):
-        try:
-            return future.result()
-        except concurrent.futures.CancelledError:
-            return "handed_back"
+    try:
+        if drain.draining.is_set():
+            # Delivered while shutting down: put it back for a worker that stays.
+            enqueue_run(app, run_id)
+            return "requeued"
+        future = asyncio.run_coroutine_threadsafe(
+            _traced_run(ctx, run_id, _task_headers(self)), loop.loop
+        )
+        with drain.track(run_id, future):
+            try:
+                return future.result()
+            except concurrent.futures.CancelledError:
+                return "handed_back"
+    finally:
+        gate.leave()
 
 
 def _task_headers(task: Task) -> dict[str, Any]:

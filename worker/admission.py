@@ -1,0 +1,83 @@
+"""Admission control: hand runs to the event loop only while it keeps up.
+
+A worker process's runs share one event loop. Past the CPU it can get, every run
+admitted slows every other one down (more timers, more callbacks per token), and
+throughput falls as the queue is drained into the loop. The gate keeps a limit on
+runs in flight that follows the loop's lag: it grows while the loop answers on
+time and shrinks when it falls behind, so a worker waiting on slow LLMs still
+holds hundreds of runs while a CPU-bound one holds only what it can finish at
+full speed; the rest wait in their Celery threads, costing nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+from shared.metrics import ADMISSION_LIMIT
+
+
+class AdmissionGate:
+    """A limit on runs in flight, adjusted from the event loop's lag (additive increase,
+    multiplicative decrease)."""
+
+    def __init__(
+        self,
+        ceiling: int,
+        *,
+        floor: int = 8,
+        lag_high_s: float = 0.01,
+        lag_low_s: float = 0.004,
+        tick_s: float = 0.1,
+    ) -> None:
+        self.ceiling = ceiling
+        self.floor = min(floor, ceiling)
+        self.limit = min(max(64, self.floor), ceiling)
+        self.active = 0
+        self.lag_high_s = lag_high_s
+        self.lag_low_s = lag_low_s
+        self.tick_s = tick_s
+        self.last_lag_s = 0.0
+        self._cond = threading.Condition()
+
+    def enter(self, give_up: Callable[[], bool]) -> bool:
+        """Block the calling thread until a place is free; False if ``give_up`` says so."""
+        with self._cond:
+            while self.active >= self.limit:
+                if give_up():
+                    return False
+                # Woken by leave/adjust/wake_all; the timeout is only a backstop (hundreds
+                # of threads polling often would cost the GIL more than they wait).
+                self._cond.wait(2.0)
+            self.active += 1
+            return True
+
+    def leave(self) -> None:
+        with self._cond:
+            self.active -= 1
+            self._cond.notify()
+
+    def wake_all(self) -> None:
+        """Let every waiting thread re-check (e.g. to give up at shutdown)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def adjust(self, lag_s: float) -> None:
+        """One step of the control loop, from the lag just measured."""
+        with self._cond:
+            self.last_lag_s = lag_s
+            if lag_s > self.lag_high_s:
+                self.limit = max(self.floor, min(self.limit, int(self.active * 0.9)))
+            elif lag_s < self.lag_low_s and self.active >= self.limit * 0.9:
+                self.limit = min(self.ceiling, self.limit + max(4, self.limit // 8))
+                self._cond.notify_all()
+
+    async def watch(self) -> None:
+        """Forever: measure how late a short sleep wakes up, and adjust."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(self.tick_s)
+            self.adjust(max(0.0, loop.time() - started - self.tick_s))
+            ADMISSION_LIMIT.set(self.limit)
