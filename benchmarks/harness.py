@@ -162,10 +162,16 @@ async def in_flight(sim_url: str, redis_url: str, runs: int, call_s: float) -> d
 
         async def submit(i: int) -> str:
             async with sem:
-                r = await design.http.post(
-                    f"/v1/flows/{designs.FLOW_ID}/runs", json={"input": designs._text(i)}
-                )
-                return str(r.json()["id"])
+                for attempt in range(3):  # a keep-alive connection the server just closed
+                    try:
+                        r = await design.http.post(
+                            f"/v1/flows/{designs.FLOW_ID}/runs", json={"input": designs._text(i)}
+                        )
+                        return str(r.json()["id"])
+                    except httpx.TransportError:
+                        if attempt == 2:
+                            raise
+                raise AssertionError("unreachable")
 
         ids = await asyncio.gather(*(submit(i) for i in range(runs)))
         submitted_s = time.perf_counter() - started
