@@ -8,7 +8,7 @@
 Starts llm-sim, a fresh PostgreSQL database (or SQLite), Redis, one API and one
 worker like the test suite does. All on one machine, so the wall clocks agree.
 
-    PYTHONPATH=. python benchmarks/latency_events.py [--runs 20] [--tokens 50] [--token-s 0.02]
+    PYTHONPATH=. python -m benchmarks.latency_events [--runs 20] [--tokens 50] [--token-s 0.02]
 """
 
 from __future__ import annotations
