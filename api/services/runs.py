@@ -39,6 +39,7 @@ def request_hash(flow_id: str, body: RunCreate) -> str:
 
 
 def _new_run(flow: FlowLike, body: RunCreate, owner: str) -> Run:
+    """A queued run of the flow's current version."""
     return Run(
         id=str(uuid.uuid4()),
         flow_id=flow.id,
@@ -158,20 +159,14 @@ async def retry_run(session: AsyncSession, original: Run, *, owner: str) -> Run:
     flow = await session.get(Flow, original.flow_id)
     if flow is None:
         raise FlowNotFound(f"flow {original.flow_id!r} no longer exists")
-    run = Run(
-        id=str(uuid.uuid4()),
-        flow_id=flow.id,
-        flow_version=flow.current_version,
-        session_id=original.session_id,
-        owner=owner,
+    again = RunCreate.model_construct(
         input=original.input,
-        tweaks=original.tweaks,
-        meta={**(original.meta or {}), "retry_of": original.id},
-        status="queued",
-        attempts=0,
-        cached=False,
-        webhook_url=original.webhook_url,
+        session_id=original.session_id,
+        tweaks=original.tweaks or {},
+        metadata={**(original.meta or {}), "retry_of": original.id},
+        webhook=original.webhook_url,
     )
+    run = _new_run(flow, again, owner)
     session.add(run)
     await session.flush()
     return run

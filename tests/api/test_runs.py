@@ -144,3 +144,19 @@ def test_flows_are_listed_and_described(client: httpx.Client) -> None:
     assert chat["uses_history"] is True
     assert chat["backends"] == ["sim"]
     assert chat["version"] == listed["chat"]["version"]
+
+
+def test_retry_resubmits_a_finished_run_as_a_new_run(client: httpx.Client) -> None:
+    original = client.post(
+        "/v1/flows/prompt/runs", json={"input": "again please", "metadata": {"tag": "t1"}}
+    ).json()
+    wait_for_run(client, original["id"])
+
+    retried = client.post(f"/v1/runs/{original['id']}/retry")
+
+    assert retried.status_code == 202
+    again = wait_for_run(client, retried.json()["id"])
+    assert again["id"] != original["id"]
+    assert again["status"] == "succeeded"
+    assert again["input"] == "again please"
+    assert again["metadata"] == {"tag": "t1", "retry_of": original["id"]}
