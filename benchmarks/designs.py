@@ -26,6 +26,7 @@ from tests.support.stack import (
     Proc,
     base_env,
     fresh_postgres_database,
+    migrate,
     start_api,
     start_worker,
     wait_http_ok,
@@ -178,13 +179,7 @@ async def start_flowfleet(
         FLOWFLEET_WORKER_CONCURRENCY=str(Settings.model_fields["worker_concurrency"].default),
         **(extra or {}),
     )
-    subprocess.run(
-        [sys.executable, "-m", "flowfleet", "migrate"],
-        env=env,
-        cwd=REPO_ROOT,
-        check=True,
-        capture_output=True,
-    )
+    migrate(env)
     procs = {"api": start_api(env)}
     if worker:
         procs["worker"] = start_worker(env)

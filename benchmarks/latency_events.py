@@ -27,12 +27,12 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.conftest import migrate  # noqa: E402
 from tests.support.llm_sim import start_llm_sim, stop_llm_sim  # noqa: E402
 from tests.support.sse import iter_sse  # noqa: E402
 from tests.support.stack import (  # noqa: E402
     base_env,
     fresh_postgres_database,
+    migrate,
     postgres_available,
     redis_available,
     start_api,

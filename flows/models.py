@@ -21,7 +21,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 
-from flows.retry import RetryPolicy, breaker_for, give_up
+from flows.retry import CircuitBreaker, RetryPolicy, breaker_for, give_up
 from flows.routing import BackendNotAllowed, ModelSpec, route
 from shared.settings import BackendConfig, get_settings
 
@@ -107,20 +107,15 @@ class ResilientChatOpenAI(LimitedChatOpenAI):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        policy = RetryPolicy.from_settings(get_settings())
-        breaker = breaker_for(self.backend_name)
+        policy, breaker = RetryPolicy.from_settings(get_settings()), breaker_for(self.backend_name)
         attempt = 0
         while True:
             breaker.before_call()
             try:
                 result = await super()._agenerate(messages, stop, run_manager, **kwargs)
             except Exception as exc:
-                breaker.record(exc)
-                wait = policy.next_delay(attempt, exc)
-                if wait is None:
-                    raise give_up(exc, attempt + 1) from exc
+                await _back_off(policy, breaker, attempt, exc)
                 attempt += 1
-                await asyncio.sleep(wait)
                 continue
             breaker.record(None)
             return result
@@ -132,8 +127,7 @@ class ResilientChatOpenAI(LimitedChatOpenAI):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        policy = RetryPolicy.from_settings(get_settings())
-        breaker = breaker_for(self.backend_name)
+        policy, breaker = RetryPolicy.from_settings(get_settings()), breaker_for(self.backend_name)
         attempt = 0
         while True:
             breaker.before_call()
@@ -143,16 +137,28 @@ class ResilientChatOpenAI(LimitedChatOpenAI):
                     emitted = True
                     yield chunk
             except Exception as exc:
-                breaker.record(exc)
                 # After a token went out, a retry would repeat it in the run's events: give up.
-                wait = None if emitted else policy.next_delay(attempt, exc)
-                if wait is None:
-                    raise give_up(exc, attempt + 1) from exc
+                await _back_off(policy, breaker, attempt, exc, retryable=not emitted)
                 attempt += 1
-                await asyncio.sleep(wait)
                 continue
             breaker.record(None)
             return
+
+
+async def _back_off(
+    policy: RetryPolicy,
+    breaker: CircuitBreaker,
+    attempt: int,
+    exc: Exception,
+    *,
+    retryable: bool = True,
+) -> None:
+    """Record a failed attempt; sleep before the next one, or raise when the budget is spent."""
+    breaker.record(exc)
+    wait = policy.next_delay(attempt, exc) if retryable else None
+    if wait is None:
+        raise give_up(exc, attempt + 1) from exc
+    await asyncio.sleep(wait)
 
 
 def chat_model(spec: ModelSpec | str | None = None, **overrides: Any) -> ResilientChatOpenAI:

@@ -14,7 +14,6 @@ from redis.asyncio import Redis
 
 from shared.settings import Settings
 
-EVENT_TYPES = ("status", "token", "output", "error", "done")
 # Events after which the stream's expiry is (re)set; tokens skip the EXPIRE round-trip work.
 EXPIRING_EVENTS = frozenset({"status", "done"})
 Event = tuple[str, str, dict[str, Any]]  # (stream entry id, event, data)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -195,9 +194,6 @@ class Settings(BaseSettings):
 
     def redis_key(self, *parts: str) -> str:
         return self.redis_namespace + ":".join(parts)
-
-    def backend_json(self) -> str:
-        return json.dumps([b.model_dump() for b in self.backends])
 
 
 @lru_cache(maxsize=1)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -14,9 +12,11 @@ import pytest
 
 from tests.support.llm_sim import REPO_ROOT, start_llm_sim, stop_llm_sim
 from tests.support.stack import (
+    IN_CI,
     Stack,
     base_env,
     fresh_postgres_database,
+    migrate,
     postgres_available,
     redis_available,
     start_api,
@@ -24,7 +24,6 @@ from tests.support.stack import (
     start_worker,
 )
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "langflow"
 
 
@@ -72,12 +71,6 @@ def _reset_sim(request: pytest.FixtureRequest) -> Iterator[None]:
             f"{url}/_sim/config",
             json={"ttft_s": 0, "token_s": 0, "tokens": 0, "error_rate": 0, "hang_rate": 0},
         )
-
-
-def migrate(env: dict[str, str]) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "flowfleet", "migrate"], env=env, cwd=REPO_ROOT, check=True
-    )
 
 
 @pytest.fixture(scope="session")

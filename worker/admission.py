@@ -38,7 +38,6 @@ class AdmissionGate:
         self.lag_high_s = lag_high_s
         self.lag_low_s = lag_low_s
         self.tick_s = tick_s
-        self.last_lag_s = 0.0
         self._cond = threading.Condition()
 
     def enter(self, give_up: Callable[[], bool]) -> bool:
@@ -66,7 +65,6 @@ class AdmissionGate:
     def adjust(self, lag_s: float) -> None:
         """One step of the control loop, from the lag just measured."""
         with self._cond:
-            self.last_lag_s = lag_s
             if lag_s > self.lag_high_s:
                 self.limit = max(self.floor, min(self.limit, int(self.active * 0.9)))
             elif lag_s < self.lag_low_s and self.active >= self.limit * 0.9:

@@ -145,22 +145,14 @@ async def finish_run(
             return False
         if status == "succeeded" and run.session_id and result is not None:
             session.add_all(
-                [
-                    SessionMessage(
-                        session_id=run.session_id,
-                        owner=run.owner,
-                        run_id=run.id,
-                        role="user",
-                        content=run.input or "",
-                    ),
-                    SessionMessage(
-                        session_id=run.session_id,
-                        owner=run.owner,
-                        run_id=run.id,
-                        role="assistant",
-                        content=result.text or "",
-                    ),
-                ]
+                SessionMessage(
+                    session_id=run.session_id,
+                    owner=run.owner,
+                    run_id=run.id,
+                    role=role,
+                    content=content,
+                )
+                for role, content in (("user", run.input or ""), ("assistant", result.text or ""))
             )
     return True
 

@@ -15,13 +15,15 @@ from typing import Any
 
 import httpx
 
-from tests.support.llm_sim import REPO_ROOT, free_port
+from tests.support.llm_sim import free_port
 from tests.support.stack import (
+    IN_CI,
     TERMINAL,
     Proc,
     Stack,
     base_env,
     fresh_postgres_database,
+    migrate,
     postgres_available,
     start_api,
     start_worker,
@@ -38,24 +40,16 @@ def isolated_stack(
     **env: str,
 ) -> Iterator[Stack]:
     """A stack on its own fresh database, queue and namespace: its faults touch no other test."""
-    import subprocess
-    import sys
 
     with contextlib.ExitStack() as stack:
         if database_url is None:
-            if not postgres_available():
+            if not IN_CI and not postgres_available():
                 import pytest
 
                 pytest.skip("fault tests need PostgreSQL")
             database_url = stack.enter_context(fresh_postgres_database())
         full_env = base_env(database_url, redis_url, sim_url, **env)
-        subprocess.run(
-            [sys.executable, "-m", "flowfleet", "migrate"],
-            env=full_env,
-            cwd=REPO_ROOT,
-            check=True,
-            capture_output=True,
-        )
+        migrate(full_env)
         api = start_api(full_env)
         running = Stack(env=full_env, sim_url=sim_url, api=api)
         running.workers = [start_worker(full_env, f"worker{i}") for i in range(workers)]

@@ -28,6 +28,8 @@ import redis
 
 from tests.support.llm_sim import REPO_ROOT, free_port
 
+# In CI the services must be there: a test that needs them fails instead of skipping.
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 ADMIN_DSN = os.environ.get("FLOWFLEET_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 WEBHOOK_SECRET = "test-webhook-secret"
 TEST_REDIS = os.environ.get("FLOWFLEET_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -150,6 +152,17 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def migrate(env: dict[str, str]) -> None:
+    """Build the schema with the Alembic migrations, as `flowfleet migrate` does in production."""
+    subprocess.run(
+        [sys.executable, "-m", "flowfleet", "migrate"],
+        env=env,
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+    )
 
 
 def start_process(name: str, args: list[str], env: dict[str, str], port: int | None = None) -> Proc:

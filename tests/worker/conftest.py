@@ -4,15 +4,13 @@ two calls at once, and the response cache on for the `prompt` flow."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from tests.support.llm_sim import REPO_ROOT, start_llm_sim, stop_llm_sim
-from tests.support.stack import Proc, base_env, start_api, start_worker
+from tests.support.llm_sim import start_llm_sim, stop_llm_sim
+from tests.support.stack import Proc, base_env, migrate, start_api, start_worker
 
 FLEET_LIMIT = 2
 CACHE_TTL_S = 300
@@ -37,8 +35,7 @@ def fleet(infra: dict[str, str]) -> Iterator[Fleet]:
         FLOWFLEET_BACKENDS=json.dumps(backends),
         FLOWFLEET_CACHE_FLOWS=json.dumps({"prompt": CACHE_TTL_S}),
     )
-    cmd = [sys.executable, "-m", "flowfleet", "migrate"]
-    subprocess.run(cmd, env=env, cwd=REPO_ROOT, check=True, capture_output=True)
+    migrate(env)
     api = start_api(env)
     workers = [start_worker(env, "worker-a"), start_worker(env, "worker-b")]
     try:
