@@ -177,11 +177,12 @@ def chat_model(spec: ModelSpec | str | None = None, **overrides: Any) -> Resilie
         "api_key": api_key,
         "timeout": spec.timeout_s or backend.timeout_s,
         "max_retries": 0,  # retries are ResilientChatOpenAI's policy (flows/retry.py)
-        "streaming": spec.streaming,
         "stream_usage": True,
         "http_async_client": _http_client(backend),
         "model_kwargs": kwargs,
     }
+    if spec.streaming is not None:
+        params["streaming"] = spec.streaming
     if spec.temperature is not None:
         params["temperature"] = spec.temperature
     if spec.max_tokens:

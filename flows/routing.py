@@ -25,7 +25,7 @@ class ModelSpec:
     seed: int | None = None
     json_mode: bool = False
     timeout_s: float | None = None
-    streaming: bool = True
+    streaming: bool | None = True  # None: each call says (``stream=`` on ainvoke)
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
 

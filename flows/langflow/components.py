@@ -337,6 +337,7 @@ def model_spec(kind: str, values: Mapping[str, Any]) -> ModelSpec:
             model_name=model_name,
             api_key_env=values.get("api_key__env"),
             temperature=temperature,
+            streaming=None,  # per run: ModelComponent.run asks for a stream when `stream` is on
         )
     return ModelSpec(
         model_name=model_name,
@@ -348,6 +349,7 @@ def model_spec(kind: str, values: Mapping[str, Any]) -> ModelSpec:
         json_mode=bool(values.get("json_mode")),
         timeout_s=float(values["timeout"]) if values.get("timeout") else None,
         model_kwargs=dict(values.get("model_kwargs") or {}),
+        streaming=None,
     )
 
 
@@ -387,7 +389,10 @@ class ModelComponent:
                 f"{self.node_id}: the message you want to send to the model is empty "
                 "(connect an input or set a system message)"
             )
-        reply = await model.ainvoke(messages, config=cast(RunnableConfig, dict(ctx.config)))
+        # LangFlow streams only when the node's `stream` is on (a tweak can turn it on per
+        # run); otherwise one complete answer: no token events, and no per-chunk parsing.
+        config = cast(RunnableConfig, dict(ctx.config))
+        reply = await model.ainvoke(messages, config=config, stream=bool(values.get("stream")))
         return {"text_output": Message(_content_text(reply.content)), "model_output": model}
 
 

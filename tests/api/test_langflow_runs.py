@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from flowfleet.llm_sim import reply_text
 from tests.conftest import FIXTURES
@@ -127,6 +128,38 @@ def test_tweaks_apply_per_run_and_unknown_ones_are_422(
         assert response.status_code == 422
         assert response.json()["code"] == "invalid_request"
         assert named in response.json()["detail"]
+
+
+def test_model_streams_only_when_its_stream_field_is_on(
+    client: httpx.Client, sim: httpx.Client, stack: Stack
+) -> None:
+    """As in LangFlow: the export's `stream: false` makes one complete call (no token
+    events); a tweak turning `stream` on streams that run's tokens."""
+    client.put("/v1/flows/basic-prompting", json=_export("Basic Prompting.json"))
+    plain = _run(client, "basic-prompting", input="no stream")
+    tweak = {"LanguageModelComponent-kBOja": {"stream": True}}
+    streamed = _run(client, "basic-prompting", input="stream", tweaks=tweak)
+
+    first, second = sim.get("/_sim/requests").json()
+    assert not first.get("stream")
+    assert second["stream"] is True
+    r = redis.Redis.from_url(stack.env["FLOWFLEET_REDIS_URL"])
+    try:
+        kinds = {
+            run["id"]: [
+                fields[b"event"]
+                for _, fields in r.xrange(
+                    f"{stack.env['FLOWFLEET_REDIS_NAMESPACE']}run:{run['id']}:events"
+                )
+            ]
+            for run in (plain, streamed)
+        }
+    finally:
+        r.close()
+    assert plain["status"] == streamed["status"] == "succeeded", streamed.get("error")
+    assert plain["output"]["text"] == reply_text(first["messages"])
+    assert kinds[plain["id"]].count(b"token") == 0
+    assert kinds[streamed["id"]].count(b"token") > 0
 
 
 def test_edited_or_unknown_node_is_rejected_naming_it(client: httpx.Client) -> None:
