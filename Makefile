@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install nginx run test test-slow lint fmt migrate bench bench-smoke clean
+.PHONY: install nginx run test test-slow lint fmt migrate bench bench-smoke lfx clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,8 +46,16 @@ migrate: $(STAMP)
 	$(VENV)/bin/flowfleet migrate
 
 # Benchmarks (docs/throughput.md): starts PostgreSQL/Redis users, llm-sim and each design itself.
-bench: $(STAMP)
+bench: $(STAMP) lfx
 	$(PY) -m benchmarks
+
+# LangFlow's own executor, the fourth line of `make bench`, in a virtualenv of its own; the
+# benchmark skips it (and says so) when it cannot be installed.
+LFX_VENV := var/lfx-venv
+lfx: $(LFX_VENV)/bin/lfx
+$(LFX_VENV)/bin/lfx:
+	-$(PYTHON) -m venv $(LFX_VENV) && $(LFX_VENV)/bin/pip install --quiet lfx langchain-openai \
+		langchain-anthropic langchain-google-genai
 
 bench-smoke: $(STAMP)
 	$(PY) -m benchmarks --levels 4 --duration 2 --designs flowfleet,direct --submit-duration 2 \

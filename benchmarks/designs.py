@@ -35,7 +35,10 @@ from tests.support.stack import (
 FLOW_ID = "basic-prompting"
 FLOW_FILE = REPO_ROOT.parent / "shared" / "fixtures" / "langflow" / "Basic Prompting.json"
 TERMINAL = {"succeeded", "failed", "cancelled"}
-LFX = Path(os.environ.get("BENCH_LFX", "/tmp/lfx-venv/bin/lfx"))
+# `make bench` installs lfx into var/lfx-venv when it can (`make lfx`). `pip install lfx`
+# alone cannot load the export: its LanguageModelComponent code imports langchain_openai,
+# langchain_anthropic and langchain_google_genai, which lfx does not depend on.
+LFX = Path(os.environ.get("BENCH_LFX", REPO_ROOT / "var" / "lfx-venv" / "bin" / "lfx"))
 
 
 def _python(name: str, args: list[str], env: dict[str, str], port: int | None = None) -> Proc:
@@ -151,7 +154,8 @@ class Lfx(Design):
 
     async def one_run(self, conn: Conn, i: int) -> dict[str, Any]:
         status, answer = await conn.request("POST", self.flow_path, {"input_value": _text(i)})
-        if status == 200:
+        # The run is awaited inside the request; a failed flow is a 500 with success false.
+        if status == 200 and isinstance(answer, dict) and answer.get("success"):
             return {"status": "succeeded"}
         return {"status": "error", "http": status, "body": str(answer)[:200]}
 
@@ -253,15 +257,21 @@ async def start_naive(sim_url: str, redis_url: str) -> Naive:
 async def start_lfx(sim_url: str) -> Lfx | None:
     """``lfx serve`` on the same export, if lfx is installed; None (and why) otherwise."""
     if not LFX.exists():
+        print(f"  {LFX} does not exist", flush=True)
         return None
     port = free_port()
+    # A copy, left unedited: lfx only reads it, and the model settings come from the env below.
     flow_copy = Path("/tmp") / f"bench-flow-{uuid.uuid4().hex[:6]}.json"
     shutil.copy(FLOW_FILE, flow_copy)
     env = {
         **_env(),
+        # The export's api_key field (load_from_db) names OPENAI_API_KEY; lfx reads it from
+        # the environment. Its component passes no base URL to ChatOpenAI, so LangChain takes
+        # OPENAI_API_BASE (the openai SDK, OPENAI_BASE_URL); llm-sim takes any model name.
         "OPENAI_API_KEY": "sk-bench",
         "OPENAI_BASE_URL": f"{sim_url}/v1",
         "OPENAI_API_BASE": f"{sim_url}/v1",
+        # serve refuses to start without it; clients send it as the x-api-key header.
         "LANGFLOW_API_KEY": "bench",
         "DO_NOT_TRACK": "true",
     }
@@ -275,16 +285,29 @@ async def start_lfx(sim_url: str) -> Lfx | None:
             cwd="/tmp",
         )
     proc = Proc("lfx", popen, log, port)
+    stack = ExitStack()
+    stack.callback(flow_copy.unlink, missing_ok=True)
     try:
+        # /health answers once the flows are loaded; a flow that fails to load exits serve.
         wait_http_ok(f"{proc.url}/health", proc, timeout=120)
-    except RuntimeError:
+    except RuntimeError as e:
+        print(f"  {e}", flush=True)
         proc.stop()
+        stack.close()
         return None
-    design = Lfx("lfx", _client(proc.url), {"api": proc}, base_url=proc.url)
+    design = Lfx("lfx", _client(proc.url), {"api": proc}, base_url=proc.url, cleanup=stack)
     design.headers = {"x-api-key": "bench"}
-    flows = (await design.http.get("/flows", headers={"x-api-key": "bench"})).json()
-    flow_id = flows[0]["id"] if isinstance(flows, list) else next(iter(flows))
-    design.flow_path = f"/flows/{flow_id}/run"
+    # GET /flows lists [{"id": the export's top-level id, ...}]; runs are POST /flows/{id}/run.
+    flows = (await design.http.get("/flows", headers=design.headers)).json()
+    design.flow_path = f"/flows/{flows[0]['id']}/run"
+    conn = Conn(design.base_url, design.headers)
+    probe = await design.one_run(conn, 0)
+    await conn.close()
+    if probe["status"] != "succeeded":  # measuring only errors would say nothing
+        print(f"  lfx run failed: {probe}", flush=True)
+        await design.close()
+        return None
+    await warm_up(design, 4)
     return design
 
 
