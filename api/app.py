@@ -13,6 +13,7 @@ from api.auth import KeyCache, guard
 from api.limits import BodyLimitMiddleware
 from api.ratelimit import QueueGauge, RateLimiter
 from api.routes import events, flows, health, openai_compat, runs, sessions
+from api.run_writer import RunWriter
 from api.services.flows import save_definition
 from api.state import AppState
 from flows.definitions import load_dir
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             key_cache=KeyCache(settings.key_cache_s),
             rate_limiter=RateLimiter(redis, settings),
             queue_gauge=QueueGauge(),
+            run_writer=RunWriter(sessions, redis, settings),
             redis_blocking=Redis(
                 connection_pool=BlockingConnectionPool.from_url(
                     settings.redis_url,

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 from redis.exceptions import RedisError
 
-from api.state import AppState, get_state
+from api.state import AppState, app_state
 from shared.errors import InsufficientScope, RateLimited, Unauthorized
 from shared.keys import find_key, hash_key
 from shared.logging import get_logger
@@ -115,7 +115,7 @@ async def _authenticate(request: Request, state: AppState) -> Principal:
 
 async def guard(request: Request, response: Response) -> None:
     """Authenticate, authorise and rate-limit one request; the result is ``Caller``."""
-    state = get_state(request)
+    state = app_state(request)
     path = request.url.path
     scope = required_scope(request.method, path)
     if scope is None or (path == "/metrics" and state.settings.metrics_public):
@@ -151,7 +151,7 @@ async def get_principal(request: Request) -> Principal:
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is not None:
         return principal
-    if not get_state(request).settings.auth_on:
+    if not app_state(request).settings.auth_on:
         return ANONYMOUS_ADMIN
     raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
 

@@ -16,6 +16,7 @@ from shared.settings import Settings
 if TYPE_CHECKING:
     from api.auth import KeyCache
     from api.ratelimit import QueueGauge, RateLimiter
+    from api.run_writer import RunWriter
 
 
 @dataclass
@@ -31,15 +32,21 @@ class AppState:
     key_cache: KeyCache = field(default=None)  # type: ignore[assignment]
     rate_limiter: RateLimiter = field(default=None)  # type: ignore[assignment]
     queue_gauge: QueueGauge = field(default=None)  # type: ignore[assignment]
+    run_writer: RunWriter = field(default=None)  # type: ignore[assignment]
 
 
-def get_state(request: Request) -> AppState:
+def app_state(request: Request) -> AppState:
     return request.app.state.flowfleet  # type: ignore[no-any-return]
+
+
+async def get_state(request: Request) -> AppState:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request.
+    return app_state(request)
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     """A session per request; handlers commit what they change."""
-    async with get_state(request).sessions() as session:
+    async with app_state(request).sessions() as session:
         yield session
 
 

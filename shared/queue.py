@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
@@ -124,13 +125,11 @@ def run_message(settings: Settings, run_id: str, headers: dict[str, Any] | None 
     return json.dumps(envelope).encode()
 
 
-async def publish_run(
-    redis: Redis, settings: Settings, run_id: str, *, headers: dict[str, Any] | None = None
-) -> None:
-    """Enqueue a run from async code with one LPUSH on the API's own Redis pool.
+async def publish_runs(redis: Redis, settings: Settings, run_ids: Sequence[str]) -> None:
+    """Enqueue runs from async code with one LPUSH on the API's own Redis pool.
 
     ``send_task`` is synchronous: from the API it needs a thread hop and a
     connection from kombu's small producer pool per submit, which measured as
     the submit path's bottleneck (docs/throughput.md).
     """
-    await redis.lpush(settings.queue_name, run_message(settings, run_id, headers))
+    await redis.lpush(settings.queue_name, *(run_message(settings, run_id) for run_id in run_ids))

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from langchain_core.callbacks import UsageMetadataCallbackHandler
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import BindParameter, and_, bindparam, or_, select, update
 
 from flows.base import CompiledFlow, FlowInput, FlowResult, FlowValidationError, HistoryMessage
 from flows.retry import run_deadline
@@ -42,29 +42,73 @@ async def _publish(ctx: WorkerContext, run_id: str, event: str, data: dict[str, 
         log.warning("run.event_lost", run_id=run_id, event_type=event, error=type(exc).__name__)
 
 
+def _param(column: str, name: str | None = None) -> BindParameter[Any]:
+    """A bound parameter typed as the runs column (so its type's conversions apply)."""
+    return bindparam(f"p_{name or column}", type_=Run.__table__.c[column].type)
+
+
+def _params(values: dict[str, Any]) -> dict[str, Any]:
+    return {f"p_{column}": value for column, value in values.items()}
+
+
+# The claim and the finish are built once and executed with parameters: building an ORM
+# UPDATE per run (coercing each value) measured ~8 % of the worker's event loop at 64 clients.
+_CLAIM = (
+    update(Run)
+    .where(
+        Run.id == _param("id"),
+        or_(
+            Run.status == "queued",
+            and_(Run.status == "running", Run.lease_expires_at < _param("started_at", "now")),
+        ),
+    )
+    .values(
+        status="running",
+        started_at=_param("started_at", "now"),
+        attempts=Run.attempts + 1,
+        lease_owner=_param("lease_owner", "owner"),
+        lease_expires_at=_param("lease_expires_at", "lease_until"),
+    )
+    .returning(Run)
+    .execution_options(synchronize_session=False)
+)
+_FINISH_COLUMNS = (
+    "status",
+    "finished_at",
+    "lease_owner",
+    "lease_expires_at",
+    "worker",
+    "usage",
+    "output",
+    "error_code",
+    "error_message",
+    "cached",
+)
+_FINISH = (
+    update(Run)
+    .where(
+        Run.id == _param("id"),
+        Run.status == "running",
+        Run.lease_owner == _param("lease_owner", "owner"),
+    )
+    .values({column: _param(column) for column in _FINISH_COLUMNS})
+    .execution_options(synchronize_session=False)
+)
+
+
 async def claim_run(ctx: WorkerContext, run_id: str) -> tuple[Run, list[HistoryMessage]] | None:
     """Take the run's lease if it is free and load its history, in one short transaction."""
     now = utcnow()
     async with transaction(ctx.sessions) as session:
         # One round trip claims and reads the run (UPDATE ... RETURNING).
         run = await session.scalar(
-            update(Run)
-            .where(
-                Run.id == run_id,
-                or_(
-                    Run.status == "queued",
-                    and_(Run.status == "running", Run.lease_expires_at < now),
-                ),
-            )
-            .values(
-                status="running",
-                started_at=now,
-                attempts=Run.attempts + 1,
-                lease_owner=ctx.worker_id,
-                lease_expires_at=now + timedelta(seconds=ctx.settings.lease_s),
-            )
-            .returning(Run)
-            .execution_options(synchronize_session=False)
+            _CLAIM,
+            {
+                "p_id": run_id,
+                "p_now": now,
+                "p_owner": ctx.worker_id,
+                "p_lease_until": now + timedelta(seconds=ctx.settings.lease_s),
+            },
         )
         if run is None:
             return None
@@ -136,10 +180,7 @@ async def finish_run(
     }
     async with transaction(ctx.sessions) as session:
         written = await session.execute(
-            update(Run)
-            .where(Run.id == run.id, Run.status == "running", Run.lease_owner == ctx.worker_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
+            _FINISH, {"p_id": run.id, "p_owner": ctx.worker_id, **_params(values)}
         )
         if written.rowcount != 1:  # type: ignore[attr-defined]
             return False

@@ -19,7 +19,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.auth import Caller
 from api.routes.events import SSE_HEADERS, wait_for
-from api.routes.runs import enqueue_or_forget
+from api.routes.runs import accept
 from api.services import events as event_service
 from api.services import flows as flow_service
 from api.services import runs as run_service
@@ -109,10 +109,8 @@ async def chat_completions(
         return openai_error(404, f"no flow named {chat.model!r}", "model_not_found")
     except FlowfleetError as exc:
         return openai_error(exc.status, exc.message, exc.code)
-    run = await run_service.create_run(db, flow=flow, body=body, owner=caller.owner)
-    await db.commit()
-    await enqueue_or_forget(db, state, run.id)
-    await db.close()  # no connection held while the run executes
+    run = run_service.new_run(flow, body, caller.owner)
+    await accept(db, state, run)  # also returns the connection: none held while it runs
     headers = {"X-Flowfleet-Run-Id": run.id}
     if chat.stream:
         include_usage = bool((chat.stream_options or {}).get("include_usage"))

@@ -15,10 +15,11 @@ from api.services import flows as flow_service
 from api.services import runs as run_service
 from api.state import Db, State
 from flows.definitions import FLOW_ID_PATTERN
-from shared.errors import BackendUnavailable, InvalidRequest
+from shared.errors import InvalidRequest
 from shared.logging import get_logger
 from shared.metrics import RUNS_SUBMITTED
-from shared.queue import WEBHOOK_TASK, publish_run
+from shared.models import Run
+from shared.queue import WEBHOOK_TASK
 from shared.schemas import (
     BatchAccepted,
     BatchCreate,
@@ -75,11 +76,13 @@ async def submit_run(
             owner=caller.owner,
             ttl_s=state.settings.idempotency_ttl_s,
         )
+        await db.commit()
+        if created:
+            await state.run_writer.enqueue([run])
     else:
-        run = await run_service.create_run(db, flow=flow, body=body, owner=caller.owner)
-    await db.commit()
+        run = run_service.new_run(flow, body, caller.owner)
+        await accept(db, state, run)
     if created:
-        await enqueue_or_forget(db, state, run.id)
         log.info("run.submitted", run_id=run.id, flow_id=flow_id)
         RUNS_SUBMITTED.labels(flow_id).inc()
     else:
@@ -92,15 +95,10 @@ async def submit_run(
     return run_out(run)
 
 
-async def enqueue_or_forget(db: Db, state: State, run_id: str) -> None:
-    """Queue a committed run; if the queue is unreachable, delete it and answer 503."""
-    try:
-        await publish_run(state.redis, state.settings, run_id)
-    except Exception as exc:
-        # The run row must not outlive a failed enqueue: the client was told nothing was taken.
-        log.warning("run.enqueue_failed", run_id=run_id, error=type(exc).__name__)
-        await _forget_unqueued(db, run_id)
-        raise BackendUnavailable("the queue is unreachable; the run was not accepted") from exc
+async def accept(db: Db, state: State, run: Run) -> None:
+    """Store and queue a new run (written together with other requests' runs)."""
+    await db.close()  # no pooled connection held while waiting for the shared write
+    await state.run_writer.accept(run)
 
 
 @router.post(
@@ -127,13 +125,7 @@ async def submit_batch(
     runs = await run_service.create_runs(db, flow=flow, bodies=body.inputs, owner=caller.owner)
     await db.commit()
     ids = [run.id for run in runs]
-
-    try:
-        for run_id in ids:
-            await publish_run(state.redis, state.settings, run_id)
-    except Exception as exc:
-        # The rows are committed and stay queued: the sweep re-enqueues lost queued runs.
-        log.warning("batch.enqueue_failed", flow_id=flow_id, error=type(exc).__name__)
+    await state.run_writer.enqueue(runs)  # one LPUSH; unreachable: the rows go, 503
     log.info("batch.submitted", flow_id=flow_id, runs=len(ids))
     RUNS_SUBMITTED.labels(flow_id).inc(len(ids))
     return BatchAccepted(run_ids=ids)
@@ -181,20 +173,10 @@ async def retry_run(
     original = await run_service.get_run(db, run_id, owner=caller.visible_owner)
     await state.queue_gauge.check(state.settings, db, original.flow_id)
     run = await run_service.retry_run(db, original, owner=caller.owner)
-    await db.commit()
-    await enqueue_or_forget(db, state, run.id)
+    await accept(db, state, run)
     log.info("run.resubmitted", run_id=run.id, retry_of=original.id)
     response.headers["Location"] = f"/v1/runs/{run.id}"
     return run_out(run)
-
-
-async def _forget_unqueued(db: Db, run_id: str) -> None:
-    try:
-        await db.delete(await run_service.get_run(db, run_id))
-        await db.commit()
-    except Exception:
-        # If even that fails the row stays `queued` and the sweep enqueues it later.
-        log.warning("run.unqueued_row_kept", run_id=run_id)
 
 
 @router.get(

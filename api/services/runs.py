@@ -38,7 +38,7 @@ def request_hash(flow_id: str, body: RunCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _new_run(flow: FlowLike, body: RunCreate, owner: str) -> Run:
+def new_run(flow: FlowLike, body: RunCreate, owner: str) -> Run:
     """A queued run of the flow's current version."""
     return Run(
         id=str(uuid.uuid4()),
@@ -56,21 +56,11 @@ def _new_run(flow: FlowLike, body: RunCreate, owner: str) -> Run:
     )
 
 
-async def create_run(
-    session: AsyncSession, *, flow: FlowLike, body: RunCreate, owner: str = ANONYMOUS
-) -> Run:
-    """A queued run of the flow's current version."""
-    run = _new_run(flow, body, owner)
-    session.add(run)
-    await session.flush()
-    return run
-
-
 async def create_runs(
     session: AsyncSession, *, flow: FlowLike, bodies: list[RunCreate], owner: str = ANONYMOUS
 ) -> list[Run]:
     """Queued runs for a batch, in one transaction."""
-    runs = [_new_run(flow, body, owner) for body in bodies]
+    runs = [new_run(flow, body, owner) for body in bodies]
     session.add_all(runs)
     await session.flush()
     return runs
@@ -92,7 +82,7 @@ async def create_run_idempotent(
     """
     digest = request_hash(flow.id, body)
     for _ in range(3):
-        run = _new_run(flow, body, owner)
+        run = new_run(flow, body, owner)
         run.idempotency_key, run.request_hash = key, digest
         try:
             async with session.begin_nested():
@@ -153,7 +143,8 @@ async def get_run(session: AsyncSession, run_id: str, *, owner: str | None = Non
 
 
 async def retry_run(session: AsyncSession, original: Run, *, owner: str) -> Run:
-    """A new queued run with the original's input, session and tweaks (on the current flow)."""
+    """A new queued run (not yet stored) with the original's input, session and tweaks, on
+    the current flow."""
     if original.status not in TERMINAL_STATUSES:
         raise RunNotFinished(f"run {original.id} is {original.status}; retry a finished run")
     flow = await session.get(Flow, original.flow_id)
@@ -166,10 +157,7 @@ async def retry_run(session: AsyncSession, original: Run, *, owner: str) -> Run:
         metadata={**(original.meta or {}), "retry_of": original.id},
         webhook=original.webhook_url,
     )
-    run = _new_run(flow, again, owner)
-    session.add(run)
-    await session.flush()
-    return run
+    return new_run(flow, again, owner)
 
 
 def _encode_cursor(run: Run) -> str:

@@ -10,7 +10,7 @@ import uuid
 import redis
 from redis.asyncio import Redis
 
-from shared.queue import make_celery, publish_run
+from shared.queue import make_celery, publish_runs
 from shared.settings import Settings
 from tests.support.stack import TEST_REDIS
 
@@ -26,7 +26,7 @@ def _normalised(raw: bytes) -> dict[str, object]:
     return message
 
 
-async def test_publish_run_writes_what_send_task_writes() -> None:
+async def test_publish_runs_writes_what_send_task_writes() -> None:
     queue = f"fftest-{uuid.uuid4().hex[:8]}"
     settings = Settings(redis_url=TEST_REDIS, queue_name=queue)
     sync = redis.Redis.from_url(TEST_REDIS)
@@ -35,7 +35,7 @@ async def test_publish_run_writes_what_send_task_writes() -> None:
             "flowfleet.run", args=["run-1"], headers={"run_id": "run-1"}
         )
         client = Redis.from_url(TEST_REDIS)
-        await publish_run(client, settings, "run-1")
+        await publish_runs(client, settings, ["run-1"])
         await client.aclose()
         ours, celerys = sync.lrange(queue, 0, -1)  # LPUSH: newest first
     finally:
