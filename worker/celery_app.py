@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from celery import Celery, Task, signals
 
-from flows.models import set_limiter
+from flows.models import close_http_clients, set_limiter
 from shared import telemetry
 from shared.backend_limits import BackendLimiter
 from shared.logging import configure_logging, get_logger
@@ -88,6 +88,7 @@ def _on_worker_shutdown(**_: Any) -> None:
             drain.hand_back(loop, ctx)
             log.warning("worker.stopped_with_runs", count=len(in_flight))
         loop.run(ctx.engine.dispose(), timeout=5)
+        loop.run(close_http_clients(), timeout=5)
         loop.stop()
 
 
