@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,7 +15,7 @@ from api.limits import BodyLimitMiddleware
 from api.ratelimit import QueueGauge, RateLimiter
 from api.routes import events, flows, health, openai_compat, runs, sessions
 from api.run_writer import RunWriter
-from api.services.flows import save_definition
+from api.services.flows import refresh_flow_refs, save_definition
 from api.state import AppState
 from flows.definitions import load_dir
 from shared.db import create_engine, session_factory, transaction
@@ -79,9 +80,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception as exc:
             # Start anyway: readiness reports the database, and the next start syncs again.
             log.error("flows.sync_failed", error=type(exc).__name__)
+        refresher = asyncio.create_task(_keep_submit_caches_fresh(state))
         try:
             yield
         finally:
+            refresher.cancel()
             await state.redis.aclose()
             await state.redis_blocking.aclose(close_connection_pool=True)
             await engine.dispose()
@@ -102,3 +105,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (runs, events, openai_compat, flows, sessions, health):
         app.include_router(module.router)
     return app
+
+
+async def _keep_submit_caches_fresh(state: AppState, every_s: float = 0.5) -> None:
+    """Refresh the queue counts and flow versions that submits read, twice per their TTL.
+
+    Both are cached for a second; refreshed here, a submit at low load never pays their
+    two queries (a transaction's worth of round trips) in its latency. Should this loop
+    stall, the caches expire and submits read inline again.
+    """
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            async with state.sessions() as session:
+                await state.queue_gauge.refresh(session)
+                await refresh_flow_refs(session)
+        except Exception as exc:  # the database is away: requests will say so
+            log.debug("caches.refresh_failed", error=type(exc).__name__)

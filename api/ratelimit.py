@@ -99,14 +99,16 @@ class QueueGauge:
             return self._counts
         async with self._lock:
             if time.monotonic() - self._at >= self.ttl_s:
-                rows = await session.execute(
-                    select(Run.flow_id, func.count())
-                    .where(Run.status == "queued")
-                    .group_by(Run.flow_id)
-                )
-                self._counts = {flow: int(n) for flow, n in rows.all()}
-                self._at = time.monotonic()
+                await self.refresh(session)
         return self._counts
+
+    async def refresh(self, session: AsyncSession) -> None:
+        """Count now (the API's refresher calls this twice per TTL, off the request path)."""
+        rows = await session.execute(
+            select(Run.flow_id, func.count()).where(Run.status == "queued").group_by(Run.flow_id)
+        )
+        self._counts = {flow: int(n) for flow, n in rows.all()}
+        self._at = time.monotonic()
 
     async def check(
         self, settings: Settings, session: AsyncSession, flow_id: str, adding: int = 1

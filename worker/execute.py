@@ -296,6 +296,16 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
     metrics.run_finished(
         run.flow_id, outcome if recorded else "lease_lost", time.perf_counter() - started
     )
+    if recorded:
+        finals: list[tuple[str, dict[str, Any]]] = []
+        if result is not None:
+            finals.append(("output", result.as_json()))
+        if error is not None:
+            finals.append(("error", {"code": error.code, "message": error.message}))
+        finals.append(("done", {"status": outcome}))
+        # Issued together, they leave in one Redis batch, in order: a waiting client hears
+        # `done` one round trip after the commit, not one per event.
+        await asyncio.gather(*(_publish(ctx, run_id, event, data) for event, data in finals))
     log.info(
         "run.finished",
         run_id=run_id,
@@ -306,10 +316,5 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
         flow_cache="hit" if from_cache else "compiled",
     )
     if recorded:
-        if result is not None:
-            await _publish(ctx, run_id, "output", result.as_json())
-        if error is not None:
-            await _publish(ctx, run_id, "error", {"code": error.code, "message": error.message})
-        await _publish(ctx, run_id, "done", {"status": outcome})
         await webhooks.schedule(ctx, run)
     return outcome if recorded else "lease_lost"

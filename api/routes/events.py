@@ -63,8 +63,9 @@ async def wait_run(
 
 
 async def wait_for(
-    state: State, run_id: str, timeout: float, owner: str | None
+    state: State, run: Run | str, timeout: float, owner: str | None
 ) -> tuple[Run, bool]:
-    """The run after waiting at most ``timeout`` (capped) seconds for it to finish."""
+    """The run (a just-submitted one, or read by id) after waiting at most ``timeout``
+    (capped) seconds for it to finish."""
     timeout = min(timeout, state.settings.wait_max_s)
-    return await event_service.wait_terminal(state, run_id, timeout, owner=owner)
+    return await event_service.wait_terminal(state, run, timeout, owner=owner)

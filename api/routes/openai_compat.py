@@ -118,7 +118,7 @@ async def chat_completions(
         return EventSourceResponse(
             stream, headers={**SSE_HEADERS, **headers}, ping=state.settings.sse_ping_s, sep="\n"
         )
-    run, finished = await wait_for(state, run.id, state.settings.wait_max_s, caller.visible_owner)
+    run, finished = await wait_for(state, run, state.settings.wait_max_s, caller.visible_owner)
     if not finished:
         return openai_error(504, f"run {run.id} did not finish in time; it goes on", "timeout")
     if run.status != "succeeded":

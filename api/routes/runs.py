@@ -89,7 +89,7 @@ async def submit_run(
         response.status_code = status.HTTP_200_OK  # the original run of this key
     response.headers["Location"] = f"/v1/runs/{run.id}"
     if wait:
-        run, finished = await wait_for(state, run.id, wait, caller.visible_owner)
+        run, finished = await wait_for(state, run, wait, caller.visible_owner)
         if finished:
             response.status_code = status.HTTP_200_OK
     return run_out(run)

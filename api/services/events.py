@@ -84,15 +84,18 @@ async def follow(
 
 
 async def wait_terminal(
-    state: AppState, run_id: str, timeout: float, *, owner: str | None = None
+    state: AppState, run: Run | str, timeout: float, *, owner: str | None = None
 ) -> tuple[Run, bool]:
     """(run, finished): block on the run's stream for done, at most ``timeout`` seconds.
 
-    One database read before (an already finished run answers at once) and one after.
+    One database read before (an already finished run answers at once; skipped for a run
+    object the caller just created) and one after.
     """
-    run = await load_run(state, run_id, owner)
+    if isinstance(run, str):
+        run = await load_run(state, run, owner)
     if run.status in TERMINAL_STATUSES or timeout <= 0:
         return run, run.status in TERMINAL_STATUSES
+    run_id = run.id
     await wait_done(state, run_id, timeout)
     run = await load_run(state, run_id, owner)
     return run, run.status in TERMINAL_STATUSES

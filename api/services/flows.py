@@ -93,6 +93,21 @@ async def flow_for_submit(session: AsyncSession, flow_id: str) -> FlowRef:
     return ref
 
 
+async def refresh_flow_refs(session: AsyncSession) -> None:
+    """Re-read every cached flow's current version in one query (off the request path)."""
+    if not _refs:
+        return
+    rows = await session.execute(
+        select(Flow.id, Flow.kind, Flow.current_version).where(Flow.id.in_(list(_refs)))
+    )
+    now, seen = time.monotonic(), set()
+    for flow_id, kind, version in rows.all():
+        _refs[flow_id] = (now, FlowRef(flow_id, kind, version))
+        seen.add(flow_id)
+    for gone in set(_refs) - seen:
+        _refs.pop(gone, None)
+
+
 async def get_version(session: AsyncSession, flow_id: str, version: str) -> FlowVersion:
     found = await session.get(FlowVersion, (flow_id, version))
     if found is None:
