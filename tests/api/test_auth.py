@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from flowfleet.llm_sim import reply_text
 from tests.support.faults import isolated_stack
@@ -137,6 +138,18 @@ def test_burst_over_the_limit_gets_429_with_retry_after(secure: Stack) -> None:
     assert int(first.headers["retry-after"]) >= 1
     assert first.headers["ratelimit-remaining"] == "0"
     assert "ratelimit-reset" in first.headers
+
+
+def test_limit_still_counts_after_redis_forgets_its_scripts(secure: Stack) -> None:
+    """A restarted or flushed Redis has no script cache: the limiter loads it again."""
+    with as_key(secure, make_key(secure, "runs:read", name="flush")) as client:
+        assert client.get("/v1/runs?limit=1").headers["ratelimit-remaining"] == "29"
+        r = redis.Redis.from_url(secure.env["FLOWFLEET_REDIS_URL"])
+        r.script_flush()
+        r.close()
+        again = client.get("/v1/runs?limit=1")
+    assert again.status_code == 200
+    assert int(again.headers["ratelimit-remaining"]) in (28, 29)  # refilled ~0.1 token at most
 
 
 def test_queue_cap_answers_503_queue_full(infra: dict[str, str], llm_sim: str) -> None:
