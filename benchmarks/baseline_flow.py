@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from flows.base import CompiledFlow, FlowInput
 
@@ -17,3 +19,27 @@ def load_flow() -> CompiledFlow:
 
 def flow_input(text: str) -> FlowInput:
     return FlowInput(input=text)
+
+
+def stock_chain() -> Any:
+    """The same flow as tutorials write it: ``prompt | ChatOpenAI | parser``, with the
+    OpenAI SDK's own HTTP client and ChatOpenAI's defaults; the messages sent are the same
+    as the compiled flow's (the export's system prompt, then the user's text)."""
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_openai import ChatOpenAI
+
+    from shared.settings import get_settings
+
+    nodes = {
+        n["data"].get("type"): n["data"]["node"].get("template", {})
+        for n in json.loads(Path(os.environ["BENCH_FLOW_FILE"]).read_text())["data"]["nodes"]
+    }
+    system = nodes["Prompt"]["template"]["value"]
+    model = nodes["LanguageModelComponent"]["model_name"]["value"]
+    # The system prompt holds no {variables} in this export; escape braces anyway.
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", system.replace("{", "{{").replace("}", "}}")), ("human", "{input}")]
+    )
+    llm = ChatOpenAI(model=model, base_url=get_settings().backends[0].base_url, api_key="sk-bench")
+    return prompt | llm | StrOutputParser()

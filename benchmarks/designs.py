@@ -210,14 +210,19 @@ async def _probe_wait(design: Flowfleet) -> str:
     return "poll"
 
 
-async def start_direct(sim_url: str) -> Direct:
+async def start_direct(sim_url: str, *, stock: bool = False) -> Direct:
+    """*direct* (the compiled flow, flowfleet's model client) or *direct-stock* (the
+    tutorial chain, ChatOpenAI's default client) in one FastAPI process."""
     port = free_port()
     env = {**_env(), **sim_backend_env(sim_url), "BENCH_FLOW_FILE": str(FLOW_FILE)}
+    if stock:
+        env["BENCH_DIRECT_CHAIN"] = "stock"
     args = ["-m", "uvicorn", "benchmarks.direct_app:app", "--port", str(port)]
     args += ["--log-level", "warning", "--no-access-log"]
-    proc = _python("direct", args, env, port)
+    name = "direct-stock" if stock else "direct"
+    proc = _python(name, args, env, port)
     wait_http_ok(f"{proc.url}/healthz", proc)
-    design = Direct("direct", _client(proc.url), {"api": proc}, base_url=proc.url)
+    design = Direct(name, _client(proc.url), {"api": proc}, base_url=proc.url)
     await warm_up(design, 4)
     return design
 

@@ -92,8 +92,8 @@ async def start_design(name: str, sim_url: str, redis_url: str) -> designs.Desig
         design = await designs.start_flowfleet(sim_url, redis_url)
         print(f"  wait mode: {design.wait_mode}")
         return design
-    if name == "direct":
-        return await designs.start_direct(sim_url)
+    if name in ("direct", "direct-stock"):
+        return await designs.start_direct(sim_url, stock=name == "direct-stock")
     if name == "naive":
         return await designs.start_naive(sim_url, redis_url)
     return await designs.start_lfx(sim_url)
@@ -205,6 +205,7 @@ async def in_flight(sim_url: str, redis_url: str, runs: int, call_s: float) -> d
         for run_id in ids:
             run = (await design.http.get(f"/v1/runs/{run_id}")).json()
             done += run["status"] == "succeeded"
+        worker_cpu_s = watch.cpu_used()["worker"]  # while the worker is still there to ask
     finally:
         await design.close()
         httpx.put(f"{sim_url}/_sim/config", json=SIM).raise_for_status()
@@ -216,7 +217,7 @@ async def in_flight(sim_url: str, redis_url: str, runs: int, call_s: float) -> d
         "succeeded": done,
         "all_done_in_s": round(time.perf_counter() - started, 1),
         "worker_peak_rss_mb": round(watch.peak["worker"], 1),
-        "worker_cpu_s": watch.cpu_used()["worker"],
+        "worker_cpu_s": worker_cpu_s,
     }
     print(f"in flight: {result}", flush=True)
     return result
@@ -255,7 +256,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--duration", type=float, default=15.0, help="seconds per level")
     p.add_argument(
-        "--designs", type=lambda s: s.split(","), default=["flowfleet", "direct", "naive", "lfx"]
+        "--designs",
+        type=lambda s: s.split(","),
+        default=["flowfleet", "direct", "direct-stock", "naive", "lfx"],
     )
     p.add_argument("--submit-duration", type=float, default=10.0)
     p.add_argument("--submit-concurrency", type=int, default=64)

@@ -18,6 +18,7 @@ def _ratio(a: float | None, b: float | None) -> str:
 def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     """(target, measured, met) for every target of issue 5 the results can speak to."""
     ff, direct, naive = (_rows(results, n) for n in ("flowfleet", "direct", "naive"))
+    stock = _rows(results, "direct-stock")
     out: list[tuple[str, str, bool | None]] = []
 
     def rate(rows: dict[int, dict[str, Any]], c: int) -> float | None:
@@ -36,6 +37,8 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
             )
         if fc and dc:
             out.append((f"{c} clients: beats direct", _ratio(fc, dc), fc > dc))
+        if fc and (sc := rate(stock, c)):
+            out.append((f"{c} clients: beats direct-stock", _ratio(fc, sc), fc > sc))
     if 16 in ff:
         row = ff[16]
         for key, limit in (("p50", 15), ("p99", 60)):
@@ -109,14 +112,15 @@ def markdown(results: dict[str, Any]) -> str:
         ff = _rows(results, "flowfleet")
         lines += [
             "",
-            "| clients | flowfleet/direct | flowfleet/naive | flowfleet/lfx |",
-            "|---|---|---|---|",
+            "| clients | flowfleet/direct | flowfleet/direct-stock | flowfleet/naive "
+            "| flowfleet/lfx |",
+            "|---|---|---|---|---|",
         ]
         for c in compare["levels"]:
             f = ff.get(c, {}).get("runs_per_s")
             cells = [
                 _ratio(f, _rows(results, n).get(c, {}).get("runs_per_s"))
-                for n in ("direct", "naive", "lfx")
+                for n in ("direct", "direct-stock", "naive", "lfx")
             ]
             lines.append(f"| {c} | " + " | ".join(cells) + " |")
     if "submit" in results:
