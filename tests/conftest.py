@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -102,3 +102,12 @@ def sim(llm_sim: str) -> Iterator[httpx.Client]:
 
 def fixture_path(name: str) -> Path:
     return FIXTURES / f"{name}.json"
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _close_backend_clients() -> AsyncIterator[None]:
+    """Flows run in this process open backend clients on the session's loop; close them."""
+    yield
+    from flows.models import close_http_clients
+
+    await close_http_clients()
