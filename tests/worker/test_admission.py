@@ -55,3 +55,27 @@ def test_waiting_threads_give_up_at_shutdown() -> None:
     gate.wake_all()
     thread.join(3)
     assert outcome == [False]
+
+
+def test_waiting_runs_are_admitted_in_arrival_order() -> None:
+    gate = AdmissionGate(ceiling=1, floor=1)
+    assert gate.enter(give_up=lambda: False)
+    order: list[int] = []
+    threads = []
+    for i in range(6):
+
+        def wait_turn(i: int = i) -> None:
+            assert gate.enter(give_up=lambda: False)
+            order.append(i)
+            gate.leave()
+
+        thread = threading.Thread(target=wait_turn)
+        thread.start()
+        threads.append(thread)
+        deadline = time.monotonic() + 3
+        while len(gate._line) < i + 1 and time.monotonic() < deadline:  # in line, in order
+            time.sleep(0.005)
+    gate.leave()
+    for thread in threads:
+        thread.join(3)
+    assert order == list(range(6))
