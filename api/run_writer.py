@@ -22,10 +22,12 @@ from shared.logging import get_logger
 from shared.models import Run
 from shared.queue import publish_runs
 from shared.settings import Settings
+from shared.telemetry import propagation_headers
 
 log = get_logger("api.run_writer")
 
-Pending = tuple[Run, "asyncio.Future[None]"]
+# A run, the propagation headers of the request that submitted it, and its waiter.
+Pending = tuple[Run, dict[str, str], "asyncio.Future[None]"]
 
 
 class RunWriter:
@@ -49,7 +51,8 @@ class RunWriter:
         """Store ``run`` and queue it. If either store fails, nothing of it is kept and the
         error is raised (the API answers 503)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((run, future))
+        # Taken here, in the request's context: the shared write runs in another task.
+        self._pending.append((run, propagation_headers(), future))
         if self._drainer is None:
             # Its own task: a client that hangs up must not cancel other clients' writes.
             self._drainer = asyncio.create_task(self._drain())
@@ -65,7 +68,7 @@ class RunWriter:
             self._drainer = None
 
     async def _write(self, batch: list[Pending]) -> None:
-        runs = [run for run, _ in batch]
+        runs = [run for run, _, _ in batch]
         try:
             async with self.sessions() as session:
                 session.add_all(runs)
@@ -74,17 +77,21 @@ class RunWriter:
             _settle(batch, error=exc)
             return
         try:
-            await self.enqueue(runs)
+            await self.enqueue(runs, [headers for _, headers, _ in batch])
         except BackendUnavailable as exc:
             _settle(batch, error=exc)
             return
         _settle(batch)
 
-    async def enqueue(self, runs: list[Run]) -> None:
-        """Queue committed runs with one LPUSH; if the queue is unreachable, delete their rows
+    async def enqueue(self, runs: list[Run], headers: list[dict[str, str]] | None = None) -> None:
+        """Queue committed runs with one LPUSH (``headers``: each run's propagation headers,
+        by default the calling request's); if the queue is unreachable, delete their rows
         and raise ``BackendUnavailable``."""
+        carried = headers or [propagation_headers()] * len(runs)
         try:
-            await publish_runs(self.redis, self.settings, [run.id for run in runs])
+            await publish_runs(
+                self.redis, self.settings, [(r.id, h) for r, h in zip(runs, carried, strict=True)]
+            )
         except Exception as exc:
             log.warning("runs.enqueue_failed", runs=len(runs), error=type(exc).__name__)
             await self._forget(runs)
@@ -102,7 +109,7 @@ class RunWriter:
 
 
 def _settle(batch: list[Pending], error: BaseException | None = None) -> None:
-    for _, future in batch:
+    for *_, future in batch:
         if future.done():  # its client hung up; the run is written all the same
             continue
         if error is None:

@@ -7,7 +7,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celery import Celery
@@ -73,7 +73,7 @@ def enqueue_run(app: Celery, run_id: str, *, headers: dict[str, Any] | None = No
 _ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 
 
-def run_message(settings: Settings, run_id: str, headers: dict[str, Any] | None = None) -> bytes:
+def run_message(settings: Settings, run_id: str, headers: Mapping[str, str] | None = None) -> bytes:
     """The ``flowfleet.run`` message exactly as Celery's Redis transport stores it.
 
     Celery message protocol 2 inside kombu's virtual-transport envelope; a test
@@ -83,7 +83,7 @@ def run_message(settings: Settings, run_id: str, headers: dict[str, Any] | None 
     body = json.dumps(
         [[run_id], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
     )
-    task_headers = {
+    task_headers: dict[str, Any] = {
         "lang": "py",
         "task": RUN_TASK,
         "id": task_id,
@@ -103,9 +103,8 @@ def run_message(settings: Settings, run_id: str, headers: dict[str, Any] | None 
         "replaced_task_nesting": 0,
         "stamped_headers": None,
         "stamps": {},
-        **propagation_headers(),
-        "run_id": run_id,
         **(headers or {}),
+        "run_id": run_id,
     }
     envelope = {
         "body": base64.b64encode(body.encode()).decode(),
@@ -125,11 +124,15 @@ def run_message(settings: Settings, run_id: str, headers: dict[str, Any] | None 
     return json.dumps(envelope).encode()
 
 
-async def publish_runs(redis: Redis, settings: Settings, run_ids: Sequence[str]) -> None:
-    """Enqueue runs from async code with one LPUSH on the API's own Redis pool.
+async def publish_runs(
+    redis: Redis, settings: Settings, runs: Sequence[tuple[str, Mapping[str, str]]]
+) -> None:
+    """Enqueue runs from async code with one LPUSH on the API's own Redis pool; each
+    ``(run id, headers)`` carries the propagation headers of the request that submitted it.
 
     ``send_task`` is synchronous: from the API it needs a thread hop and a
     connection from kombu's small producer pool per submit, which measured as
     the submit path's bottleneck (docs/throughput.md).
     """
-    await redis.lpush(settings.queue_name, *(run_message(settings, run_id) for run_id in run_ids))
+    messages = (run_message(settings, run_id, headers) for run_id, headers in runs)
+    await redis.lpush(settings.queue_name, *messages)

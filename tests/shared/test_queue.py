@@ -35,7 +35,7 @@ async def test_publish_runs_writes_what_send_task_writes() -> None:
             "flowfleet.run", args=["run-1"], headers={"run_id": "run-1"}
         )
         client = Redis.from_url(TEST_REDIS)
-        await publish_runs(client, settings, ["run-1"])
+        await publish_runs(client, settings, [("run-1", {})])
         await client.aclose()
         ours, celerys = sync.lrange(queue, 0, -1)  # LPUSH: newest first
     finally:
