@@ -18,6 +18,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +40,19 @@ from tests.support.stack import (  # noqa: E402
     start_embedded_redis,
     start_worker,
 )
+
+
+def in_waves(task: Callable[[int], None], runs: int, concurrency: int) -> None:
+    """``task(i)`` for every run, ``concurrency`` threads at a time."""
+    for start in range(0, runs, concurrency):
+        threads = [
+            threading.Thread(target=task, args=(i,))
+            for i in range(start, min(runs, start + concurrency))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
 
 def pct(values: list[float], q: float) -> float:
@@ -72,15 +86,7 @@ def token_latencies(
                     break
         received[text] = got
 
-    for start in range(0, runs, concurrency):
-        threads = [
-            threading.Thread(target=follow, args=(i,))
-            for i in range(start, min(runs, start + concurrency))
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    in_waves(follow, runs, concurrency)
     sent = {s["user"]: s["emitted"] for s in sim.get("/_sim/streams").json()}
     from_sim, from_worker = [], []
     for text, got in received.items():
@@ -110,15 +116,7 @@ def wait_latencies(
         done_id = events.xrevrange(f"{namespace}run:{run_id}:events", count=1)[0][0]
         from_done.append(answered - int(done_id.split(b"-")[0]) / 1000)
 
-    for start in range(0, runs, concurrency):
-        threads = [
-            threading.Thread(target=one, args=(i,))
-            for i in range(start, min(runs, start + concurrency))
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    in_waves(one, runs, concurrency)
     return out, from_done
 
 
