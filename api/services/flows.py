@@ -94,18 +94,26 @@ async def flow_for_submit(session: AsyncSession, flow_id: str) -> FlowRef:
 
 
 async def refresh_flow_refs(session: AsyncSession) -> None:
-    """Re-read every cached flow's current version in one query (off the request path)."""
+    """Re-read every cached flow's current version in one query (off the request path).
+
+    An entry dropped (an upload here) or re-read while the query ran is left alone: the
+    answer may predate that upload.
+    """
     if not _refs:
         return
+    started = time.monotonic()
     rows = await session.execute(
         select(Flow.id, Flow.kind, Flow.current_version).where(Flow.id.in_(list(_refs)))
     )
-    now, seen = time.monotonic(), set()
-    for flow_id, kind, version in rows.all():
-        _refs[flow_id] = (now, FlowRef(flow_id, kind, version))
-        seen.add(flow_id)
-    for gone in set(_refs) - seen:
-        _refs.pop(gone, None)
+    current = {flow_id: FlowRef(flow_id, kind, version) for flow_id, kind, version in rows.all()}
+    now = time.monotonic()
+    for flow_id, (stamped, _) in list(_refs.items()):
+        if stamped > started:
+            continue
+        if flow_id in current:
+            _refs[flow_id] = (now, current[flow_id])
+        else:  # deleted
+            _refs.pop(flow_id, None)
 
 
 async def get_version(session: AsyncSession, flow_id: str, version: str) -> FlowVersion:
