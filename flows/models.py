@@ -125,7 +125,10 @@ class ResilientChatOpenAI(LimitedChatOpenAI):
         # LangChain dumps every field of the model on each call, for callbacks' metadata
         # (measured ~8 % of the worker's event loop at 256 clients). A compiled model's
         # fields never change, so dump them once per instance (a model_copy is another
-        # instance: its id differs, so it dumps its own).
+        # instance: its id differs, so it dumps its own). Calls with tools take the full
+        # path, which redacts credentials in tool definitions.
+        if kwargs.get("tools"):
+            return super()._get_invocation_params(stop=stop, **kwargs)
         if self._params is None or self._params[0] != id(self):
             self._params = (id(self), super()._get_invocation_params())
         return {**self._params[1], "stop": stop, **kwargs}
