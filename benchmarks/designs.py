@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -94,8 +93,12 @@ def _text(i: int) -> str:
 class Flowfleet(Design):
     """flowfleet: API → PostgreSQL → Redis queue → worker; clients wait for the result."""
 
+    tweaks: dict[str, dict[str, Any]] | None = None
+
     async def one_run(self, conn: Conn, i: int) -> dict[str, Any]:
-        body = {"input": _text(i)}
+        body: dict[str, Any] = {"input": _text(i)}
+        if self.tweaks:
+            body["tweaks"] = self.tweaks
         path = f"/v1/flows/{FLOW_ID}/runs"
         if self.wait_mode == "submit-wait":
             status, run = await conn.request("POST", path + "?wait=60", body)
@@ -163,6 +166,14 @@ class Lfx(Design):
 # --- starting them ---------------------------------------------------------------------------
 
 
+def stream_tweaks() -> dict[str, dict[str, Any]]:
+    """The tweaks each run sends: the model node's `stream` on in streaming mode (BENCH_STREAM)."""
+    os.environ.setdefault("BENCH_FLOW_FILE", str(FLOW_FILE))
+    from benchmarks.baseline_flow import tweaks
+
+    return tweaks()
+
+
 def sim_backend_env(sim_url: str) -> dict[str, str]:
     return {"FLOWFLEET_BACKENDS": json.dumps([{"name": "sim", "base_url": f"{sim_url}/v1"}])}
 
@@ -188,6 +199,7 @@ async def start_flowfleet(
     if worker:
         procs["worker"] = start_worker(env)
     design = Flowfleet("flowfleet", _client(procs["api"].url), procs, cleanup=stack)
+    design.tweaks = stream_tweaks()
     design.env = env  # type: ignore[attr-defined]
     r = await design.http.put(f"/v1/flows/{FLOW_ID}", content=FLOW_FILE.read_bytes())
     r.raise_for_status()
@@ -265,9 +277,14 @@ async def start_lfx(sim_url: str) -> Lfx | None:
         print(f"  {LFX} does not exist", flush=True)
         return None
     port = free_port()
-    # A copy, left unedited: lfx only reads it, and the model settings come from the env below.
+    # A copy (lfx only reads it; the model settings come from the env below), with the model
+    # node's `stream` on in streaming mode: lfx serve takes no tweaks.
     flow_copy = Path("/tmp") / f"bench-flow-{uuid.uuid4().hex[:6]}.json"
-    shutil.copy(FLOW_FILE, flow_copy)
+    export = json.loads(FLOW_FILE.read_text())
+    for node in export["data"]["nodes"]:
+        if node["id"] in stream_tweaks():
+            node["data"]["node"]["template"]["stream"]["value"] = True
+    flow_copy.write_text(json.dumps(export))
     env = {
         **_env(),
         # The export's api_key field (load_from_db) names OPENAI_API_KEY; lfx reads it from

@@ -228,7 +228,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         sys.exit("the benchmark needs PostgreSQL at 127.0.0.1:5432 and Redis at 127.0.0.1:6379")
     redis_url = TEST_REDIS
     sim_url, sim_proc = start_llm_sim(**SIM)
-    results: dict[str, Any] = {"machine": machine(), "sim": SIM}
+    results: dict[str, Any] = {"machine": machine(), "sim": SIM, "stream": args.stream}
     try:
         if args.mode in ("all", "compare"):
             results["compare"] = await compare(
@@ -264,12 +264,19 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--submit-concurrency", type=int, default=64)
     p.add_argument("--inflight-runs", type=int, default=600)
     p.add_argument("--inflight-call-s", type=float, default=10.0)
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="the model streams its tokens (the export's `stream` turned on in every design)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse(argv)
+    if args.stream:  # read by the designs' processes (benchmarks.baseline_flow.streaming)
+        os.environ["BENCH_STREAM"] = "1"
     try:
         import uvloop
 
