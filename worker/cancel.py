@@ -1,6 +1,6 @@
 """Cancelling a running run: the API sets a flag in Redis, the worker notices and stops.
 
-The flag is checked at every streamed token (piggybacked on the token's XADD, so no
+The flag is checked with every token event (piggybacked on the event's XADD, so no
 extra round-trip), at the start of every LangChain step, and by a slow poll that
 covers long silences (waiting for a first token, a non-streaming call).
 """
@@ -64,6 +64,8 @@ class CancelCheck(AsyncCallbackHandler):
 
     raise_error = True  # LangChain swallows handler errors unless told otherwise
     run_inline = True  # awaited in turn, no task per event (see worker/streaming.py)
+    # Not called for tokens and model ends (tokens check the flag as they are published).
+    ignore_llm = True
 
     def __init__(self, ctx: WorkerContext, run_id: str) -> None:
         self.ctx = ctx

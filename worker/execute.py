@@ -272,6 +272,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
         error = FlowError(str(exc))
     except Exception as exc:
         error = as_run_failure(exc)
+    await tokens.close()  # its last token events go before the run's final ones
     outcome = "cancelled" if cancelled else "succeeded" if error is None else "failed"
     try:
         # Still in flight (lease renewed) while the result write rides out a database outage.
