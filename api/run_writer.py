@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 
 from redis.asyncio import Redis
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.errors import BackendUnavailable
@@ -25,6 +25,24 @@ from shared.settings import Settings
 from shared.telemetry import propagation_headers
 
 log = get_logger("api.run_writer")
+
+# What a new run's row holds (api.services.runs.new_run sets each); the rest start NULL.
+_NEW_RUN_COLUMNS = (
+    "id",
+    "flow_id",
+    "flow_version",
+    "session_id",
+    "owner",
+    "input",
+    "tweaks",
+    "meta",
+    "status",
+    "attempts",
+    "cached",
+    "created_at",
+    "webhook_url",
+)
+_INSERT_RUNS = insert(Run.__table__)
 
 # A run, the propagation headers of the request that submitted it, and its waiter.
 Pending = tuple[Run, dict[str, str], "asyncio.Future[None]"]
@@ -69,9 +87,12 @@ class RunWriter:
 
     async def _write(self, batch: list[Pending]) -> None:
         runs = [run for run, _, _ in batch]
+        # A Core INSERT of the rows: the ORM's unit of work (identity map, events, per-object
+        # bookkeeping) measured ~8 % of a submit's CPU, for objects nothing reads back.
+        rows = [{column: getattr(run, column) for column in _NEW_RUN_COLUMNS} for run in runs]
         try:
             async with self.sessions() as session:
-                session.add_all(runs)
+                await session.execute(_INSERT_RUNS, rows)
                 await session.commit()
         except Exception as exc:  # the database's error: the API answers 503 for each
             _settle(batch, error=exc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from celery import Celery
 from fastapi import Depends, Request
@@ -48,6 +48,35 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     """A session per request; handlers commit what they change."""
     async with app_state(request).sessions() as session:
         yield session
+
+
+class SessionOnDemand:
+    """A request's session, made on its first use and closed at the end of the block.
+
+    A submit's checks (flow version, queue counts, parsed tweaks) answer from this
+    process's caches, and its run is written by the shared writer: most submits never
+    touch a session. Making and closing one per request through a FastAPI ``yield``
+    dependency measured ~10 % of a submit's CPU. Used as ``async with
+    SessionOnDemand(state.sessions) as db``; ``db`` acts as the ``AsyncSession``.
+    """
+
+    __slots__ = ("_factory", "_session")
+
+    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+        self._factory = factory
+        self._session: AsyncSession | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._session is None:
+            self._session = self._factory()
+        return getattr(self._session, name)
+
+    async def __aenter__(self) -> AsyncSession:
+        return cast(AsyncSession, self)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
 
 
 State = Annotated[AppState, Depends(get_state)]

@@ -13,7 +13,7 @@ from api.routes.events import wait_for
 from api.services import events as event_service
 from api.services import flows as flow_service
 from api.services import runs as run_service
-from api.state import Db, State
+from api.state import Db, SessionOnDemand, State
 from flows.definitions import FLOW_ID_PATTERN
 from shared.errors import InvalidRequest
 from shared.logging import get_logger
@@ -50,7 +50,6 @@ FlowId = Annotated[str, Path(pattern=FLOW_ID_PATTERN)]
 async def submit_run(
     flow_id: FlowId,
     body: RunCreate,
-    db: Db,
     state: State,
     caller: Caller,
     response: Response,
@@ -63,25 +62,28 @@ async def submit_run(
     check_run_limits(body, state.settings)
     if body.webhook:
         validate_url(state.settings, body.webhook)
-    flow = await flow_service.flow_for_submit(db, flow_id)
-    await flow_service.check_tweaks(db, flow, body.tweaks)
-    await state.queue_gauge.check(state.settings, db, flow.id)
     created = True
-    if idempotency_key:
-        run, created = await run_service.create_run_idempotent(
-            db,
-            flow=flow,
-            body=body,
-            key=idempotency_key,
-            owner=caller.owner,
-            ttl_s=state.settings.idempotency_ttl_s,
-        )
-        await db.commit()
-        if created:
-            await state.run_writer.enqueue([run])
-    else:
-        run = run_service.new_run(flow, body, caller.owner)
-        await accept(db, state, run)
+    async with SessionOnDemand(state.sessions) as db:
+        flow = await flow_service.flow_for_submit(db, flow_id)
+        await flow_service.check_tweaks(db, flow, body.tweaks)
+        await state.queue_gauge.check(state.settings, db, flow.id)
+        if idempotency_key:
+            run, created = await run_service.create_run_idempotent(
+                db,
+                flow=flow,
+                body=body,
+                key=idempotency_key,
+                owner=caller.owner,
+                ttl_s=state.settings.idempotency_ttl_s,
+            )
+            await db.commit()
+        else:
+            run = run_service.new_run(flow, body, caller.owner)
+    # The session is closed: no pooled connection is held while waiting for the shared write.
+    if not idempotency_key:
+        await state.run_writer.accept(run)
+    elif created:
+        await state.run_writer.enqueue([run])
     if created:
         log.info("run.submitted", run_id=run.id, flow_id=flow_id)
         RUNS_SUBMITTED.labels(flow_id).inc()

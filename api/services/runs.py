@@ -53,6 +53,7 @@ def new_run(flow: FlowLike, body: RunCreate, owner: str) -> Run:
         attempts=0,
         cached=False,
         webhook_url=body.webhook,
+        created_at=utcnow(),  # set here: the run writer inserts with Core, without ORM defaults
     )
 
 
