@@ -42,7 +42,7 @@ _NEW_RUN_COLUMNS = (
     "created_at",
     "webhook_url",
 )
-_INSERT_RUNS = insert(Run.__table__)
+_INSERT_RUNS = insert(Run.__table__)  # type: ignore[arg-type]  # a Table; the ORM stubs say FromClause
 
 # A run, the propagation headers of the request that submitted it, and its waiter.
 Pending = tuple[Run, dict[str, str], "asyncio.Future[None]"]
