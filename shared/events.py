@@ -34,9 +34,20 @@ def cancel_key(settings: Settings, run_id: str) -> str:
 
 
 async def publish(
-    redis: Redis, settings: Settings, run_id: str, event: str, data: dict[str, Any]
+    redis: Redis,
+    settings: Settings,
+    run_id: str,
+    event: str,
+    data: dict[str, Any],
+    *,
+    final: dict[str, Any] | None = None,
 ) -> str:
-    """Append one event (bounded stream); status and done also set the expiry; returns its id."""
+    """Append one event (bounded stream); status and done also set the expiry; returns its id.
+
+    ``final`` (with ``done``): the run's columns as the finishing worker committed them,
+    JSON-ready. They go into the end entry only (see ``final_run``): a waiter answers from
+    them without reading the row back; SSE readers never see them.
+    """
     key = stream_key(settings, run_id)
     fields = {"event": event, "data": json.dumps(data)}
     if event not in EXPIRING_EVENTS:
@@ -50,11 +61,23 @@ async def publish(
             pipe.xadd(key, fields, maxlen=settings.events_maxlen, approximate=True)  # type: ignore[arg-type]
             pipe.expire(key, ttl)
             if event == "done":
-                pipe.xadd(end_key(settings, run_id), fields, maxlen=1)  # type: ignore[arg-type]
+                end = fields if final is None else {**fields, "run": json.dumps(final)}
+                pipe.xadd(end_key(settings, run_id), end, maxlen=1)  # type: ignore[arg-type]
                 pipe.expire(end_key(settings, run_id), ttl)
             results = await pipe.execute()
         event_id = results[0]
     return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+
+
+def final_run(reply: Any) -> dict[str, Any] | None:
+    """The run's final columns from an XREAD reply on its end stream, when the entry has them
+    (a worker's done has; a cancel of a queued run, answered by the API, has not)."""
+    if not reply:
+        return None
+    _, entries = reply[0]
+    _, fields = entries[-1]
+    raw = fields.get(b"run", fields.get("run"))
+    return json.loads(raw) if raw else None
 
 
 def decode(entry: tuple[Any, dict[Any, Any]]) -> Event:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from langchain_core.callbacks import UsageMetadataCallbackHandler
@@ -34,10 +34,16 @@ log = get_logger("worker.execute")
 HISTORY_LIMIT = 200
 
 
-async def _publish(ctx: WorkerContext, run_id: str, event: str, data: dict[str, Any]) -> None:
+async def _publish(
+    ctx: WorkerContext,
+    run_id: str,
+    event: str,
+    data: dict[str, Any],
+    final: dict[str, Any] | None = None,
+) -> None:
     # Events are best effort: losing Redis loses live events, never results.
     try:
-        await events.publish(ctx.events, ctx.settings, run_id, event, data)  # type: ignore[arg-type]
+        await events.publish(ctx.events, ctx.settings, run_id, event, data, final=final)  # type: ignore[arg-type]
     except Exception as exc:
         log.warning("run.event_lost", run_id=run_id, event_type=event, error=type(exc).__name__)
 
@@ -159,11 +165,11 @@ async def finish_run(
     usage: dict[str, Any] | None = None,
     status: str | None = None,
     cached: bool = False,
-) -> bool:
+) -> dict[str, Any] | None:
     """Record the outcome, and on success the session's two messages, in one transaction.
 
-    Returns False when this worker no longer holds the lease (another one took
-    the run over), in which case nothing is written.
+    Returns the columns written, or None when this worker no longer holds the lease
+    (another one took the run over), in which case nothing is written.
     """
     status = status or ("succeeded" if error is None else "failed")
     values: dict[str, Any] = {
@@ -183,7 +189,7 @@ async def finish_run(
             _FINISH, {"p_id": run.id, "p_owner": ctx.worker_id, **_params(values)}
         )
         if written.rowcount != 1:  # type: ignore[attr-defined]
-            return False
+            return None
         if status == "succeeded" and run.session_id and result is not None:
             session.add_all(
                 SessionMessage(
@@ -195,7 +201,12 @@ async def finish_run(
                 )
                 for role, content in (("user", run.input or ""), ("assistant", result.text or ""))
             )
-    return True
+    return values
+
+
+def jsonable(columns: dict[str, Any]) -> dict[str, Any]:
+    """Column values as JSON (datetimes as ISO 8601)."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in columns.items()}
 
 
 def _usage(handler: UsageMetadataCallbackHandler) -> dict[str, Any] | None:
@@ -276,7 +287,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
     outcome = "cancelled" if cancelled else "succeeded" if error is None else "failed"
     try:
         # Still in flight (lease renewed) while the result write rides out a database outage.
-        recorded = await durably(
+        written = await durably(
             lambda: finish_run(
                 ctx,
                 run,
@@ -294,19 +305,24 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
         raise
     finally:
         ctx.in_flight.discard(run_id)
+    recorded = written is not None
     metrics.run_finished(
         run.flow_id, outcome if recorded else "lease_lost", time.perf_counter() - started
     )
-    if recorded:
+    if written is not None:
         finals: list[tuple[str, dict[str, Any]]] = []
         if result is not None:
             finals.append(("output", result.as_json()))
         if error is not None:
             finals.append(("error", {"code": error.code, "message": error.message}))
-        finals.append(("done", {"status": outcome}))
         # Issued together, they leave in one Redis batch, in order: a waiting client hears
-        # `done` one round trip after the commit, not one per event.
-        await asyncio.gather(*(_publish(ctx, run_id, event, data) for event, data in finals))
+        # `done` one round trip after the commit, not one per event. `done` carries the row
+        # as committed, so the waiter answers without reading it back.
+        final = {**written, "started_at": run.started_at, "attempts": run.attempts}
+        await asyncio.gather(
+            *(_publish(ctx, run_id, event, data) for event, data in finals),
+            _publish(ctx, run_id, "done", {"status": outcome}, final=jsonable(final)),
+        )
     log.info(
         "run.finished",
         run_id=run_id,

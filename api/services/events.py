@@ -1,13 +1,16 @@
 """Reading a run's events: replay then follow its stream, wait for its end, or synthesize.
 
 Blocking reads (XREAD BLOCK) use the API's dedicated Redis pool, and no database
-connection is held while blocking: the database is read at the start and at the end.
+connection is held while blocking: the database is read at the start and, unless the
+run's done entry carries its committed row, at the end.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
 
 from api.state import AppState
 from shared import events
@@ -15,6 +18,7 @@ from shared.errors import InvalidRequest, RunNotFound
 from shared.models import TERMINAL_STATUSES, Run
 
 EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+_DATETIME_COLUMNS = frozenset({"started_at", "finished_at", "lease_expires_at"})
 
 
 async def load_run(state: AppState, run_id: str, owner: str | None) -> Run:
@@ -96,13 +100,18 @@ async def wait_terminal(
     if run.status in TERMINAL_STATUSES or timeout <= 0:
         return run, run.status in TERMINAL_STATUSES
     run_id = run.id
-    await wait_done(state, run_id, timeout)
+    final = await wait_done(state, run_id, timeout)
+    if isinstance(final, dict):  # the row as its worker committed it: no read back
+        return with_final(run, final), True
     run = await load_run(state, run_id, owner)
     return run, run.status in TERMINAL_STATUSES
 
 
-async def wait_done(state: AppState, run_id: str, timeout: float) -> bool:
-    """Block until the run's done event is published (True) or ``timeout`` passes (False)."""
+async def wait_done(state: AppState, run_id: str, timeout: float) -> dict[str, Any] | bool:
+    """Block until the run's done event is published, or ``timeout`` passes (False).
+
+    Returns the run's final columns when the done entry carries them, else True.
+    """
     # The end stream holds only `done`: one blocking read wakes once, however many
     # tokens the run streams (reading the event stream would wake on every token).
     reply = await state.redis_blocking.xread(
@@ -110,7 +119,18 @@ async def wait_done(state: AppState, run_id: str, timeout: float) -> bool:
         count=1,
         block=max(1, int(timeout * 1000)),
     )
-    return bool(reply)
+    if not reply:
+        return False
+    return events.final_run(reply) or True
+
+
+def with_final(run: Run, final: dict[str, Any]) -> Run:
+    """``run`` with the final columns a worker published (ISO datetimes parsed)."""
+    for column, value in final.items():
+        if column in _DATETIME_COLUMNS and value is not None:
+            value = datetime.fromisoformat(value)
+        setattr(run, column, value)
+    return run
 
 
 async def announce_cancelled(state: AppState, run: Run) -> None:
