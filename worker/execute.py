@@ -235,7 +235,11 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
     started = time.perf_counter()
     ctx.in_flight.add(run_id)
     metrics.run_started(run.flow_id, run.created_at, run.started_at)
-    await _publish(ctx, run_id, "status", {"status": "running", "attempt": run.attempts})
+    # Not awaited here: it leaves in one Redis batch with the run's first cancel check
+    # instead of a round trip of its own; awaited before the run's last events.
+    announced = asyncio.ensure_future(
+        _publish(ctx, run_id, "status", {"status": "running", "attempt": run.attempts})
+    )
     usage = InlineUsage()
     tokens = BatchedTokenPublisher(
         lambda text: cancel.publish_token(ctx, run_id, text), ctx.settings.token_flush_s
@@ -283,6 +287,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
         error = FlowError(str(exc))
     except Exception as exc:
         error = as_run_failure(exc)
+    await announced
     await tokens.close()  # its last token events go before the run's final ones
     outcome = "cancelled" if cancelled else "succeeded" if error is None else "failed"
     try:
