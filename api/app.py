@@ -19,6 +19,7 @@ from api.services.flows import refresh_flow_refs, save_definition
 from api.state import AppState
 from flows.definitions import load_dir
 from shared.db import create_engine, session_factory, transaction
+from shared.gc_tuning import tune_gc
 from shared.logging import configure_logging, get_logger
 from shared.queue import make_celery
 from shared.settings import Settings, get_settings
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Start anyway: readiness reports the database, and the next start syncs again.
             log.error("flows.sync_failed", error=type(exc).__name__)
         refresher = asyncio.create_task(_keep_submit_caches_fresh(state))
+        tune_gc()
         try:
             yield
         finally:

@@ -13,6 +13,7 @@ from celery import Celery, Task, signals
 from flows.models import close_http_clients, set_limiter
 from shared import telemetry
 from shared.backend_limits import BackendLimiter
+from shared.gc_tuning import tune_gc
 from shared.logging import configure_logging, get_logger
 from shared.queue import RUN_TASK, enqueue_run, make_celery
 from shared.settings import get_settings
@@ -51,6 +52,7 @@ def runtime() -> tuple[LoopThread, WorkerContext]:
             from worker.metrics import serve_metrics
 
             serve_metrics(settings, ctx.flows)
+            tune_gc()
             log.info(
                 "worker.started", worker_id=ctx.worker_id, concurrency=settings.worker_concurrency
             )
