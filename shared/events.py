@@ -17,6 +17,9 @@ from shared.settings import Settings
 # Events after which the stream's expiry is (re)set; tokens skip the EXPIRE round-trip work.
 EXPIRING_EVENTS = frozenset({"status", "done"})
 Event = tuple[str, str, dict[str, Any]]  # (stream entry id, event, data)
+# A larger final row (a long output) is left out of the end entry, so Redis does not hold
+# the output twice for the events' lifetime; its waiters read the row back instead.
+FINAL_MAX_BYTES = 16_384
 
 
 def stream_key(settings: Settings, run_id: str) -> str:
@@ -45,8 +48,9 @@ async def publish(
     """Append one event (bounded stream); status and done also set the expiry; returns its id.
 
     ``final`` (with ``done``): the run's columns as the finishing worker committed them,
-    JSON-ready. They go into the end entry only (see ``final_run``): a waiter answers from
-    them without reading the row back; SSE readers never see them.
+    JSON-ready. They go into the end entry only, up to ``FINAL_MAX_BYTES`` (see
+    ``final_run``): a waiter answers from them without reading the row back; SSE readers
+    never see them.
     """
     key = stream_key(settings, run_id)
     fields = {"event": event, "data": json.dumps(data)}
@@ -61,7 +65,9 @@ async def publish(
             pipe.xadd(key, fields, maxlen=settings.events_maxlen, approximate=True)  # type: ignore[arg-type]
             pipe.expire(key, ttl)
             if event == "done":
-                end = fields if final is None else {**fields, "run": json.dumps(final)}
+                end = dict(fields)
+                if final is not None and len(row := json.dumps(final)) <= FINAL_MAX_BYTES:
+                    end["run"] = row
                 pipe.xadd(end_key(settings, run_id), end, maxlen=1)  # type: ignore[arg-type]
                 pipe.expire(end_key(settings, run_id), ttl)
             results = await pipe.execute()

@@ -49,3 +49,24 @@ async def test_wait_takes_the_done_entrys_row_without_reading_the_database(stack
     assert answered.status == "succeeded"
     assert answered.output == {"text": "hi"}
     assert answered.finished_at == finished
+
+
+async def test_a_long_output_is_not_held_twice_its_waiters_read_the_row(stack: Stack) -> None:
+    settings = Settings(
+        redis_url=stack.env["FLOWFLEET_REDIS_URL"],
+        redis_namespace=stack.env["FLOWFLEET_REDIS_NAMESPACE"],
+    )
+    redis = Redis.from_url(settings.redis_url)
+    carried: dict[int, bool] = {}
+    try:
+        for size in (10, events.FINAL_MAX_BYTES + 1):
+            run_id = f"final-{size}"
+            final = {"status": "succeeded", "output": {"text": "x" * size}}
+            await events.publish(redis, settings, run_id, "done", {"status": "ok"}, final=final)
+            reply = await redis.xread({events.end_key(settings, run_id): "0-0"}, count=1)
+            carried[size] = events.final_run(reply) is not None
+            keys = events.stream_key(settings, run_id), events.end_key(settings, run_id)
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+    assert carried == {10: True, events.FINAL_MAX_BYTES + 1: False}
