@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.errors import BackendUnavailable
 from shared.logging import get_logger
-from shared.models import Run
+from shared.models import RUNS, Run
 from shared.queue import publish_runs
 from shared.settings import Settings
 from shared.telemetry import propagation_headers
@@ -42,7 +42,7 @@ _NEW_RUN_COLUMNS = (
     "created_at",
     "webhook_url",
 )
-_INSERT_RUNS = insert(Run.__table__)  # type: ignore[arg-type]  # a Table; the ORM stubs say FromClause
+_INSERT_RUNS = insert(RUNS)
 
 # A run, the propagation headers of the request that submitted it, and its waiter.
 Pending = tuple[Run, dict[str, str], "asyncio.Future[None]"]

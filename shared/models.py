@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -128,6 +129,10 @@ class Run(Base):
     request_hash: Mapped[str | None] = mapped_column(String(64))
     webhook_url: Mapped[str | None] = mapped_column(Text)
     webhook: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # delivery status and attempts
+
+
+# The runs table for Core statements on the hot paths (accepting, claiming, finishing runs).
+RUNS = cast(Table, Run.__table__)
 
 
 class SessionMessage(Base):
