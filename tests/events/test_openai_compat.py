@@ -20,7 +20,7 @@ def oai(stack: Stack) -> openai.OpenAI:
 def test_streamed_and_unstreamed_completions_carry_the_flow_output(
     oai: openai.OpenAI, sim: httpx.Client
 ) -> None:
-    sim.put("/_sim/config", json={"token_s": 0.005, "tokens": 20})
+    sim.put("/_sim/config", json={"token_s": 0.02, "tokens": 20})
     messages = [{"role": "user", "content": "Hello flows"}]
     expected = reply_text([{"role": "system", "content": PROMPT_SYSTEM}, *messages])
     expected += " ~" * (20 - len(expected.split()))
@@ -41,7 +41,9 @@ def test_streamed_and_unstreamed_completions_carry_the_flow_output(
     assert whole.usage.completion_tokens == 20
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert streamed == expected
-    assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) == 20
+    # Streamed as generated: a chunk per token event, and an event carries one token unless
+    # several arrived while the previous one was on its way to Redis (worker/streaming.py).
+    assert 1 < sum(1 for c in chunks if c.choices and c.choices[0].delta.content) <= 20
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens == 20

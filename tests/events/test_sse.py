@@ -37,7 +37,9 @@ def test_sse_client_gets_tokens_in_order_then_output_and_done(
     assert kinds[0] == "status"
     assert kinds[-2:] == ["output", "done"]
     tokens = [e.data["text"] for e in received if e.event == "token"]
-    assert len(tokens) == 25
+    # One token per event unless several arrived while the previous event was on its way to
+    # Redis (worker/streaming.py): the text is complete and in order either way.
+    assert 1 < len(tokens) <= 25
     run = client.get(f"/v1/runs/{run_id}").json()
     assert run["status"] == "succeeded"
     assert "".join(tokens) == run["output"]["text"] == received[-2].data["text"]
