@@ -131,7 +131,7 @@ class Run(Base):
     webhook: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # delivery status and attempts
 
 
-# The runs table for Core statements on the hot paths (accepting, claiming, finishing runs).
+# The runs table, typed for Core statements (the run writer inserts accepted runs with one).
 RUNS = cast(Table, Run.__table__)
 
 
