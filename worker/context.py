@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from flows.runtime import FlowCache
-from shared.db import autocommit, create_engine, session_factory
+from shared.db import create_engine, session_factory
 from shared.redis_batch import RedisBatcher
 from shared.settings import Settings
 
@@ -33,10 +33,6 @@ class WorkerContext:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    # Sessions whose statements commit by themselves on PostgreSQL: a lone UPDATE is one
-    # round trip instead of three (psycopg sends BEGIN, the statement and COMMIT each on
-    # its own); used through shared.db.transaction, so SQLite still commits.
-    statements: async_sessionmaker[AsyncSession]
     redis: Redis
     celery: Celery
     flows: FlowCache
@@ -83,7 +79,6 @@ def build_context(settings: Settings, celery: Celery) -> WorkerContext:
         settings=settings,
         engine=engine,
         sessions=session_factory(engine),
-        statements=session_factory(autocommit(engine)),
         redis=Redis.from_url(
             settings.redis_url,
             socket_timeout=5,
