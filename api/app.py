@@ -120,7 +120,8 @@ async def _keep_submit_caches_fresh(state: AppState, every_s: float = 0.5) -> No
         await asyncio.sleep(every_s)
         try:
             async with state.sessions() as session:
-                await state.queue_gauge.refresh(session)
+                if state.settings.max_queued_runs or state.settings.max_queued_per_flow:
+                    await state.queue_gauge.refresh(session)  # only read when a cap is set
                 await refresh_flow_refs(session)
         except Exception as exc:  # the database is away: requests will say so
             log.debug("caches.refresh_failed", error=type(exc).__name__)

@@ -17,17 +17,18 @@ def streaming() -> bool:
     return os.environ.get("BENCH_STREAM") == "1"
 
 
-def _nodes() -> list[dict[str, Any]]:
-    return json.loads(Path(os.environ["BENCH_FLOW_FILE"]).read_text())["data"]["nodes"]  # type: ignore[no-any-return]
+def _nodes(flow_file: Path | None = None) -> list[dict[str, Any]]:
+    path = flow_file or Path(os.environ["BENCH_FLOW_FILE"])
+    return json.loads(path.read_text())["data"]["nodes"]  # type: ignore[no-any-return]
 
 
-def tweaks() -> dict[str, dict[str, Any]]:
+def tweaks(flow_file: Path | None = None) -> dict[str, dict[str, Any]]:
     """The per-run tweaks of the benchmark: the model node's `stream` on in streaming mode."""
     if not streaming():
         return {}
     return {
         n["id"]: {"stream": True}
-        for n in _nodes()
+        for n in _nodes(flow_file)
         if n["data"].get("type") == "LanguageModelComponent"
     }
 

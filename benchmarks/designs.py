@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.baseline_flow import tweaks
 from benchmarks.http import Conn
 from shared.settings import Settings
 from tests.support.llm_sim import REPO_ROOT, free_port
@@ -168,10 +169,7 @@ class Lfx(Design):
 
 def stream_tweaks() -> dict[str, dict[str, Any]]:
     """The tweaks each run sends: the model node's `stream` on in streaming mode (BENCH_STREAM)."""
-    os.environ.setdefault("BENCH_FLOW_FILE", str(FLOW_FILE))
-    from benchmarks.baseline_flow import tweaks
-
-    return tweaks()
+    return tweaks(FLOW_FILE)
 
 
 def sim_backend_env(sim_url: str) -> dict[str, str]:

@@ -23,7 +23,7 @@ from shared import events
 from shared.db import transaction
 from shared.errors import FlowError, RunFailure, RunTimeout
 from shared.logging import get_logger
-from shared.models import FlowVersion, Run, SessionMessage, utcnow
+from shared.models import RUNS, FlowVersion, Run, SessionMessage, utcnow
 from worker import cancel, metrics, response_cache, webhooks
 from worker.backend_errors import as_run_failure
 from worker.context import WorkerContext
@@ -50,7 +50,7 @@ async def _publish(
 
 def _param(column: str, name: str | None = None) -> BindParameter[Any]:
     """A bound parameter typed as the runs column (so its type's conversions apply)."""
-    return bindparam(f"p_{name or column}", type_=Run.__table__.c[column].type)
+    return bindparam(f"p_{name or column}", type_=RUNS.c[column].type)
 
 
 def _params(values: dict[str, Any]) -> dict[str, Any]:

@@ -46,6 +46,15 @@ def test_chunks_are_read_as_the_sdk_reads_them(data: dict[str, Any]) -> None:
     assert read.model_dump() == expected.model_dump()
 
 
+def test_responses_take_pydantics_validator_not_the_sdks_field_by_field_build() -> None:
+    # Only validation coerces: a numeric string stays a string in the SDK's construct.
+    data = CHUNK | {"created": "1700000000"}
+    ours = _read(ValidatingAsyncOpenAI(api_key="k", base_url="http://sim/v1"), data)
+    stock = _read(openai.AsyncOpenAI(api_key="k", base_url="http://sim/v1"), data)
+    assert stock.created == "1700000000"
+    assert ours.created == 1700000000
+
+
 async def test_streamed_and_whole_replies_match_the_stock_client(sim: str) -> None:
     messages = [HumanMessage("say something")]
     ours = chat_model(ModelSpec(model_name="m"))
