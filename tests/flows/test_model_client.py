@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx2
@@ -11,7 +12,7 @@ from langchain_core.messages import AIMessageChunk, HumanMessage
 from langchain_openai import ChatOpenAI
 from openai.types.chat import ChatCompletionChunk
 
-from flows.models import ValidatingAsyncOpenAI, chat_model
+from flows.models import JsonChatCompletions, ValidatingAsyncOpenAI, chat_model
 from flows.routing import ModelSpec
 
 CHUNK: dict[str, Any] = {
@@ -75,3 +76,97 @@ async def test_streamed_and_whole_replies_match_the_stock_client(sim: str) -> No
     whole, stock_whole = await ours.ainvoke(messages), await stock.ainvoke(messages)
     assert whole.content == stock_whole.content == mine.content
     assert whole.usage_metadata == stock_whole.usage_metadata
+
+
+COMPLETION: dict[str, Any] = {
+    "id": "c1",
+    "object": "chat.completion",
+    "created": 1700000000,
+    "model": "m",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "ok"},
+            "finish_reason": "stop",
+        }
+    ],
+}
+
+
+def _recording_client(cls: type[openai.AsyncOpenAI], seen: list[httpx2.Request]) -> Any:
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        return httpx2.Response(200, json=COMPLETION)
+
+    transport = httpx2.MockTransport(answer)
+    return cls(
+        api_key="sk-test",
+        base_url="http://sim/v1",
+        max_retries=0,
+        http_client=httpx2.AsyncClient(transport=transport),
+    )
+
+
+def _weather(city: str) -> str:
+    """The weather in a city."""
+    return city
+
+
+def _payloads() -> list[dict[str, Any]]:
+    # Request bodies as LangChain builds them: plain turns, a multimodal part, an earlier
+    # tool call and its result, bound tools, stop words, JSON mode, streaming with usage.
+    from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
+
+    llm = ChatOpenAI(model="m", api_key="k", base_url="http://sim/v1", temperature=0.2)
+    turns = [
+        SystemMessage("be brief"),
+        HumanMessage(
+            [
+                {"type": "text", "text": "what is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+            ]
+        ),
+        AIMessage("", tool_calls=[{"id": "t1", "name": "_weather", "args": {"city": "Oslo"}}]),
+        ToolMessage("rain", tool_call_id="t1"),
+    ]
+    tools = llm.bind_tools([_weather]).kwargs  # type: ignore[attr-defined]
+    return [
+        llm._get_request_payload([HumanMessage("hi")]),
+        llm._get_request_payload(turns, stop=["\n\n"], **tools),
+        llm._get_request_payload(turns, response_format={"type": "json_object"}),
+        ChatOpenAI(model="m", api_key="k", streaming=True, stream_usage=True)._get_request_payload(
+            turns, stream_options={"include_usage": True}
+        ),
+    ]
+
+
+@pytest.mark.parametrize("payload", _payloads(), ids=["plain", "tools", "json", "stream"])
+async def test_requests_go_out_exactly_as_the_sdk_sends_them(payload: dict[str, Any]) -> None:
+    ours: list[httpx2.Request] = []
+    theirs: list[httpx2.Request] = []
+    client = _recording_client(ValidatingAsyncOpenAI, ours)
+    stock = _recording_client(openai.AsyncOpenAI, theirs)
+    body = {**payload, "stream": False}  # a canned whole reply answers both
+    mine = await JsonChatCompletions(client).with_raw_response.create(**body)
+    expected = await stock.chat.completions.with_raw_response.create(**body)
+    assert mine.parse().model_dump() == expected.parse().model_dump()
+    sent, stock_sent = ours[0], theirs[0]
+    assert (sent.method, sent.url) == (stock_sent.method, stock_sent.url)
+    assert json.loads(sent.content) == json.loads(stock_sent.content)
+    assert sent.headers["authorization"] == stock_sent.headers["authorization"] == "Bearer sk-test"
+    assert sent.headers["x-stainless-raw-response"] == "true"
+
+
+def test_the_sdks_transform_leaves_langchains_bodies_unchanged() -> None:
+    # Why posting the body as it is is safe: on each body LangChain builds, the transform
+    # the SDK's `create` applies is the identity, streaming or not.
+    from openai._utils import maybe_transform
+    from openai.types.chat import completion_create_params as params
+
+    for payload in _payloads():
+        for stream, shape in (
+            (False, params.CompletionCreateParamsNonStreaming),
+            (True, params.CompletionCreateParamsStreaming),
+        ):
+            body = {**payload, "stream": stream}
+            assert maybe_transform(body, shape) == body
