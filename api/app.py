@@ -47,6 +47,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
+        # The shared run writer's INSERTs are one statement each: they commit by themselves.
+        # One write is on the wire at a time, so two connections serve it; no pre-ping (a
+        # round trip per write): a connection PostgreSQL dropped fails one batch with 503,
+        # and the pool reconnects for the next.
+        writes = create_engine(settings, pool_size=2, pre_ping=False, autocommit=True)
         redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
         sessions = session_factory(engine)
         state = AppState(
@@ -58,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             key_cache=KeyCache(settings.key_cache_s),
             rate_limiter=RateLimiter(redis, settings),
             queue_gauge=QueueGauge(),
-            run_writer=RunWriter(sessions, redis, settings),
+            run_writer=RunWriter(session_factory(writes), redis, settings),
             redis_blocking=Redis(
                 connection_pool=BlockingConnectionPool.from_url(
                     settings.redis_url,
@@ -90,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await state.redis.aclose()
             await state.redis_blocking.aclose(close_connection_pool=True)
             await engine.dispose()
+            await writes.dispose()
 
     app = FastAPI(
         title="flowfleet",

@@ -18,9 +18,20 @@ from shared.settings import Settings
 
 
 def create_engine(
-    settings: Settings, *, pool_size: int | None = None, pre_ping: bool = True
+    settings: Settings,
+    *,
+    pool_size: int | None = None,
+    pre_ping: bool = True,
+    autocommit: bool = False,
 ) -> AsyncEngine:
-    """An async engine sized for this process's concurrency."""
+    """An async engine sized for this process's concurrency.
+
+    ``autocommit``: each statement commits by itself (PostgreSQL; SQLite is unchanged). For
+    writes that are one statement: psycopg sends BEGIN, the statement and COMMIT as three
+    round trips, and those round trips measured as most of a run's time in PostgreSQL
+    (docs/throughput.md). Its connections are a pool of their own, so no checkout switches
+    a connection's mode and back. Through ``transaction`` its sessions work unchanged.
+    """
     if settings.is_sqlite:
         engine = create_async_engine(settings.database_url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -38,6 +49,7 @@ def create_engine(
         pool_timeout=10,
         # Fail fast when PostgreSQL is unreachable instead of hanging a request.
         connect_args={"connect_timeout": 5},
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
 
 

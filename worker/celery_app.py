@@ -89,7 +89,7 @@ def _on_worker_shutdown(**_: Any) -> None:
         if in_flight := drain.in_flight():  # a cold shutdown cut the wait short
             drain.hand_back(loop, ctx)
             log.warning("worker.stopped_with_runs", count=len(in_flight))
-        loop.run(ctx.engine.dispose(), timeout=5)
+        loop.run(ctx.close_pools(), timeout=5)
         loop.run(close_http_clients(), timeout=5)
         loop.stop()
 

@@ -33,6 +33,10 @@ class WorkerContext:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    # Sessions on a pool whose statements commit by themselves (shared.db.create_engine):
+    # for the writes that are one statement, the claim and most finishes.
+    statements: async_sessionmaker[AsyncSession]
+    statement_engine: AsyncEngine
     redis: Redis
     celery: Celery
     flows: FlowCache
@@ -44,6 +48,10 @@ class WorkerContext:
 
     def __post_init__(self) -> None:
         self.events = RedisBatcher(self.redis)
+
+    async def close_pools(self) -> None:
+        await self.engine.dispose()
+        await self.statement_engine.dispose()
 
 
 class LoopThread:
@@ -75,10 +83,13 @@ class LoopThread:
 def build_context(settings: Settings, celery: Celery) -> WorkerContext:
     """Pools sized for the concurrency; no database connection is held while an LLM answers."""
     engine = create_engine(settings, pre_ping=False)
+    statement_engine = create_engine(settings, pre_ping=False, autocommit=True)
     return WorkerContext(
         settings=settings,
         engine=engine,
         sessions=session_factory(engine),
+        statements=session_factory(statement_engine),
+        statement_engine=statement_engine,
         redis=Redis.from_url(
             settings.redis_url,
             socket_timeout=5,

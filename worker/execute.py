@@ -103,10 +103,10 @@ _FINISH = (
 
 
 async def claim_run(ctx: WorkerContext, run_id: str) -> tuple[Run, list[HistoryMessage]] | None:
-    """Take the run's lease if it is free and load its history, in one short transaction."""
+    """Take the run's lease if it is free, then load its history (committed turns)."""
     now = utcnow()
-    async with transaction(ctx.sessions) as session:
-        # One round trip claims and reads the run (UPDATE ... RETURNING).
+    async with transaction(ctx.statements) as session:
+        # One round trip claims and reads the run (UPDATE ... RETURNING), committing itself.
         run = await session.scalar(
             _CLAIM,
             {
@@ -184,23 +184,25 @@ async def finish_run(
         "error_message": error.message if error else None,
         "cached": cached,
     }
-    async with transaction(ctx.sessions) as session:
-        written = await session.execute(
-            _FINISH, {"p_id": run.id, "p_owner": ctx.worker_id, **_params(values)}
-        )
+    params = {"p_id": run.id, "p_owner": ctx.worker_id, **_params(values)}
+    if not (status == "succeeded" and run.session_id and result is not None):
+        async with transaction(ctx.statements) as session:  # one statement: commits itself
+            written = await session.execute(_FINISH, params)
+        return values if written.rowcount == 1 else None  # type: ignore[attr-defined]
+    async with transaction(ctx.sessions) as session:  # the result and the turns, together
+        written = await session.execute(_FINISH, params)
         if written.rowcount != 1:  # type: ignore[attr-defined]
             return None
-        if status == "succeeded" and run.session_id and result is not None:
-            session.add_all(
-                SessionMessage(
-                    session_id=run.session_id,
-                    owner=run.owner,
-                    run_id=run.id,
-                    role=role,
-                    content=content,
-                )
-                for role, content in (("user", run.input or ""), ("assistant", result.text or ""))
+        session.add_all(
+            SessionMessage(
+                session_id=run.session_id,
+                owner=run.owner,
+                run_id=run.id,
+                role=role,
+                content=content,
             )
+            for role, content in (("user", run.input or ""), ("assistant", result.text or ""))
+        )
     return values
 
 

@@ -20,7 +20,7 @@ async def renew_leases(ctx: WorkerContext) -> int:
     """Extend the lease of every run this process is executing, in one statement."""
     if not ctx.in_flight:
         return 0
-    async with transaction(ctx.sessions) as session:
+    async with transaction(ctx.statements) as session:
         result = await session.execute(
             update(Run)
             .where(Run.lease_owner == ctx.worker_id, Run.status == "running")
