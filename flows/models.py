@@ -170,10 +170,10 @@ class JsonChatCompletions(openai.resources.chat.AsyncCompletions):
         if not isinstance(timeout, openai.NotGiven):
             options["timeout"] = timeout
         stream = bool(body.get("stream"))
-        return await self._client.post(
+        return await self._client.post(  # type: ignore[call-overload]
             "/chat/completions",
             body=body,
-            options=options,  # type: ignore[arg-type]
+            options=options,
             cast_to=openai.types.chat.ChatCompletion,
             stream=stream,
             stream_cls=openai.AsyncStream[openai.types.chat.ChatCompletionChunk],
