@@ -18,12 +18,14 @@ from shared.logging import configure_logging, get_logger
 from shared.queue import RUN_TASK, enqueue_run, make_celery
 from shared.settings import get_settings
 from worker.admission import AdmissionGate
+from worker.broker import transport_for
 from worker.context import LoopThread, WorkerContext, build_context
 from worker.shutdown import Drain
 
 settings = get_settings()
 app: Celery = make_celery(settings, "flowfleet-worker")
 app.conf.update(
+    broker_transport=transport_for(settings.redis_url),
     worker_pool="threads",
     worker_concurrency=settings.worker_concurrency,
     include=["worker.webhooks"],  # registers the webhook task
