@@ -33,10 +33,9 @@ class WorkerContext:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    # Sessions on a pool whose statements commit by themselves (shared.db.create_engine):
-    # for the writes that are one statement, the claim and most finishes.
-    statements: async_sessionmaker[AsyncSession]
-    statement_engine: AsyncEngine
+    # A pool whose statements commit by themselves (shared.db.create_engine): for the
+    # writes that are one statement, the claim, lease renewal and most finishes.
+    statements: AsyncEngine
     redis: Redis
     celery: Celery
     flows: FlowCache
@@ -51,7 +50,7 @@ class WorkerContext:
 
     async def close_pools(self) -> None:
         await self.engine.dispose()
-        await self.statement_engine.dispose()
+        await self.statements.dispose()
 
 
 class LoopThread:
@@ -83,13 +82,11 @@ class LoopThread:
 def build_context(settings: Settings, celery: Celery) -> WorkerContext:
     """Pools sized for the concurrency; no database connection is held while an LLM answers."""
     engine = create_engine(settings, pre_ping=False)
-    statement_engine = create_engine(settings, pre_ping=False, autocommit=True)
     return WorkerContext(
         settings=settings,
         engine=engine,
         sessions=session_factory(engine),
-        statements=session_factory(statement_engine),
-        statement_engine=statement_engine,
+        statements=create_engine(settings, pre_ping=False, autocommit=True),
         redis=Redis.from_url(
             settings.redis_url,
             socket_timeout=5,

@@ -59,24 +59,28 @@ def _params(values: dict[str, Any]) -> dict[str, Any]:
 
 # The claim and the finish are built once and executed with parameters: building an ORM
 # UPDATE per run (coercing each value) measured ~8 % of the worker's event loop at 64 clients.
+# They are Core statements on the runs table, run on a connection: an ORM-enabled UPDATE
+# in a session cost 0.93-1.00 ms of CPU against 0.63-0.76 ms (the ORM's bulk-update path).
 _CLAIM = (
-    update(Run)
+    update(RUNS)
     .where(
-        Run.id == _param("id"),
+        RUNS.c.id == _param("id"),
         or_(
-            Run.status == "queued",
-            and_(Run.status == "running", Run.lease_expires_at < _param("started_at", "now")),
+            RUNS.c.status == "queued",
+            and_(
+                RUNS.c.status == "running",
+                RUNS.c.lease_expires_at < _param("started_at", "now"),
+            ),
         ),
     )
     .values(
         status="running",
         started_at=_param("started_at", "now"),
-        attempts=Run.attempts + 1,
+        attempts=RUNS.c.attempts + 1,
         lease_owner=_param("lease_owner", "owner"),
         lease_expires_at=_param("lease_expires_at", "lease_until"),
     )
-    .returning(Run)
-    .execution_options(synchronize_session=False)
+    .returning(*RUNS.c)
 )
 _FINISH_COLUMNS = (
     "status",
@@ -91,44 +95,47 @@ _FINISH_COLUMNS = (
     "cached",
 )
 _FINISH = (
-    update(Run)
+    update(RUNS)
     .where(
-        Run.id == _param("id"),
-        Run.status == "running",
-        Run.lease_owner == _param("lease_owner", "owner"),
+        RUNS.c.id == _param("id"),
+        RUNS.c.status == "running",
+        RUNS.c.lease_owner == _param("lease_owner", "owner"),
     )
     .values({column: _param(column) for column in _FINISH_COLUMNS})
-    .execution_options(synchronize_session=False)
+)
+_HISTORY = (
+    select(SessionMessage.role, SessionMessage.content)
+    # A session id is scoped to its owner: another key's history never leaks in.
+    .where(SessionMessage.session_id == bindparam("session_id"))
+    .where(SessionMessage.owner == bindparam("owner"))
+    .order_by(SessionMessage.id.desc())
+    .limit(HISTORY_LIMIT)
 )
 
 
 async def claim_run(ctx: WorkerContext, run_id: str) -> tuple[Run, list[HistoryMessage]] | None:
     """Take the run's lease if it is free, then load its history (committed turns)."""
     now = utcnow()
-    async with transaction(ctx.statements) as session:
+    async with ctx.statements.begin() as conn:
         # One round trip claims and reads the run (UPDATE ... RETURNING), committing itself.
-        run = await session.scalar(
-            _CLAIM,
-            {
-                "p_id": run_id,
-                "p_now": now,
-                "p_owner": ctx.worker_id,
-                "p_lease_until": now + timedelta(seconds=ctx.settings.lease_s),
-            },
-        )
-        if run is None:
+        row = (
+            await conn.execute(
+                _CLAIM,
+                {
+                    "p_id": run_id,
+                    "p_now": now,
+                    "p_owner": ctx.worker_id,
+                    "p_lease_until": now + timedelta(seconds=ctx.settings.lease_s),
+                },
+            )
+        ).first()
+        if row is None:
             return None
+        run = Run(**row._mapping)
         history: list[HistoryMessage] = []
         if run.session_id:
-            rows = await session.scalars(
-                select(SessionMessage)
-                # A session id is scoped to its owner: another key's history never leaks in.
-                .where(SessionMessage.session_id == run.session_id)
-                .where(SessionMessage.owner == run.owner)
-                .order_by(SessionMessage.id.desc())
-                .limit(HISTORY_LIMIT)
-            )
-            history = [HistoryMessage(m.role, m.content) for m in reversed(rows.all())]  # type: ignore[arg-type]
+            turns = await conn.execute(_HISTORY, {"session_id": run.session_id, "owner": run.owner})
+            history = [HistoryMessage(*turn) for turn in reversed(turns.all())]  # type: ignore[arg-type]
     return run, history
 
 
@@ -186,9 +193,9 @@ async def finish_run(
     }
     params = {"p_id": run.id, "p_owner": ctx.worker_id, **_params(values)}
     if not (status == "succeeded" and run.session_id and result is not None):
-        async with transaction(ctx.statements) as session:  # one statement: commits itself
-            written = await session.execute(_FINISH, params)
-        return values if written.rowcount == 1 else None  # type: ignore[attr-defined]
+        async with ctx.statements.begin() as conn:  # one statement: commits itself
+            done = await conn.execute(_FINISH, params)
+        return values if done.rowcount == 1 else None
     async with transaction(ctx.sessions) as session:  # the result and the turns, together
         written = await session.execute(_FINISH, params)
         if written.rowcount != 1:  # type: ignore[attr-defined]

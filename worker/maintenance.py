@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from shared.db import transaction
 from shared.logging import get_logger
-from shared.models import Run, utcnow
+from shared.models import RUNS, Run, utcnow
 from shared.queue import enqueue_run
 from worker.context import WorkerContext
 
@@ -20,14 +20,13 @@ async def renew_leases(ctx: WorkerContext) -> int:
     """Extend the lease of every run this process is executing, in one statement."""
     if not ctx.in_flight:
         return 0
-    async with transaction(ctx.statements) as session:
-        result = await session.execute(
-            update(Run)
-            .where(Run.lease_owner == ctx.worker_id, Run.status == "running")
+    async with ctx.statements.begin() as conn:
+        result = await conn.execute(
+            update(RUNS)
+            .where(RUNS.c.lease_owner == ctx.worker_id, RUNS.c.status == "running")
             .values(lease_expires_at=utcnow() + timedelta(seconds=ctx.settings.lease_s))
-            .execution_options(synchronize_session=False)
         )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)
 
 
 async def sweep(ctx: WorkerContext) -> list[str]:
