@@ -28,9 +28,10 @@ def create_engine(
 
     ``autocommit``: each statement commits by itself (PostgreSQL; SQLite is unchanged). For
     writes that are one statement: psycopg sends BEGIN, the statement and COMMIT as three
-    round trips, and those round trips measured as most of a run's time in PostgreSQL
-    (docs/throughput.md). Its connections are a pool of their own, so no checkout switches
-    a connection's mode and back. Through ``transaction`` its sessions work unchanged.
+    round trips; as one, a lone UPDATE measured 0.79 -> 0.53 ms of CPU and 1.10 -> 0.77 ms
+    of wall time (docs/throughput.md). Its connections are a pool of their own, so no
+    checkout switches a connection's mode and back. Code that commits (``engine.begin()``,
+    ``transaction``) works unchanged on it, and on SQLite still commits.
     """
     if settings.is_sqlite:
         engine = create_async_engine(settings.database_url, connect_args={"timeout": 30})

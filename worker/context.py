@@ -81,7 +81,10 @@ class LoopThread:
 
 def build_context(settings: Settings, celery: Celery) -> WorkerContext:
     """Pools sized for the concurrency; no database connection is held while an LLM answers."""
-    engine = create_engine(settings, pre_ping=False)
+    # The hot writes (claim, finish, lease renewal) go through `statements`; the
+    # transactional pool serves the rest (a finish with its session's turns, flow reads,
+    # the sweep), so a quarter of the size keeps the process's connections near one pool's.
+    engine = create_engine(settings, pool_size=max(2, settings.db_pool_size // 4), pre_ping=False)
     return WorkerContext(
         settings=settings,
         engine=engine,
