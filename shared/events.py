@@ -8,6 +8,7 @@ result is always in the database.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
@@ -47,8 +48,8 @@ async def publish(
 ) -> str:
     """Append one event (bounded stream); status and done also set the expiry; returns its id.
 
-    ``final`` (with ``done``): the run's columns as the finishing worker committed them,
-    JSON-ready. They go into the end entry only, up to ``FINAL_MAX_BYTES`` (see
+    ``final`` (with ``done``): the run's columns as the finishing worker committed them
+    (datetimes go as ISO 8601). They go into the end entry only, up to ``FINAL_MAX_BYTES`` (see
     ``final_run``): a waiter answers from them without reading the row back; SSE readers
     never see them.
     """
@@ -66,13 +67,21 @@ async def publish(
             pipe.expire(key, ttl)
             if event == "done":
                 end = dict(fields)
-                if final is not None and len(row := json.dumps(final)) <= FINAL_MAX_BYTES:
+                row = None if final is None else json.dumps(final, default=_iso)
+                if row is not None and len(row) <= FINAL_MAX_BYTES:
                     end["run"] = row
                 pipe.xadd(end_key(settings, run_id), end, maxlen=1)  # type: ignore[arg-type]
                 pipe.expire(end_key(settings, run_id), ttl)
             results = await pipe.execute()
         event_id = results[0]
     return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+
+
+def _iso(value: Any) -> str:
+    # The final row's datetimes; the API parses them back (api.services.events.with_final).
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def final_run(reply: Any) -> dict[str, Any] | None:

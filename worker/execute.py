@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from langchain_core.callbacks import UsageMetadataCallbackHandler
-from sqlalchemy import BindParameter, and_, bindparam, or_, select, update
+from sqlalchemy import BindParameter, and_, bindparam, insert, or_, select, update
 
 from flows.base import CompiledFlow, FlowInput, FlowResult, FlowValidationError, HistoryMessage
 from flows.retry import run_deadline
 from flows.routing import BackendNotAllowed
 from shared import events
-from shared.db import transaction
 from shared.errors import FlowError, RunFailure, RunTimeout
 from shared.logging import get_logger
 from shared.models import RUNS, FlowVersion, Run, SessionMessage, utcnow
@@ -103,6 +102,7 @@ _FINISH = (
     )
     .values({column: _param(column) for column in _FINISH_COLUMNS})
 )
+_ADD_TURNS = insert(SessionMessage)
 _HISTORY = (
     select(SessionMessage.role, SessionMessage.content)
     # A session id is scoped to its owner: another key's history never leaks in.
@@ -192,30 +192,26 @@ async def finish_run(
         "cached": cached,
     }
     params = {"p_id": run.id, "p_owner": ctx.worker_id, **_params(values)}
-    if not (status == "succeeded" and run.session_id and result is not None):
-        async with ctx.statements.begin() as conn:  # one statement: commits itself
-            done = await conn.execute(_FINISH, params)
-        return values if done.rowcount == 1 else None
-    async with transaction(ctx.sessions) as session:  # the result and the turns, together
-        written = await session.execute(_FINISH, params)
-        if written.rowcount != 1:  # type: ignore[attr-defined]
+    turns: list[dict[str, Any]] = []
+    if status == "succeeded" and run.session_id and result is not None:
+        said = (("user", run.input or ""), ("assistant", result.text or ""))
+        turns = [
+            {
+                "session_id": run.session_id,
+                "owner": run.owner,
+                "run_id": run.id,
+                "role": r,
+                "content": c,
+            }
+            for r, c in said
+        ]
+    # A lone UPDATE commits by itself; with the session's turns, one transaction holds both.
+    async with (ctx.engine if turns else ctx.statements).begin() as conn:
+        if (await conn.execute(_FINISH, params)).rowcount != 1:
             return None
-        session.add_all(
-            SessionMessage(
-                session_id=run.session_id,
-                owner=run.owner,
-                run_id=run.id,
-                role=role,
-                content=content,
-            )
-            for role, content in (("user", run.input or ""), ("assistant", result.text or ""))
-        )
+        if turns:
+            await conn.execute(_ADD_TURNS, turns)
     return values
-
-
-def jsonable(columns: dict[str, Any]) -> dict[str, Any]:
-    """Column values as JSON (datetimes as ISO 8601)."""
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in columns.items()}
 
 
 def _usage(handler: UsageMetadataCallbackHandler) -> dict[str, Any] | None:
@@ -335,7 +331,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
         final = {**written, "started_at": run.started_at, "attempts": run.attempts}
         await asyncio.gather(
             *(_publish(ctx, run_id, event, data) for event, data in finals),
-            _publish(ctx, run_id, "done", {"status": outcome}, final=jsonable(final)),
+            _publish(ctx, run_id, "done", {"status": outcome}, final=final),
         )
     log.info(
         "run.finished",

@@ -56,14 +56,18 @@ class BatchedTokenPublisher(AsyncCallbackHandler):
         if not token:
             return
         self._buffer.append(token)
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.ensure_future(self._send())
+        self._start_sender()
 
     async def on_llm_end(self, response: Any, **kwargs: Any) -> None:
         await self.drain()
 
     async def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
         await self.drain()
+
+    def _start_sender(self) -> None:
+        # One sender per run; a new one only once the last has emptied the buffer and ended.
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.ensure_future(self._send())
 
     async def _send(self) -> None:
         while self._buffer and self._failure is None:
@@ -79,8 +83,8 @@ class BatchedTokenPublisher(AsyncCallbackHandler):
 
     async def drain(self) -> None:
         """Wait until every token so far is published; raise what a publish raised."""
-        if self._buffer and (self._sender is None or self._sender.done()):
-            self._sender = asyncio.ensure_future(self._send())
+        if self._buffer:
+            self._start_sender()
         if self._sender is not None:
             await self._sender
         if self._failure is not None:

@@ -170,3 +170,22 @@ def test_the_sdks_transform_leaves_langchains_bodies_unchanged() -> None:
         ):
             body = {**payload, "stream": stream}
             assert maybe_transform(body, shape) == body
+
+
+async def test_the_request_skips_the_sdks_transform(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The point of JsonChatCompletions: the stock `create` runs the transform, ours never.
+    from openai.resources.chat.completions import completions as sdk_completions
+
+    calls: list[object] = []
+
+    async def counting(data: dict[str, object], expected_type: object) -> object:
+        calls.append(expected_type)  # and drop the unset arguments, as the transform does
+        return {k: v for k, v in data.items() if not isinstance(v, openai.Omit | openai.NotGiven)}
+
+    monkeypatch.setattr(sdk_completions, "async_maybe_transform", counting)
+    body = {**_payloads()[1], "stream": False}
+    stock = _recording_client(openai.AsyncOpenAI, [])
+    await stock.chat.completions.create(**body)
+    assert len(calls) == 1  # the stock path goes through it
+    await JsonChatCompletions(_recording_client(ValidatingAsyncOpenAI, [])).create(**body)
+    assert len(calls) == 1
