@@ -21,6 +21,7 @@ import httpx
 from benchmarks.baseline_flow import tweaks
 from benchmarks.http import Conn
 from shared.settings import Settings
+from tests.support.fixtures import LANGFLOW_FIXTURES
 from tests.support.llm_sim import REPO_ROOT, free_port
 from tests.support.stack import (
     Proc,
@@ -33,7 +34,7 @@ from tests.support.stack import (
 )
 
 FLOW_ID = "basic-prompting"
-FLOW_FILE = REPO_ROOT.parent / "shared" / "fixtures" / "langflow" / "Basic Prompting.json"
+FLOW_FILE = LANGFLOW_FIXTURES / "Basic Prompting.json"
 TERMINAL = {"succeeded", "failed", "cancelled"}
 # `make bench` installs lfx into var/lfx-venv when it can (`make lfx`). `pip install lfx`
 # alone cannot load the export: its LanguageModelComponent code imports langchain_openai,

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.llm_sim import REPO_ROOT, start_llm_sim, stop_llm_sim
+from tests.support.fixtures import LANGFLOW_FIXTURES
+from tests.support.llm_sim import start_llm_sim, stop_llm_sim
 from tests.support.stack import (
     IN_CI,
     Stack,
@@ -24,7 +25,7 @@ from tests.support.stack import (
     start_worker,
 )
 
-FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "langflow"
+FIXTURES = LANGFLOW_FIXTURES
 
 
 def _describe(backend: str, redis_url: str) -> str:

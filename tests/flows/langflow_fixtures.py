@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
-# The fixtures live in the shared/ directory beside the repository root.
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "langflow"
+from tests.support.fixtures import LANGFLOW_FIXTURES
+
+FIXTURES = LANGFLOW_FIXTURES
 FIXTURE_NAMES = [
     "Basic Prompting.json",
     "Basic Prompt Chaining.json",
