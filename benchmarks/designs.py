@@ -102,6 +102,7 @@ class Flowfleet(Design):
         if self.tweaks:
             body["tweaks"] = self.tweaks
         path = f"/v1/flows/{FLOW_ID}/runs"
+        sent = time.time()  # the wall clock the service stamps its runs with, on this machine
         if self.wait_mode == "submit-wait":
             status, run = await conn.request("POST", path + "?wait=60", body)
         else:
@@ -112,22 +113,34 @@ class Flowfleet(Design):
         if self.wait_mode in ("wait", "submit-wait"):
             while run.get("status") not in TERMINAL:
                 _, run = await conn.request("GET", f"/v1/runs/{run_id}/wait?timeout=60")
-            return _with_server_latency(run)
+            return _with_stages(run, sent, time.time())
         await asyncio.sleep(self.poll_first_s)
         while True:
             _, run = await conn.request("GET", f"/v1/runs/{run_id}")
             if run.get("status") in TERMINAL:
-                return _with_server_latency(run)
+                return _with_stages(run, sent, time.time())
             await asyncio.sleep(self.poll_every_s)
 
 
-def _with_server_latency(run: dict[str, Any]) -> dict[str, Any]:
-    # Time from the row's creation to its result, by the database's clock: what the service
-    # itself took, without the client's polling delay.
-    if run.get("finished_at") and run.get("created_at"):
-        created = datetime.fromisoformat(run["created_at"])
-        finished = datetime.fromisoformat(run["finished_at"])
-        run["server_latency_s"] = (finished - created).total_seconds()
+def _with_stages(run: dict[str, Any], sent: float, received: float) -> dict[str, Any]:
+    """The run with where its time went, from its own timestamps (one machine, one clock).
+
+    ``server_latency_s``: created → finished, what the service itself took without the
+    client's polling delay. ``stages_s``: request sent → run created (HTTP, auth, rate
+    limit), created → started (stored, queued, delivered to a worker: the claim stamps
+    started_at as it begins), started → finished (the claim's write, the flow and its model
+    call), finished → answer received (the result's write, the done event, the reply).
+    """
+    stamps = [run.get(k) for k in ("created_at", "started_at", "finished_at")]
+    if all(stamps):
+        created, started, finished = (datetime.fromisoformat(v).timestamp() for v in stamps)
+        run["server_latency_s"] = finished - created
+        run["stages_s"] = {
+            "in": created - sent,
+            "queued": started - created,
+            "running": finished - started,
+            "out": received - finished,
+        }
     return run
 
 

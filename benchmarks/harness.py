@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -48,7 +49,38 @@ def machine() -> dict[str, Any]:
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
         "load_avg": [round(x, 2) for x in os.getloadavg()],
+        "round_trip": wake_up_cost(),
     }
+
+
+def wake_up_cost(redis_url: str = TEST_REDIS, rounds: int = 40) -> dict[str, int] | None:
+    """A Redis PING's round trip (median µs) back to back, and after 50 ms of idle.
+
+    At low load every hop between processes meets an idle CPU: on this machine's virtual
+    CPUs a round trip then measured 5-10x longer (an idle vCPU halts, and waking it goes
+    through the hypervisor), whatever the work at either end. A run through flowfleet makes
+    about a dozen such hops (client, API, PostgreSQL, Redis, worker, model server); *direct*
+    makes two, which is most of the difference in overhead at 16 clients.
+    """
+    try:
+        client = redis.Redis.from_url(redis_url, socket_connect_timeout=2)
+        client.ping()
+    except redis.RedisError:
+        return None
+
+    def ping_us(idle_s: float) -> int:
+        times = []
+        for _ in range(rounds):
+            time.sleep(idle_s)
+            began = time.perf_counter()
+            client.ping()
+            times.append(time.perf_counter() - began)
+        return round(statistics.median(times) * 1e6)
+
+    try:
+        return {"busy_us": ping_us(0), "idle_us": ping_us(0.05)}
+    finally:
+        client.close()
 
 
 def warmup_for(clients: int) -> float:

@@ -25,6 +25,7 @@ class LevelResult:
     errors: int = 0
     latencies_s: list[float] = field(default_factory=list)
     server_latencies_s: list[float] = field(default_factory=list)
+    stages_s: dict[str, list[float]] = field(default_factory=dict)  # flowfleet's, per stage
     cpu_s: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     error_samples: list[str] = field(default_factory=list)
@@ -124,6 +125,8 @@ async def closed_loop(
                 result.latencies_s.append(ended - began)
                 if "server_latency_s" in answer:
                     result.server_latencies_s.append(answer["server_latency_s"])
+                for stage, seconds in answer.get("stages_s", {}).items():
+                    result.stages_s.setdefault(stage, []).append(seconds)
             else:
                 result.errors += 1
                 if len(result.error_samples) < 5:
@@ -165,6 +168,11 @@ def summarise(level: LevelResult, llm_s: float) -> dict[str, Any]:
     ms = lambda v: None if v is None else round(v * 1000, 1)  # noqa: E731
     overhead = [x - llm_s for x in level.latencies_s]
     server = [x - llm_s for x in level.server_latencies_s]
+    # The model's own time is inside "running": the stage's p50 beyond it is its overhead.
+    stages = {
+        stage: ms(percentile([x - (llm_s if stage == "running" else 0) for x in xs], 50))
+        for stage, xs in level.stages_s.items()
+    }
     return {
         "concurrency": level.concurrency,
         "completed": level.completed,
@@ -177,6 +185,7 @@ def summarise(level: LevelResult, llm_s: float) -> dict[str, Any]:
         "overhead_p99_ms": ms(percentile(overhead, 99)),
         "server_overhead_p50_ms": ms(percentile(server, 50)),
         "server_overhead_p99_ms": ms(percentile(server, 99)),
+        "stage_overhead_p50_ms": stages,
         "cpu_s": level.cpu_s,
         "peak_rss_mb": level.peak_rss_mb,
         "error_samples": level.error_samples,

@@ -84,7 +84,13 @@ def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
         f"Machine: {m['nproc']} cores, {m['cpu']}, {m['memory_gb']} GB, Python {m['python']}; "
-        f"load average before {m['load_avg']}, after {m.get('load_avg_after')}.",
+        f"load average before {m['load_avg']}, after {m.get('load_avg_after')}."
+        + (
+            f" A Redis PING took {m['round_trip']['busy_us']} µs back to back and "
+            f"{m['round_trip']['idle_us']} µs after 50 ms idle (an idle CPU wakes slowly)."
+            if m.get("round_trip")
+            else ""
+        ),
         "",
     ]
     compare = results.get("compare")
@@ -123,6 +129,7 @@ def markdown(results: dict[str, Any]) -> str:
                 for n in ("direct", "direct-stock", "naive", "lfx")
             ]
             lines.append(f"| {c} | " + " | ".join(cells) + " |")
+        lines += _stages(ff)
     if "submit" in results:
         s = results["submit"]
         lines += [
@@ -147,6 +154,26 @@ def markdown(results: dict[str, Any]) -> str:
         for name, measured, met in checks:
             lines.append(f"| {name} | {measured} | {'yes' if met else 'NO'} |")
     return "\n".join(lines) + "\n"
+
+
+def _stages(rows: dict[int, dict[str, Any]]) -> list[str]:
+    """Where flowfleet's overhead goes, per level: each stage's p50 from the runs' timestamps."""
+    levels = [c for c, r in rows.items() if r.get("stage_overhead_p50_ms")]
+    if not levels:
+        return []
+    out = [
+        "",
+        "Where flowfleet's time goes (p50 ms per stage, from each run's created, started and "
+        "finished times; *running* less the simulated model's time):",
+        "",
+        "| clients | sent → created | created → started | running | finished → answered |",
+        "|---|---|---|---|---|",
+    ]
+    for c in levels:
+        st = rows[c]["stage_overhead_p50_ms"]
+        cells = [st.get(k) for k in ("in", "queued", "running", "out")]
+        out.append(f"| {c} | " + " | ".join(str(v) for v in cells) + " |")
+    return out
 
 
 def chart(results: dict[str, Any], path: Path) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from benchmarks.designs import _with_stages
 from benchmarks.harness import main
 from tests.support.stack import IN_CI, postgres_available, redis_available
 
@@ -29,7 +31,24 @@ def test_harness_writes_every_result_with_tiny_numbers(tmp_path: Path) -> None:
         assert row["concurrency"] == 2
         assert row["completed"] > 0
         assert row["errors"] == 0
+    stages = saved["compare"]["designs"]["flowfleet"]["rows"][0]["stage_overhead_p50_ms"]
+    assert set(stages) == {"in", "queued", "running", "out"}
+    assert all(ms is not None and ms >= 0 for ms in stages.values())
+    assert "Where flowfleet's time goes" in (tmp_path / "bench.md").read_text()
     assert saved["submit"]["accepted_per_s"] > 0
     assert saved["inflight"]["succeeded"] == 6
     assert "| flowfleet | 2 |" in (tmp_path / "bench.md").read_text()
     assert (tmp_path / "bench.png").stat().st_size > 0
+
+
+def test_a_runs_stages_split_its_time_by_its_own_timestamps() -> None:
+    run = {
+        "created_at": "2026-01-01T00:00:00.002000+00:00",
+        "started_at": "2026-01-01T00:00:00.006000+00:00",
+        "finished_at": "2026-01-01T00:00:01.000000+00:00",
+    }
+    sent = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    out = _with_stages(run, sent, sent + 1.003)
+    assert out["server_latency_s"] == pytest.approx(0.998, abs=1e-6)
+    expected = {"in": 0.002, "queued": 0.004, "running": 0.994, "out": 0.003}
+    assert out["stages_s"] == pytest.approx(expected, abs=1e-6)  # epoch seconds: µs precision
