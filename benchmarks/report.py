@@ -104,7 +104,7 @@ def markdown(results: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for name, design in compare["designs"].items():
-            if "rows" not in design:
+            if not design.get("rows"):
                 lines.append(f"| {name} | skipped: {design.get('skipped')} |||||||||")
                 continue
             for r in design["rows"]:
