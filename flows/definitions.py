@@ -35,7 +35,7 @@ def describe(flow_id: str, kind: FlowKind, source: str) -> FlowDefinition:
         )
     if kind == "python":
         return describe_python(flow_id, source)
-    from flows.langflow.document import describe as describe_langflow
+    from flows.langflow.describe import describe as describe_langflow
 
     return describe_langflow(flow_id, source)
 

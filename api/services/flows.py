@@ -147,7 +147,8 @@ async def check_tweaks(session: AsyncSession, flow: Flow | FlowRef, tweaks: dict
         raise InvalidRequest(
             "tweaks apply to LangFlow flows only; this is a Python flow", field="tweaks"
         )
-    from flows.langflow.document import parse_document, validate_tweaks
+    from flows.langflow.document import parse_document
+    from flows.langflow.validation import validate_tweaks
 
     key = (flow.id, flow.current_version)
     doc = _documents.get(key)

@@ -48,16 +48,12 @@ from flows.langflow.document import (
     DEFAULT_INPUT_TYPE,
     InputType,
     LangflowDocument,
-    field_type,
     input_nodes,
-    literal_values,
     parse_document,
-    topological_layers,
-    typed_value,
-    validate_document,
-    validate_tweaks,
 )
 from flows.langflow.specs import OUTPUT_KINDS
+from flows.langflow.validation import topological_layers, validate_document, validate_tweaks
+from flows.langflow.values import field_type, literal_values, typed_value
 from flows.models import BackendNotAllowed, chat_model
 
 # Model fields whose change needs another model object (everything but the messages).

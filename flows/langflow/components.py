@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from flows.base import HistoryMessage
 from flows.langflow.conditions import evaluate_condition
-from flows.langflow.document import prompt_variables
+from flows.langflow.values import prompt_variables
 from flows.models import ModelSpec
 
 MACHINE, USER = "Machine", "User"

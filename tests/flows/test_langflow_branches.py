@@ -11,7 +11,8 @@ from flows.base import FlowInput, FlowValidationError
 from flows.langflow.compiler import compile_langflow
 from flows.langflow.components import as_text
 from flows.langflow.conditions import MAX_PATTERN, UnsafeRegex, evaluate_condition
-from flows.langflow.document import parse_document, validate_document, validate_tweaks
+from flows.langflow.document import parse_document
+from flows.langflow.validation import validate_document, validate_tweaks
 from tests.flows.conftest import sim_requests
 from tests.flows.langflow_nodes import basic_nodes, edge, router_node, structured_node, with_id
 

@@ -8,24 +8,21 @@ import sys
 import pytest
 
 from flows.base import FlowValidationError
-from flows.langflow.document import (
-    decode_handle,
-    describe,
-    parse_document,
-    typed_value,
-    validate_document,
-    validate_tweaks,
-)
+from flows.langflow.describe import describe
+from flows.langflow.document import decode_handle, parse_document
 from flows.langflow.specs import spec_for
+from flows.langflow.validation import validate_document, validate_tweaks
+from flows.langflow.values import typed_value
 from tests.flows.langflow_fixtures import FIXTURE_NAMES, load, node_of
 
 
 def test_light_half_does_not_import_langchain() -> None:
-    """The API imports document.py; it must not pull LangChain in."""
+    """The API imports the document modules; they must not pull LangChain in."""
     import subprocess
 
     code = (
-        "import sys, flows.langflow.document as d;"
+        "import sys, flows.langflow.describe, flows.langflow.document, "
+        "flows.langflow.validation, flows.langflow.values;"
         "assert not any(m.startswith('langchain') for m in sys.modules), 'langchain imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from flows.base import FlowValidationError
 from flows.langflow.compiler import compile_langflow
-from flows.langflow.document import describe, parse_document, validate_document
+from flows.langflow.describe import describe
+from flows.langflow.document import parse_document
+from flows.langflow.validation import validate_document
 from tests.flows.langflow_fixtures import FIXTURE_NAMES, load
 from tests.flows.langflow_nodes import router_node, structured_node
 
