@@ -125,16 +125,15 @@ class Flowfleet(Design):
 def _with_stages(run: dict[str, Any], sent: float, received: float) -> dict[str, Any]:
     """The run with where its time went, from its own timestamps (one machine, one clock).
 
-    ``server_latency_s``: created → finished, what the service itself took without the
-    client's polling delay. ``stages_s``: request sent → run created (HTTP, auth, rate
-    limit), created → started (stored, queued, delivered to a worker: the claim stamps
-    started_at as it begins), started → finished (the claim's write, the flow and its model
-    call), finished → answer received (the result's write, the done event, the reply).
+    ``stages_s``: request sent → run created (HTTP, auth, rate limit), created → started
+    (stored, queued, delivered to a worker: the claim stamps started_at as it begins),
+    started → finished (the claim's write, the flow and its model call), finished → answer
+    received (the result's write, the done event, the reply). Created → finished is what the
+    service itself took, without the client's polling delay.
     """
     stamps = [run.get(k) for k in ("created_at", "started_at", "finished_at")]
     if all(stamps):
         created, started, finished = (datetime.fromisoformat(v).timestamp() for v in stamps)
-        run["server_latency_s"] = finished - created
         run["stages_s"] = {
             "in": created - sent,
             "queued": started - created,

@@ -53,7 +53,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def wake_up_cost(redis_url: str = TEST_REDIS, rounds: int = 40) -> dict[str, int] | None:
+def wake_up_cost(redis_url: str = TEST_REDIS, rounds: int = 40) -> dict[str, int]:
     """A Redis PING's round trip (median µs) back to back, and after 50 ms of idle.
 
     At low load every hop between processes meets an idle CPU: on this machine's virtual
@@ -62,11 +62,8 @@ def wake_up_cost(redis_url: str = TEST_REDIS, rounds: int = 40) -> dict[str, int
     about a dozen such hops (client, API, PostgreSQL, Redis, worker, model server); *direct*
     makes two, which is most of the difference in overhead at 16 clients.
     """
-    try:
-        client = redis.Redis.from_url(redis_url, socket_connect_timeout=2)
-        client.ping()
-    except redis.RedisError:
-        return None
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2)
+    client.ping()  # a connection made before timing
 
     def ping_us(idle_s: float) -> int:
         times = []
@@ -88,35 +85,37 @@ def warmup_for(clients: int) -> float:
     return 5.0 + clients / 40
 
 
-async def run_levels(
-    design: designs.Design, levels: list[int], duration: float, llm_s: float, redis_url: str
-) -> list[dict[str, Any]]:
-    rows = []
-    for level in levels:
-        res = await closed_loop(
-            design.one_run,
-            level,
-            duration,
-            design.pids,
-            design.base_url,
-            headers=design.headers,
-            warmup_s=warmup_for(level),
-        )
-        row = summarise(res, llm_s)
-        rows.append(row)
-        print(
-            f"  {design.name:>9} c={level:<4} {row['runs_per_s']:>7.1f} runs/s  "
-            f"p50 {row['p50_ms']} p99 {row['p99_ms']} ms  overhead p50 {row['overhead_p50_ms']} "
-            f"p99 {row['overhead_p99_ms']} (server {row['server_overhead_p50_ms']}/"
-            f"{row['server_overhead_p99_ms']}) ms  errors {row['errors']}  cpu {row['cpu_s']}  "
-            f"rss {row['peak_rss_mb']}",
-            flush=True,
-        )
-        if isinstance(design, designs.Naive):
-            # Leftover tasks from this level would run during the next one.
-            redis.Redis.from_url(redis_url).delete(design.queue)
-        await asyncio.sleep(1)
-    return rows
+async def run_level(
+    design: designs.Design, level: int, duration: float, llm_s: float
+) -> dict[str, Any]:
+    """One design at one concurrency level; the row says when it was measured."""
+    measured_at = time.time()
+    res = await closed_loop(
+        design.one_run,
+        level,
+        duration,
+        design.pids,
+        design.base_url,
+        headers=design.headers,
+        warmup_s=warmup_for(level),
+    )
+    row = {**summarise(res, llm_s), "measured_at": round(measured_at, 1)}
+    print(
+        f"  {design.name:>9} c={level:<4} {row['runs_per_s']:>7.1f} runs/s  "
+        f"p50 {row['p50_ms']} p99 {row['p99_ms']} ms  overhead p50 {row['overhead_p50_ms']} "
+        f"p99 {row['overhead_p99_ms']} (server {row['server_overhead_p50_ms']}/"
+        f"{row['server_overhead_p99_ms']}) ms  errors {row['errors']}  cpu {row['cpu_s']}  "
+        f"rss {row['peak_rss_mb']}",
+        flush=True,
+    )
+    await asyncio.sleep(1)
+    return row
+
+
+def _purge(design: designs.Design, redis_url: str) -> None:
+    # The naive design's leftover tasks from one level would run during the next one.
+    if isinstance(design, designs.Naive):
+        redis.Redis.from_url(redis_url).delete(design.queue)
 
 
 async def start_design(name: str, sim_url: str, redis_url: str) -> designs.Design:
@@ -158,16 +157,17 @@ async def compare(
             out["designs"][name]["startup_s"] = round(time.monotonic() - began, 1)
             if isinstance(design, designs.Flowfleet):
                 out["designs"][name]["wait_mode"] = design.wait_mode
-            if isinstance(design, designs.Naive):
-                redis.Redis.from_url(redis_url).delete(design.queue)
+            _purge(design, redis_url)
         for level in levels:
             print(f"level {level}", flush=True)
             for name in names:
                 if name in up:
-                    rows = await run_levels(up[name], [level], duration, llm_s, redis_url)
+                    row = await run_level(up[name], level, duration, llm_s)
+                    _purge(up[name], redis_url)
                 else:
-                    rows = await _lfx_level(out["designs"][name], level, sim_url, duration, llm_s)
-                out["designs"][name]["rows"] += rows
+                    row = await _lfx_level(out["designs"][name], level, sim_url, duration, llm_s)
+                if row is not None:
+                    out["designs"][name]["rows"].append(row)
     finally:
         for design in up.values():
             await design.close()
@@ -176,20 +176,20 @@ async def compare(
 
 async def _lfx_level(
     entry: dict[str, Any], level: int, sim_url: str, duration: float, llm_s: float
-) -> list[dict[str, Any]]:
+) -> dict[str, Any] | None:
     # lfx serve runs one flow at a time per process (a semaphore of 1 in its serve app): a
     # level's backlog of waiting requests would spill into the next level, so each level gets
     # a fresh process, and levels above LFX_MAX_CLIENTS (minutes of backlog at ~1 run/s) are
     # left out.
     if level > LFX_MAX_CLIENTS or "skipped" in entry:
-        return []
+        return None
     design = await designs.start_lfx(sim_url)
     if design is None:
         print("  lfx is not installed or did not start; skipped")
         entry["skipped"] = "lfx not installed or did not start"
-        return []
+        return None
     try:
-        return await run_levels(design, [level], duration, llm_s, "")
+        return await run_level(design, level, duration, llm_s)
     finally:
         await design.close()
 

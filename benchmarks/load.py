@@ -123,10 +123,11 @@ async def closed_loop(
             if ok:
                 result.completed += 1
                 result.latencies_s.append(ended - began)
-                if "server_latency_s" in answer:
-                    result.server_latencies_s.append(answer["server_latency_s"])
-                for stage, seconds in answer.get("stages_s", {}).items():
-                    result.stages_s.setdefault(stage, []).append(seconds)
+                if stages := answer.get("stages_s"):
+                    # The service alone: from the run's creation to its result.
+                    result.server_latencies_s.append(stages["queued"] + stages["running"])
+                    for stage, seconds in stages.items():
+                        result.stages_s.setdefault(stage, []).append(seconds)
             else:
                 result.errors += 1
                 if len(result.error_samples) < 5:

@@ -84,13 +84,9 @@ def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
         f"Machine: {m['nproc']} cores, {m['cpu']}, {m['memory_gb']} GB, Python {m['python']}; "
-        f"load average before {m['load_avg']}, after {m.get('load_avg_after')}."
-        + (
-            f" A Redis PING took {m['round_trip']['busy_us']} µs back to back and "
-            f"{m['round_trip']['idle_us']} µs after 50 ms idle (an idle CPU wakes slowly)."
-            if m.get("round_trip")
-            else ""
-        ),
+        f"load average before {m['load_avg']}, after {m.get('load_avg_after')}. "
+        f"A Redis PING took {m['round_trip']['busy_us']} µs back to back and "
+        f"{m['round_trip']['idle_us']} µs after 50 ms idle (an idle CPU wakes slowly).",
         "",
     ]
     compare = results.get("compare")

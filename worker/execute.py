@@ -320,11 +320,14 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
         run.flow_id, outcome if recorded else "lease_lost", time.perf_counter() - started
     )
     if written is not None:
+        # The events say what was committed (the output is not built a second time).
         finals: list[tuple[str, dict[str, Any]]] = []
-        if result is not None:
-            finals.append(("output", result.as_json()))
-        if error is not None:
-            finals.append(("error", {"code": error.code, "message": error.message}))
+        if written["output"] is not None:
+            finals.append(("output", written["output"]))
+        if written["error_code"] is not None:
+            finals.append(
+                ("error", {"code": written["error_code"], "message": written["error_message"]})
+            )
         # Issued together, they leave in one Redis batch, in order: a waiting client hears
         # `done` one round trip after the commit, not one per event. `done` carries the row
         # as committed, so the waiter answers without reading it back.

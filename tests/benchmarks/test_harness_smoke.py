@@ -19,22 +19,28 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_harness_writes_every_result_with_tiny_numbers(tmp_path: Path) -> None:
-    argv = ["--levels", "2", "--duration", "1.5", "--designs", "flowfleet,direct"]
+    argv = ["--levels", "2,3", "--duration", "1.5", "--designs", "flowfleet,direct"]
     argv += ["--submit-duration", "1", "--submit-concurrency", "4"]
     argv += ["--inflight-runs", "6", "--inflight-call-s", "0.5", "--out", str(tmp_path)]
     results = main(argv)
 
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved["machine"]["nproc"] == results["machine"]["nproc"]
-    for name in ("flowfleet", "direct"):
-        (row,) = saved["compare"]["designs"][name]["rows"]
-        assert row["concurrency"] == 2
-        assert row["completed"] > 0
-        assert row["errors"] == 0
-    stages = saved["compare"]["designs"]["flowfleet"]["rows"][0]["stage_overhead_p50_ms"]
+    rows = {name: saved["compare"]["designs"][name]["rows"] for name in ("flowfleet", "direct")}
+    for measured in rows.values():
+        assert [row["concurrency"] for row in measured] == [2, 3]
+        assert all(row["completed"] > 0 and row["errors"] == 0 for row in measured)
+    # Level by level: every design's first level before any design's second.
+    first, second = zip(*rows.values(), strict=True)
+    assert max(r["measured_at"] for r in first) < min(r["measured_at"] for r in second)
+    stages = rows["flowfleet"][0]["stage_overhead_p50_ms"]
     assert set(stages) == {"in", "queued", "running", "out"}
     assert all(ms is not None and ms >= 0 for ms in stages.values())
+    assert rows["flowfleet"][0]["server_overhead_p50_ms"] is not None
     assert "Where flowfleet's time goes" in (tmp_path / "bench.md").read_text()
+    trip = saved["machine"]["round_trip"]
+    assert trip["busy_us"] > 0
+    assert trip["idle_us"] > 0
     assert saved["submit"]["accepted_per_s"] > 0
     assert saved["inflight"]["succeeded"] == 6
     assert "| flowfleet | 2 |" in (tmp_path / "bench.md").read_text()
@@ -49,6 +55,5 @@ def test_a_runs_stages_split_its_time_by_its_own_timestamps() -> None:
     }
     sent = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
     out = _with_stages(run, sent, sent + 1.003)
-    assert out["server_latency_s"] == pytest.approx(0.998, abs=1e-6)
     expected = {"in": 0.002, "queued": 0.004, "running": 0.994, "out": 0.003}
     assert out["stages_s"] == pytest.approx(expected, abs=1e-6)  # epoch seconds: µs precision

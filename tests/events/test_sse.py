@@ -83,6 +83,21 @@ def test_finished_run_whose_events_expired_gets_its_outcome_from_the_database(
     assert received[2].data == {"status": "succeeded"}
 
 
+def test_a_failed_runs_live_events_carry_the_error_it_recorded(
+    client: httpx.Client, sim: httpx.Client
+) -> None:
+    sim.put("/_sim/config", json={"error_rate": 1.0, "error_status": [500]})
+    run_id = _submit(client, "fail me")
+    run = wait_for_run(client, run_id)
+
+    received = read_events(client, run_id)
+
+    assert [e.event for e in received][-2:] == ["error", "done"]
+    assert "output" not in [e.event for e in received]
+    assert received[-2].data == run["error"]
+    assert received[-1].data == {"status": "failed"}
+
+
 def test_events_of_unknown_run_are_a_404_problem(client: httpx.Client) -> None:
     response = client.get("/v1/runs/no-such-run/events")
 
