@@ -23,6 +23,7 @@ def create_engine(
     pool_size: int | None = None,
     pre_ping: bool = True,
     autocommit: bool = False,
+    durable: bool = True,
 ) -> AsyncEngine:
     """An async engine sized for this process's concurrency.
 
@@ -32,6 +33,12 @@ def create_engine(
     of wall time (docs/throughput.md). Its connections are a pool of their own, so no
     checkout switches a connection's mode and back. Code that commits (``engine.begin()``,
     ``transaction``) works unchanged on it, and on SQLite still commits.
+
+    ``durable=False``: a commit returns before its WAL reaches the disk (PostgreSQL's
+    ``synchronous_commit=off``), for writes whose loss in a database crash is recovered
+    anyway, never for a result or an accepted run. What a commit shows other sessions is
+    the same; a crash may undo its last ~0.6 s of such commits (three ``wal_writer_delay``),
+    and any later durable commit makes them durable too.
     """
     if settings.is_sqlite:
         engine = create_async_engine(settings.database_url, connect_args={"timeout": 30})
@@ -49,7 +56,10 @@ def create_engine(
         pool_pre_ping=pre_ping,
         pool_timeout=10,
         # Fail fast when PostgreSQL is unreachable instead of hanging a request.
-        connect_args={"connect_timeout": 5},
+        connect_args={
+            "connect_timeout": 5,
+            **({} if durable else {"options": "-c synchronous_commit=off"}),
+        },
         **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
 

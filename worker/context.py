@@ -34,8 +34,13 @@ class WorkerContext:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     # A pool whose statements commit by themselves (shared.db.create_engine): for the
-    # writes that are one statement, the claim, lease renewal and most finishes.
+    # writes that are one statement, most finishes.
     statements: AsyncEngine
+    # Claims and lease renewals: their commits do not wait for the disk (shared.db). A
+    # claim a database crash undoes leaves the run queued (or its old lease to expire):
+    # this worker's finish then matches no row and records nothing, and the sweep runs it
+    # again; a result is never acknowledged before its own durable commit.
+    leases: AsyncEngine
     redis: Redis
     celery: Celery
     flows: FlowCache
@@ -51,6 +56,7 @@ class WorkerContext:
     async def close_pools(self) -> None:
         await self.engine.dispose()
         await self.statements.dispose()
+        await self.leases.dispose()
 
 
 class LoopThread:
@@ -81,15 +87,24 @@ class LoopThread:
 
 def build_context(settings: Settings, celery: Celery) -> WorkerContext:
     """Pools sized for the concurrency; no database connection is held while an LLM answers."""
-    # The hot writes (claim, finish, lease renewal) go through `statements`; the
+    # The hot writes go through `statements` (finishes) and `leases` (claims, renewals); the
     # transactional pool serves the rest (a finish with its session's turns, flow reads,
-    # the sweep), so a quarter of the size keeps the process's connections near one pool's.
-    engine = create_engine(settings, pool_size=max(2, settings.db_pool_size // 4), pre_ping=False)
+    # the sweep). Claims are short and renewals one statement for all runs, so those two
+    # take a quarter of the size each, keeping the process's connections near 1.5 pools'.
+    quarter = max(2, settings.db_pool_size // 4)
+    engine = create_engine(settings, pool_size=quarter, pre_ping=False)
     return WorkerContext(
         settings=settings,
         engine=engine,
         sessions=session_factory(engine),
         statements=create_engine(settings, pre_ping=False, autocommit=True),
+        leases=create_engine(
+            settings,
+            pool_size=quarter,
+            pre_ping=False,
+            autocommit=True,
+            durable=False,
+        ),
         redis=Redis.from_url(
             settings.redis_url,
             socket_timeout=5,

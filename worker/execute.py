@@ -116,7 +116,7 @@ _HISTORY = (
 async def claim_run(ctx: WorkerContext, run_id: str) -> tuple[Run, list[HistoryMessage]] | None:
     """Take the run's lease if it is free, then load its history (committed turns)."""
     now = utcnow()
-    async with ctx.statements.begin() as conn:
+    async with ctx.leases.begin() as conn:
         # One round trip claims and reads the run (UPDATE ... RETURNING), committing itself.
         row = (
             await conn.execute(

@@ -20,7 +20,7 @@ async def renew_leases(ctx: WorkerContext) -> int:
     """Extend the lease of every run this process is executing, in one statement."""
     if not ctx.in_flight:
         return 0
-    async with ctx.statements.begin() as conn:
+    async with ctx.leases.begin() as conn:
         result = await conn.execute(
             update(RUNS)
             .where(RUNS.c.lease_owner == ctx.worker_id, RUNS.c.status == "running")
