@@ -1,4 +1,4 @@
-"""Per-caller token bucket in Redis, one atomic Lua call per request; and the queue cap."""
+"""Per-caller token bucket in Redis, its tokens taken a few at a time; and the queue cap."""
 
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ from shared.models import Run
 from shared.redis_batch import RedisBatcher
 from shared.settings import Settings
 
-# KEYS[1] bucket hash; ARGV: rate per s, burst, cost. Time comes from the Redis server so
-# every replica shares one clock. Returns {allowed, tokens left (floor), ms until 1 token}.
+# KEYS[1] bucket hash; ARGV: rate per s, burst, tokens wanted. Time comes from the Redis
+# server so every replica shares one clock. Grants what it has, up to the tokens wanted.
+# Returns {tokens granted, tokens left (floor), ms until 1 token}.
 TOKEN_BUCKET = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
+local want = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -31,13 +32,13 @@ local tokens = tonumber(state[1])
 local ts = tonumber(state[2])
 if tokens == nil then tokens = burst; ts = now end
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
-local allowed = 0
-if tokens >= cost then tokens = tokens - cost; allowed = 1 end
+local granted = 0
+if tokens >= 1 then granted = math.min(want, math.floor(tokens)); tokens = tokens - granted end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 local wait = 0
 if tokens < 1 then wait = math.ceil((1 - tokens) * 1000 / rate) end
-return {allowed, math.floor(tokens), wait}
+return {granted, math.floor(tokens), wait}
 """
 
 
@@ -46,7 +47,7 @@ class Decision:
     allowed: bool
     limit: int
     remaining: int
-    retry_after_s: int  # whole seconds until a token is there (0 when one is)
+    retry_after_s: int = 0  # whole seconds until a token is there (0 when one is)
 
     def headers(self) -> dict[str, str]:
         """IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers), plus Retry-After."""
@@ -60,34 +61,76 @@ class Decision:
         return out
 
 
-class RateLimiter:
-    """Token bucket per identity (key id, or client IP when auth is off).
+@dataclass
+class _Reserve:
+    """Tokens this replica took from an identity's bucket and has not spent yet."""
 
-    Every request pays one script call; the calls of concurrent requests share one
-    pipeline (a round trip and a parse for many), measured ~10 % of a submit's CPU alone.
+    tokens: int
+    left: int  # what the bucket held after the grant
+    until: float  # unspent tokens lapse then (monotonic clock)
+
+
+class RateLimiter:
+    """Token bucket per identity (key id, or client IP when auth is off), shared by replicas.
+
+    A script call takes up to ``chunk`` tokens at once, and this replica spends them on
+    the identity's next requests without a round trip, for at most ``HOLD_S``: the call
+    measured 0.65 ms of a submit's 16 ms at low load. The limit still holds across the
+    fleet (every token spent came out of the shared bucket); what it costs is a caller near
+    its limit finding a few tokens stranded on another replica for up to ``HOLD_S``, at
+    most 5 % of the rate per replica. Calls of concurrent requests share one pipeline.
     """
+
+    HOLD_S = 1.0
+    MAX_RESERVES = 10_000
 
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
         self.batch = RedisBatcher(redis)
         self._sha = hashlib.sha1(TOKEN_BUCKET.encode()).hexdigest()
+        rate, burst = settings.rate_limit_per_s, settings.rate_limit_burst
+        # 50 ms of the rate and 5 % of the burst at most, so a reserve is small beside both.
+        self.chunk = max(1, min(burst // 20, math.ceil(rate * 0.05)))
+        self._reserves: dict[str, _Reserve] = {}
 
     async def hit(self, identity: str) -> Decision:
+        burst = self.settings.rate_limit_burst
+        held = self._reserves.get(identity)
+        if held is not None and held.tokens > 0 and time.monotonic() < held.until:
+            held.tokens -= 1
+            return Decision(allowed=True, limit=burst, remaining=held.left + held.tokens)
+        granted, left, wait_ms = await self._take(identity)
+        reserved = self._keep(identity, granted - 1, left).tokens if granted > 1 else 0
+        return Decision(
+            allowed=granted >= 1,
+            limit=burst,
+            remaining=left + reserved,
+            retry_after_s=math.ceil(wait_ms / 1000),
+        )
+
+    async def _take(self, identity: str) -> tuple[int, int, int]:
         rate, burst = self.settings.rate_limit_per_s, self.settings.rate_limit_burst
-        call = ("evalsha", self._sha, 1, self.settings.redis_key("rl", identity), rate, burst, 1)
+        key = self.settings.redis_key("rl", identity)
+        call = ("evalsha", self._sha, 1, key, rate, burst, self.chunk)
         try:
             reply = await self.batch.submit(*call)
         except NoScriptError:  # a restarted or flushed Redis: load it once, then again
             await self.redis.script_load(TOKEN_BUCKET)
             reply = await self.batch.submit(*call)
-        allowed, remaining, wait_ms = reply
-        return Decision(
-            allowed=bool(allowed),
-            limit=burst,
-            remaining=int(remaining),
-            retry_after_s=math.ceil(int(wait_ms) / 1000),
-        )
+        return int(reply[0]), int(reply[1]), int(reply[2])
+
+    def _keep(self, identity: str, tokens: int, left: int) -> _Reserve:
+        now = time.monotonic()
+        held = self._reserves.get(identity)
+        if held is not None and now < held.until:  # concurrent requests each took a chunk
+            held.tokens += tokens
+            held.left = left
+            return held
+        if len(self._reserves) >= self.MAX_RESERVES:
+            self._reserves = {k: r for k, r in self._reserves.items() if now < r.until}
+        held = self._reserves[identity] = _Reserve(tokens, left, now + self.HOLD_S)
+        return held
 
 
 class QueueGauge:

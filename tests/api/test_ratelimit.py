@@ -1,0 +1,77 @@
+"""The rate limiter's shared bucket, spent a few tokens per round trip, on the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from redis.asyncio import Redis
+
+from api.ratelimit import RateLimiter
+from shared.settings import Settings
+
+Limiters = Callable[[float, int], RateLimiter]
+
+
+@pytest.fixture
+async def limiters(infra: dict[str, str]) -> AsyncIterator[Limiters]:
+    """Limiters ("replicas") sharing one Redis namespace of their own."""
+    redis = Redis.from_url(infra["redis_url"])
+    namespace = f"rl-test-{uuid.uuid4().hex[:8]}:"
+
+    def make(rate: float, burst: int) -> RateLimiter:
+        settings = Settings(
+            redis_url=infra["redis_url"],
+            redis_namespace=namespace,
+            rate_limit_per_s=rate,
+            rate_limit_burst=burst,
+        )
+        return RateLimiter(redis, settings)
+
+    yield make
+    async for key in redis.scan_iter(f"{namespace}*"):
+        await redis.delete(key)
+    await redis.aclose()
+
+
+async def _bucket(limiter: RateLimiter, identity: str) -> tuple[float, int]:
+    """The shared bucket as its last script call left it: (tokens, when in ms)."""
+    tokens, ts = await limiter.redis.hmget(
+        limiter.settings.redis_key("rl", identity), "tokens", "ts"
+    )
+    return float(tokens), int(ts)
+
+
+async def test_a_chunk_of_tokens_serves_the_next_requests_without_a_round_trip(
+    limiters: Limiters,
+) -> None:
+    limiter = limiters(200, 400)  # takes min(400 // 20, 200 * 0.05) = 10 tokens a time
+    assert limiter.chunk == 10
+    first = await limiter.hit("ip:a")
+    after_first = await _bucket(limiter, "ip:a")
+    assert after_first[0] == 390  # one call took ten tokens out of the full bucket
+    rest = [await limiter.hit("ip:a") for _ in range(9)]
+    # The nine requests after it spent them here: the bucket saw no call since.
+    assert await _bucket(limiter, "ip:a") == after_first
+    assert all(d.allowed for d in [first, *rest])
+    assert [d.remaining for d in [first, *rest]] == list(range(399, 389, -1))
+    await asyncio.sleep(0.005)
+    await limiter.hit("ip:a")  # the reserve is spent: the next chunk comes from the bucket
+    assert (await _bucket(limiter, "ip:a"))[1] > after_first[1]
+
+
+async def test_replicas_together_never_pass_the_shared_limit(limiters: Limiters) -> None:
+    rate, burst = 100.0, 100
+    replicas = [limiters(rate, burst) for _ in range(4)]
+    assert replicas[0].chunk == 5  # min(100 // 20, 100 * 0.05)
+    started = time.monotonic()
+    allowed = 0
+    for i in range(300):
+        allowed += (await replicas[i % 4].hit("key:shared")).allowed
+    elapsed = time.monotonic() - started
+    # Every token spent came out of the one bucket (the burst, plus what refilled meanwhile);
+    # at most four tokens of a chunk are left stranded on each replica.
+    assert burst - 4 * 4 <= allowed <= burst + rate * elapsed + 1
