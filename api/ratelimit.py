@@ -93,6 +93,7 @@ class RateLimiter:
         # 50 ms of the rate and 5 % of the burst at most, so a reserve is small beside both.
         self.chunk = max(1, min(burst // 20, math.ceil(rate * 0.05)))
         self._reserves: dict[str, _Reserve] = {}
+        self._taking: set[str] = set()  # identities with a chunk on its way
 
     async def hit(self, identity: str) -> Decision:
         burst = self.settings.rate_limit_burst
@@ -100,7 +101,17 @@ class RateLimiter:
         if held is not None and held.tokens > 0 and time.monotonic() < held.until:
             held.tokens -= 1
             return Decision(allowed=True, limit=burst, remaining=held.left + held.tokens)
-        granted, left, wait_ms = await self._take(identity)
+        # One chunk on its way per identity: the requests that miss meanwhile take one token
+        # each, as they would without a reserve, rather than a chunk each (which would take
+        # a burst's worth of tokens out of the bucket at once and refuse the rest).
+        want = 1 if identity in self._taking else self.chunk
+        if want > 1:
+            self._taking.add(identity)
+        try:
+            granted, left, wait_ms = await self._take(identity, want)
+        finally:
+            if want > 1:
+                self._taking.discard(identity)
         reserved = self._keep(identity, granted - 1, left).tokens if granted > 1 else 0
         return Decision(
             allowed=granted >= 1,
@@ -109,10 +120,10 @@ class RateLimiter:
             retry_after_s=math.ceil(wait_ms / 1000),
         )
 
-    async def _take(self, identity: str) -> tuple[int, int, int]:
+    async def _take(self, identity: str, want: int) -> tuple[int, int, int]:
         rate, burst = self.settings.rate_limit_per_s, self.settings.rate_limit_burst
         key = self.settings.redis_key("rl", identity)
-        call = ("evalsha", self._sha, 1, key, rate, burst, self.chunk)
+        call = ("evalsha", self._sha, 1, key, rate, burst, want)
         try:
             reply = await self.batch.submit(*call)
         except NoScriptError:  # a restarted or flushed Redis: load it once, then again

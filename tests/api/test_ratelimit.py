@@ -63,6 +63,17 @@ async def test_a_chunk_of_tokens_serves_the_next_requests_without_a_round_trip(
     assert (await _bucket(limiter, "ip:a"))[1] > after_first[1]
 
 
+async def test_requests_that_miss_together_take_one_chunk_between_them(
+    limiters: Limiters,
+) -> None:
+    limiter = limiters(200, 400)  # chunks of 10
+    decisions = await asyncio.gather(*(limiter.hit("ip:b") for _ in range(60)))
+    # One chunk, and a token for each request that missed while it was on its way: a chunk
+    # each would have asked for 600 tokens of the 400 and refused a third of them.
+    assert all(d.allowed for d in decisions)
+    assert (await _bucket(limiter, "ip:b"))[0] >= 400 - 10 - 59
+
+
 async def test_replicas_together_never_pass_the_shared_limit(limiters: Limiters) -> None:
     rate, burst = 100.0, 100
     replicas = [limiters(rate, burst) for _ in range(4)]
