@@ -87,20 +87,21 @@ class LoopThread:
 
 def build_context(settings: Settings, celery: Celery) -> WorkerContext:
     """Pools sized for the concurrency; no database connection is held while an LLM answers."""
-    # The hot writes go through `statements` (finishes) and `leases` (claims, renewals); the
-    # transactional pool serves the rest (a finish with its session's turns, flow reads,
-    # the sweep). Claims are short and renewals one statement for all runs, so those two
-    # take a quarter of the size each, keeping the process's connections near 1.5 pools'.
-    quarter = max(2, settings.db_pool_size // 4)
+    # The hot writes go through `statements` (finishes) and `leases` (claims, renewals), half
+    # the size each: under load a busy loop holds a connection until it reads the reply, so
+    # a claim pool of a quarter queued claims behind each other. The transactional pool
+    # serves the rest (a finish with its session's turns, flow reads, the sweep) with a
+    # quarter, so the process's connections stay near 1.25 pools'.
+    half, quarter = max(2, settings.db_pool_size // 2), max(2, settings.db_pool_size // 4)
     engine = create_engine(settings, pool_size=quarter, pre_ping=False)
     return WorkerContext(
         settings=settings,
         engine=engine,
         sessions=session_factory(engine),
-        statements=create_engine(settings, pre_ping=False, autocommit=True),
+        statements=create_engine(settings, pool_size=half, pre_ping=False, autocommit=True),
         leases=create_engine(
             settings,
-            pool_size=quarter,
+            pool_size=half,
             pre_ping=False,
             autocommit=True,
             durable=False,
