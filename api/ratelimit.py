@@ -132,12 +132,9 @@ class RateLimiter:
         return int(reply[0]), int(reply[1]), int(reply[2])
 
     def _keep(self, identity: str, tokens: int, left: int) -> _Reserve:
+        # Replaces what was held: a chunk is taken only once the reserve is spent or lapsed,
+        # and only one is on its way per identity, so nothing held is dropped.
         now = time.monotonic()
-        held = self._reserves.get(identity)
-        if held is not None and now < held.until:  # concurrent requests each took a chunk
-            held.tokens += tokens
-            held.left = left
-            return held
         if len(self._reserves) >= self.MAX_RESERVES:
             self._reserves = {k: r for k, r in self._reserves.items() if now < r.until}
         held = self._reserves[identity] = _Reserve(tokens, left, now + self.HOLD_S)

@@ -25,8 +25,6 @@ from tests.support.stack import (
     start_worker,
 )
 
-FIXTURES = LANGFLOW_FIXTURES
-
 
 def _describe(backend: str, redis_url: str) -> str:
     return f"flowfleet tests: database={backend}, redis={redis_url}"
@@ -102,7 +100,7 @@ def sim(llm_sim: str) -> Iterator[httpx.Client]:
 
 
 def fixture_path(name: str) -> Path:
-    return FIXTURES / f"{name}.json"
+    return LANGFLOW_FIXTURES / f"{name}.json"
 
 
 @pytest.fixture(scope="session", autouse=True)

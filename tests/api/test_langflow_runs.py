@@ -11,7 +11,8 @@ import pytest
 import redis
 
 from flowfleet.llm_sim import reply_text
-from tests.conftest import FIXTURES
+from tests.flows.langflow_fixtures import load as _export
+from tests.support.fixtures import LANGFLOW_FIXTURES
 from tests.support.stack import Stack, wait_for_run
 
 FIXTURE_IDS = {
@@ -21,10 +22,6 @@ FIXTURE_IDS = {
     "Twitter Thread Generator.json": "twitter-thread-generator",
     "Basic Prompting (OpenAIModel).json": "basic-prompting-openaimodel",
 }
-
-
-def _export(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text())
 
 
 def _template(flow: dict[str, Any], node_id: str) -> str:
@@ -50,7 +47,7 @@ def test_every_fixture_uploads_raw_and_runs(
     client.delete(f"/v1/flows/{flow_id}")
     upload = client.put(
         f"/v1/flows/{flow_id}",
-        content=(FIXTURES / name).read_bytes(),
+        content=(LANGFLOW_FIXTURES / name).read_bytes(),
         headers={"content-type": "application/json"},
     )
     assert upload.status_code == 201, upload.text

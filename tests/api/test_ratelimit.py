@@ -63,6 +63,19 @@ async def test_a_chunk_of_tokens_serves_the_next_requests_without_a_round_trip(
     assert (await _bucket(limiter, "ip:a"))[1] > after_first[1]
 
 
+async def test_each_chunk_is_held_for_its_own_hold_time(limiters: Limiters) -> None:
+    limiter = limiters(200, 400)  # chunks of 10
+    limiter.HOLD_S = 0.3
+    for _ in range(10):  # the first chunk, spent
+        await limiter.hit("ip:c")
+    await asyncio.sleep(0.2)
+    await limiter.hit("ip:c")  # a second chunk, taken while the first one's hold still runs
+    taken = await _bucket(limiter, "ip:c")
+    await asyncio.sleep(0.2)  # past the first chunk's hold, inside the second's
+    await limiter.hit("ip:c")
+    assert await _bucket(limiter, "ip:c") == taken  # served from the second chunk
+
+
 async def test_requests_that_miss_together_take_one_chunk_between_them(
     limiters: Limiters,
 ) -> None:

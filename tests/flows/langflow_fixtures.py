@@ -8,7 +8,6 @@ from typing import Any
 
 from tests.support.fixtures import LANGFLOW_FIXTURES
 
-FIXTURES = LANGFLOW_FIXTURES
 FIXTURE_NAMES = [
     "Basic Prompting.json",
     "Basic Prompt Chaining.json",
@@ -20,7 +19,7 @@ FIXTURE_NAMES = [
 
 def load(name: str) -> dict[str, Any]:
     """A fresh copy of a fixture export."""
-    return json.loads((FIXTURES / name).read_text())
+    return json.loads((LANGFLOW_FIXTURES / name).read_text())
 
 
 def node_of(flow: dict[str, Any], data_type: str) -> dict[str, Any]:

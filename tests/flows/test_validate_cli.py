@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import FIXTURES
+from tests.support.fixtures import LANGFLOW_FIXTURES
 from tests.support.llm_sim import REPO_ROOT
 
 
@@ -21,13 +21,15 @@ def _validate(*paths: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_valid_exports_and_python_flows_pass() -> None:
-    result = _validate(*sorted(FIXTURES.glob("*.json")), REPO_ROOT / "examples/flows/chat.py")
+    result = _validate(
+        *sorted(LANGFLOW_FIXTURES.glob("*.json")), REPO_ROOT / "examples/flows/chat.py"
+    )
     assert result.returncode == 0, result.stdout
     assert result.stdout.count(": ok (") == 6
 
 
 def test_invalid_export_fails_naming_node_and_field(tmp_path: Path) -> None:
-    flow = json.loads((FIXTURES / "Basic Prompting.json").read_text())
+    flow = json.loads((LANGFLOW_FIXTURES / "Basic Prompting.json").read_text())
     model = next(n for n in flow["data"]["nodes"] if n["id"] == "LanguageModelComponent-kBOja")
     model["data"]["node"]["edited"] = True
     bad = tmp_path / "bad.json"
