@@ -44,6 +44,13 @@ def problem_response(
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     errors = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            # Its loc is ("body", <character offset>): name the body, say where it breaks.
+            where = err.get("loc", ("body", "?"))[-1]
+            why = (err.get("ctx") or {}).get("error", "malformed")
+            message = f"not valid JSON ({why}, at character {where}); send a JSON object"
+            errors.append({"field": "body", "message": message})
+            continue
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
         errors.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid")})
     return errors

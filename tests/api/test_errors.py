@@ -31,7 +31,15 @@ def test_malformed_json_is_422(client: httpx.Client) -> None:
     response = client.post(
         "/v1/flows/prompt/runs", content=b"{not json", headers={"content-type": "application/json"}
     )
-    assert_problem(response, 422, "invalid_request")
+    problem = assert_problem(response, 422, "invalid_request")
+    # It names the body and where the JSON breaks, not a field called "1".
+    assert problem["errors"] == [
+        {
+            "field": "body",
+            "message": "not valid JSON (Expecting property name enclosed in double quotes, "
+            "at character 1); send a JSON object",
+        }
+    ]
 
 
 @pytest.mark.parametrize(
