@@ -46,9 +46,10 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     for err in exc.errors():
         if err.get("type") == "json_invalid":
             # Its loc is ("body", <character offset>): name the body, say where it breaks.
-            where = err.get("loc", ("body", "?"))[-1]
+            where = err.get("loc", ())[-1:]
             why = (err.get("ctx") or {}).get("error", "malformed")
-            message = f"not valid JSON ({why}, at character {where}); send a JSON object"
+            at = f", at character {where[0]}" if where and isinstance(where[0], int) else ""
+            message = f"not valid JSON ({why}{at}); send a JSON object"
             errors.append({"field": "body", "message": message})
             continue
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]

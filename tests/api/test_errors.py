@@ -40,6 +40,7 @@ def test_malformed_json_is_422(client: httpx.Client) -> None:
             "at character 1); send a JSON object",
         }
     ]
+    assert problem["detail"].startswith("body: not valid JSON")
 
 
 @pytest.mark.parametrize(
