@@ -21,6 +21,7 @@ from flows.definitions import load_dir
 from shared.db import create_engine, session_factory, transaction
 from shared.gc_tuning import tune_gc
 from shared.logging import configure_logging, get_logger
+from shared.models import SYSTEM, Flow
 from shared.queue import make_celery
 from shared.settings import Settings, get_settings
 from shared.telemetry import init_tracing
@@ -29,13 +30,20 @@ log = get_logger("api")
 
 
 async def sync_flows_dir(state: AppState) -> None:
-    """Register the flows directory's definitions (each replica may do it; it is idempotent)."""
+    """Register the flows directory's definitions as shared flows (idempotent per replica).
+
+    An id a key already uploaded under stays that key's: the directory never takes it over.
+    """
     definitions, failed = load_dir(state.settings.flows_dir)
     for name, error in failed.items():
         log.error("flows.invalid_file", file=name, problems=[p.as_json() for p in error.problems])
     async with transaction(state.sessions) as session:
         for defn in definitions:
-            await save_definition(session, defn, origin="dir")
+            taken = await session.get(Flow, defn.id)
+            if taken is not None and taken.owner != SYSTEM:
+                log.error("flows.id_taken", flow_id=defn.id, detail="a key owns this id; rename")
+                continue
+            await save_definition(session, defn, origin="dir", owner=None)
     log.info("flows.loaded", count=len(definitions), directory=str(state.settings.flows_dir))
 
 

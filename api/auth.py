@@ -1,18 +1,25 @@
 """Who is calling, what they may do, and how fast: API keys, scopes, tenancy, rate limits.
 
-One dependency (``guard``) runs for every route of the app: it authenticates the
-``Authorization: Bearer`` key, checks the scope the route needs, and spends a token
-of the caller's rate limit. Routes read the result through ``Caller``. With auth off
-(the embedded default only) every caller is the anonymous admin, rate-limited per IP.
+Each route declares the scope it needs where it is defined (``dependencies=[requires(
+RUNS_WRITE)]`` on the route, or on the ``APIRouter(...)`` that holds it; not on
+``include_router``, whose dependencies the matched route does not carry). One app-wide
+dependency (``guard``) runs for every route: it reads the declaration of the route that
+matched (never the URL text),
+authenticates the ``Authorization: Bearer`` key once, checks the scope, and spends a
+token of the caller's rate limit. A route that declares nothing needs ``admin``, so a
+forgotten declaration fails closed. Routes read the caller through ``Caller``. With auth
+off (the embedded default only) every caller is the anonymous admin, rate-limited per IP.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from redis.exceptions import RedisError
 
 from api.state import AppState, app_state
@@ -20,10 +27,14 @@ from shared.errors import InsufficientScope, RateLimited, Unauthorized
 from shared.keys import find_key, hash_key
 from shared.logging import get_logger
 from shared.models import ANONYMOUS
+from shared.settings import Settings
 
 log = get_logger("api.auth")
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc"})
+RUNS_READ = "runs:read"
+RUNS_WRITE = "runs:write"
+FLOWS_WRITE = "flows:write"
+ADMIN = "admin"
 
 
 @dataclass(frozen=True)
@@ -47,23 +58,60 @@ class Principal:
 ANONYMOUS_ADMIN = Principal(owner=ANONYMOUS, scopes=frozenset({"admin"}))
 
 
-def required_scope(method: str, path: str) -> str | None:
-    """The scope a request needs, decided here once so new routes get a sane default."""
-    if path in OPEN_PATHS:
-        return None
-    if path == "/metrics":
-        return "admin"
-    if (
-        path.startswith("/v1/flows")
-        and method in {"PUT", "DELETE", "PATCH"}
-        and ("/runs" not in path)
-    ):
-        return "flows:write"
-    if path.startswith("/v1/keys"):
-        return "admin"
-    if method in {"GET", "HEAD", "OPTIONS"}:
-        return "runs:read"
-    return "runs:write"
+@dataclass(frozen=True)
+class Requires:
+    """A route's declared scope (None: open to anyone); ``guard`` enforces it."""
+
+    scope: str | None
+    open_when: str | None = None  # a boolean setting that opens the route (metrics_public)
+
+    async def __call__(self) -> None:
+        return None  # a declaration: the check runs once, in ``guard``, before the route
+
+    def needs(self, settings: Settings) -> str | None:
+        if self.open_when is not None and getattr(settings, self.open_when):
+            return None
+        return self.scope
+
+
+def requires(scope: str | None, *, open_when: str | None = None) -> Any:
+    """Declare the scope a route or router needs: ``dependencies=[requires(RUNS_READ)]``.
+
+    ``requires(None)`` declares a route open (health probes); say so explicitly.
+    ``open_when`` names a boolean setting under which the route is open instead.
+    """
+    return Depends(Requires(scope, open_when))
+
+
+UNDECLARED = frozenset({ADMIN})  # a route that declares no scope is for admins only
+
+
+def declared(dependant: Dependant) -> list[Requires]:
+    """Every ``requires`` declaration on a route, its router and the app, in order."""
+    found: list[Requires] = []
+    for dep in dependant.dependencies:
+        if isinstance(dep.call, Requires):
+            found.append(dep.call)
+        found.extend(declared(dep))
+    return found
+
+
+# Per route object (held, so its id is never reused while cached); routes are not hashable.
+_declarations: dict[int, tuple[APIRoute, list[Requires]]] = {}
+
+
+def route_needs(route: APIRoute, settings: Settings) -> frozenset[str]:
+    """The scopes a matched route needs (empty: open); declarations are read once per route."""
+    cached = _declarations.get(id(route))
+    if cached is not None and cached[0] is route:
+        declarations = cached[1]
+    else:
+        declarations = declared(route.dependant)
+        _declarations[id(route)] = (route, declarations)
+    if not declarations:
+        return UNDECLARED
+    # Several declarations: each must hold, so none can loosen another.
+    return frozenset(s for d in declarations if (s := d.needs(settings)) is not None)
 
 
 class KeyCache:
@@ -116,13 +164,14 @@ async def _authenticate(request: Request, state: AppState) -> Principal:
 async def guard(request: Request, response: Response) -> None:
     """Authenticate, authorise and rate-limit one request; the result is ``Caller``."""
     state = app_state(request)
-    path = request.url.path
-    scope = required_scope(request.method, path)
-    if scope is None or (path == "/metrics" and state.settings.metrics_public):
+    route = request.scope.get("route")
+    needs = route_needs(route, state.settings) if isinstance(route, APIRoute) else UNDECLARED
+    if not needs:
         return
     principal = await _authenticate(request, state)
-    if not principal.allows(scope):
-        raise InsufficientScope(f"this needs the {scope!r} scope", required_scope=scope)
+    for scope in sorted(needs):
+        if not principal.allows(scope):
+            raise InsufficientScope(f"this needs the {scope!r} scope", required_scope=scope)
     request.state.principal = principal
     identity = (
         f"key:{principal.owner}"

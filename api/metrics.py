@@ -17,11 +17,13 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth import ADMIN, requires
 from shared import telemetry
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, QUEUE_DEPTH_METRIC
 from shared.settings import Settings
 
-router = APIRouter(tags=["health"])
+# Scrapers inside the cluster read it without a key unless metrics_public is off.
+router = APIRouter(tags=["health"], dependencies=[requires(ADMIN, open_when="metrics_public")])
 # A caller's request id is echoed only when it is a sane token, never arbitrary bytes in logs.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Kombu's Redis transport keeps priorities 3, 6 and 9 in sibling lists "<queue>\x06\x16<n>".

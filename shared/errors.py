@@ -85,6 +85,10 @@ class RunNotFinished(Conflict):
     code, title = "run_not_finished", "Run has not finished"
 
 
+class FlowIdTaken(Conflict):
+    code, title = "flow_id_taken", "Another owner holds this flow id"
+
+
 class IdempotencyConflict(Conflict):
     code, title = "idempotency_conflict", "Idempotency key reused with a different request"
 

@@ -33,6 +33,10 @@ NAMING_CONVENTION = {
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 ANONYMOUS = "anonymous"  # owner of runs created while auth is off
+# Owner of the shared flows: the flows directory's and an admin's uploads. Every key may
+# read and run them; only an admin may replace or delete them. Key ids are hex, so no
+# key's owner id can be this.
+SYSTEM = "system"
 
 
 def utcnow() -> datetime:
@@ -64,11 +68,18 @@ class Base(DeclarativeBase):
 
 
 class Flow(Base):
-    """A named flow and the version new runs use."""
+    """A named flow and the version new runs use.
+
+    Flow ids are global: one owner holds an id (``SYSTEM`` for shared flows, else the key
+    id that uploaded it), and another tenant's upload to a taken id is a conflict.
+    """
 
     __tablename__ = "flows"
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    owner: Mapped[str] = mapped_column(
+        String(64), default=SYSTEM, server_default=SYSTEM, index=True
+    )
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(256))
     description: Mapped[str] = mapped_column(Text, default="")

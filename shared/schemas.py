@@ -97,6 +97,7 @@ class FlowSummary(BaseModel):
     name: str
     description: str
     kind: str
+    owner: str  # "system" for a shared flow, else the id of the key that uploaded it
     version: str
     updated_at: datetime
 

@@ -9,13 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.auth import Caller
+from api.auth import RUNS_READ, Caller, requires
 from api.services import events as event_service
 from api.state import State
 from shared.models import Run
 from shared.schemas import RunOut, run_out
 
-router = APIRouter(prefix="/v1", tags=["runs"])
+router = APIRouter(prefix="/v1", tags=["runs"], dependencies=[requires(RUNS_READ)])
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 

@@ -1,4 +1,8 @@
-"""The flow registry: list, describe, upload a LangFlow export, delete."""
+"""The flow registry: list, describe, upload a LangFlow export, delete.
+
+Reading needs ``runs:read`` and shows a key its own flows and the shared ones; writing
+needs ``flows:write`` and reaches only the key's own flows (an admin's reach all).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
 
+from api.auth import FLOWS_WRITE, RUNS_READ, Caller, requires
 from api.limits import check_flow_upload
 from api.services import flows as flow_service
 from api.state import Db, State
@@ -26,6 +31,7 @@ def _summary(flow: Flow) -> FlowSummary:
         name=flow.name,
         description=flow.description,
         kind=flow.kind,
+        owner=flow.owner,
         version=flow.current_version,
         updated_at=flow.updated_at,
     )
@@ -56,18 +62,22 @@ def _flow_out(flow: Flow, version: FlowVersion, state: State) -> FlowOut:
     )
 
 
-@router.get("", response_model=FlowList)
-async def list_flows(db: Db) -> FlowList:
-    """Every flow the registry holds."""
-    return FlowList(items=[_summary(f) for f in await flow_service.list_flows(db)])
+@router.get("", response_model=FlowList, dependencies=[requires(RUNS_READ)])
+async def list_flows(db: Db, caller: Caller) -> FlowList:
+    """The flows this key may run: its own and the shared ones (an admin's: all)."""
+    flows = await flow_service.list_flows(db, owner=caller.visible_owner)
+    return FlowList(items=[_summary(f) for f in flows])
 
 
 @router.get(
-    "/{flow_id}", response_model=FlowOut, responses={404: {"description": "flow_not_found"}}
+    "/{flow_id}",
+    response_model=FlowOut,
+    responses={404: {"description": "flow_not_found"}},
+    dependencies=[requires(RUNS_READ)],
 )
-async def get_flow(flow_id: FlowId, db: Db, state: State) -> FlowOut:
+async def get_flow(flow_id: FlowId, db: Db, state: State, caller: Caller) -> FlowOut:
     """Name, description, version, inputs, components and backends of a flow."""
-    flow = await flow_service.get_flow(db, flow_id)
+    flow = await flow_service.get_flow(db, flow_id, owner=caller.visible_owner)
     version = await flow_service.get_version(db, flow.id, flow.current_version)
     return _flow_out(flow, version, state)
 
@@ -75,7 +85,13 @@ async def get_flow(flow_id: FlowId, db: Db, state: State) -> FlowOut:
 @router.put(
     "/{flow_id}",
     response_model=FlowOut,
-    responses={201: {"model": FlowOut}, 422: {"description": "invalid_flow"}},
+    responses={
+        201: {"model": FlowOut},
+        403: {"description": "insufficient_scope: a shared flow, changed by admins only"},
+        409: {"description": "flow_id_taken: another owner holds this id"},
+        422: {"description": "invalid_flow"},
+    },
+    dependencies=[requires(FLOWS_WRITE)],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -84,7 +100,7 @@ async def get_flow(flow_id: FlowId, db: Db, state: State) -> FlowOut:
     },
 )
 async def put_flow(
-    flow_id: FlowId, request: Request, db: Db, state: State, response: Response
+    flow_id: FlowId, request: Request, db: Db, state: State, caller: Caller, response: Response
 ) -> FlowOut:
     """Upload a LangFlow export as it was exported; it is validated, never executed."""
     raw = await request.body()
@@ -98,7 +114,7 @@ async def put_flow(
         problems = [p.as_json() for p in exc.problems]
         raise InvalidFlow(f"{len(problems)} problem(s): {exc}", problems=problems) from exc
     existed = await db.get(Flow, flow_id) is not None
-    flow = await flow_service.save_definition(db, defn, origin="upload")
+    flow = await flow_service.save_definition(db, defn, origin="upload", owner=caller.visible_owner)
     await db.commit()
     version = await flow_service.get_version(db, flow.id, flow.current_version)
     if not existed:
@@ -106,9 +122,14 @@ async def put_flow(
     return _flow_out(flow, version, state)
 
 
-@router.delete("/{flow_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_flow(flow_id: FlowId, db: Db) -> Response:
+@router.delete(
+    "/{flow_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": "flow_not_found"}},
+    dependencies=[requires(FLOWS_WRITE)],
+)
+async def delete_flow(flow_id: FlowId, db: Db, caller: Caller) -> Response:
     """Remove a flow; runs already queued finish on the version they were given."""
-    await flow_service.delete_flow(db, flow_id)
+    await flow_service.delete_flow(db, flow_id, owner=caller.visible_owner)
     await db.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,10 +8,12 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from api.auth import requires
 from api.state import State
 from shared.schemas import Health
 
-router = APIRouter(tags=["health"])
+# Probes answer without a key: load balancers and orchestrators call them.
+router = APIRouter(tags=["health"], dependencies=[requires(None)])
 
 
 @router.get("/healthz", response_model=Health)

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.auth import Caller
+from api.auth import RUNS_READ, RUNS_WRITE, Caller, requires
 from api.routes.events import SSE_HEADERS, wait_for
 from api.routes.runs import accept
 from api.services import events as event_service
@@ -87,7 +87,7 @@ def _failure(run: Run) -> JSONResponse:
     return openai_error(502, run.error_message or "the run failed", code)
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post("/chat/completions", dependencies=[requires(RUNS_WRITE)], response_model=None)
 async def chat_completions(
     request: Request,
     db: Db,
@@ -102,7 +102,7 @@ async def chat_completions(
         if not user_turns:
             raise InvalidRequest("messages must contain a user message", field="messages")
         body = RunCreate(input=_text(user_turns[-1]), session_id=x_session_id or chat.user)
-        flow = await flow_service.flow_for_submit(db, chat.model)
+        flow = await flow_service.flow_for_submit(db, chat.model, owner=caller.visible_owner)
     except ValidationError as exc:
         return openai_error(400, str(exc).splitlines()[0] + ": " + _first_error(exc), "invalid")
     except FlowNotFound:
@@ -173,10 +173,10 @@ async def _stream(
     yield ServerSentEvent(data="[DONE]")
 
 
-@router.get("/models")
-async def list_models(db: Db) -> dict[str, Any]:
-    """Every flow, as an OpenAI model whose id is the flow id."""
-    flows = await flow_service.list_flows(db)
+@router.get("/models", dependencies=[requires(RUNS_READ)])
+async def list_models(db: Db, caller: Caller) -> dict[str, Any]:
+    """Every flow this key may run, as an OpenAI model whose id is the flow id."""
+    flows = await flow_service.list_flows(db, owner=caller.visible_owner)
     data = [
         {
             "id": f.id,

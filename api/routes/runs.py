@@ -7,7 +7,7 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Header, Path, Query, Response, status
 
-from api.auth import Caller
+from api.auth import RUNS_READ, RUNS_WRITE, Caller, requires
 from api.limits import check_run_limits
 from api.routes.events import wait_for
 from api.services import events as event_service
@@ -38,6 +38,7 @@ FlowId = Annotated[str, Path(pattern=FLOW_ID_PATTERN)]
 
 @router.post(
     "/flows/{flow_id}/runs",
+    dependencies=[requires(RUNS_WRITE)],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RunOut,
     responses={
@@ -64,7 +65,7 @@ async def submit_run(
         validate_url(state.settings, body.webhook)
     created = True
     async with SessionOnDemand(state.sessions) as db:
-        flow = await flow_service.flow_for_submit(db, flow_id)
+        flow = await flow_service.flow_for_submit(db, flow_id, owner=caller.visible_owner)
         await flow_service.check_tweaks(db, flow, body.tweaks)
         await state.queue_gauge.check(state.settings, db, flow.id)
         if idempotency_key:
@@ -105,6 +106,7 @@ async def accept(db: Db, state: State, run: Run) -> None:
 
 @router.post(
     "/flows/{flow_id}/runs:batch",
+    dependencies=[requires(RUNS_WRITE)],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=BatchAccepted,
     responses={404: {"description": "flow_not_found"}, 422: {"description": "too many inputs"}},
@@ -122,7 +124,7 @@ async def submit_batch(
         check_run_limits(item, state.settings)
         if item.webhook:
             validate_url(state.settings, item.webhook)
-    flow = await flow_service.flow_for_submit(db, flow_id)
+    flow = await flow_service.flow_for_submit(db, flow_id, owner=caller.visible_owner)
     await state.queue_gauge.check(state.settings, db, flow.id, adding=len(body.inputs))
     runs = await run_service.create_runs(db, flow=flow, bodies=body.inputs, owner=caller.owner)
     await db.commit()
@@ -135,6 +137,7 @@ async def submit_batch(
 
 @router.post(
     "/runs/{run_id}/cancel",
+    dependencies=[requires(RUNS_WRITE)],
     response_model=RunOut,
     responses={
         200: {"description": "the run was queued and is now cancelled"},
@@ -164,6 +167,7 @@ async def cancel_run(
 
 @router.post(
     "/runs/{run_id}/retry",
+    dependencies=[requires(RUNS_WRITE)],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RunOut,
     responses={404: {"description": "run_not_found"}, 409: {"description": "run_not_finished"}},
@@ -174,7 +178,9 @@ async def retry_run(
     """Submit a finished run again (same input, session, tweaks) as a new run."""
     original = await run_service.get_run(db, run_id, owner=caller.visible_owner)
     await state.queue_gauge.check(state.settings, db, original.flow_id)
-    run = await run_service.retry_run(db, original, owner=caller.owner)
+    run = await run_service.retry_run(
+        db, original, owner=caller.owner, flow_owner=caller.visible_owner
+    )
     await accept(db, state, run)
     log.info("run.resubmitted", run_id=run.id, retry_of=original.id)
     response.headers["Location"] = f"/v1/runs/{run.id}"
@@ -182,14 +188,17 @@ async def retry_run(
 
 
 @router.get(
-    "/runs/{run_id}", response_model=RunOut, responses={404: {"description": "run_not_found"}}
+    "/runs/{run_id}",
+    dependencies=[requires(RUNS_READ)],
+    response_model=RunOut,
+    responses={404: {"description": "run_not_found"}},
 )
 async def get_run(run_id: str, db: Db, caller: Caller) -> RunOut:
     """The run: status, output, error, usage and timings."""
     return run_out(await run_service.get_run(db, run_id, owner=caller.visible_owner))
 
 
-@router.get("/runs", response_model=RunPage)
+@router.get("/runs", dependencies=[requires(RUNS_READ)], response_model=RunPage)
 async def list_runs(
     db: Db,
     caller: Caller,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from api.auth import Caller
+from api.auth import RUNS_READ, RUNS_WRITE, Caller, requires
 from api.services import runs as run_service
 from api.state import Db
 from shared.schemas import SESSION_ID_PATTERN, MessageOut, SessionMessages
@@ -15,7 +15,11 @@ router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 SessionId = Annotated[str, Path(pattern=SESSION_ID_PATTERN)]
 
 
-@router.get("/{session_id}/messages", response_model=SessionMessages)
+@router.get(
+    "/{session_id}/messages",
+    response_model=SessionMessages,
+    dependencies=[requires(RUNS_READ)],
+)
 async def get_messages(session_id: SessionId, db: Db, caller: Caller) -> SessionMessages:
     """The session's turns, oldest first (empty for an unknown session)."""
     messages = await run_service.session_messages(db, session_id, owner=caller.visible_owner)
@@ -30,7 +34,11 @@ async def get_messages(session_id: SessionId, db: Db, caller: Caller) -> Session
     )
 
 
-@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[requires(RUNS_WRITE)],
+)
 async def forget_session(session_id: SessionId, db: Db, caller: Caller) -> Response:
     """Forget the session's history."""
     await run_service.forget_session(db, session_id, owner=caller.visible_owner)

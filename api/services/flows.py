@@ -1,4 +1,11 @@
-"""The flow registry in the database: sync from the flows directory, upload, read, delete."""
+"""The flow registry in the database: sync from the flows directory, upload, read, delete.
+
+Who may reach a flow is decided here, for every caller of these functions. ``owner`` is
+the caller's visible owner (``Principal.visible_owner``): a key's id, or None for an
+admin. A key reaches its own flows and the shared ``SYSTEM`` ones; it changes only its
+own. Another owner's flow is answered exactly as a missing one (404), so a key cannot
+tell which private flows exist, except that uploading to a taken id is a 409.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.base import FlowDefinition
-from shared.errors import FlowNotFound, InvalidRequest
-from shared.models import Flow, FlowVersion
+from shared.errors import FlowIdTaken, FlowNotFound, InsufficientScope, InvalidRequest
+from shared.models import SYSTEM, Flow, FlowVersion
 
 
 def _meta(defn: FlowDefinition) -> dict[str, object]:
@@ -24,8 +31,35 @@ def _meta(defn: FlowDefinition) -> dict[str, object]:
     return data
 
 
-async def save_definition(session: AsyncSession, defn: FlowDefinition, *, origin: str) -> Flow:
-    """Store a version (once per content hash) and make it the flow's current one."""
+def visible(flow: Flow | FlowRef, owner: str | None) -> bool:
+    """Whether a caller with this visible owner may read and run the flow."""
+    return owner is None or flow.owner in (owner, SYSTEM)
+
+
+def check_writable(flow: Flow, owner: str | None) -> None:
+    """Refuse a change to a flow the caller does not own (admins own every flow)."""
+    if owner is None or flow.owner == owner:
+        return
+    if flow.owner == SYSTEM:
+        raise InsufficientScope(
+            f"{flow.id!r} is a shared flow: replacing or deleting it needs the 'admin' scope;"
+            " upload your own under another id",
+            required_scope="admin",
+        )
+    raise FlowIdTaken(f"the flow id {flow.id!r} is taken by another owner; choose another id")
+
+
+async def save_definition(
+    session: AsyncSession, defn: FlowDefinition, *, origin: str, owner: str | None
+) -> Flow:
+    """Store a version (once per content hash) and make it the flow's current one.
+
+    ``owner`` None (an admin, the flows directory) makes a new flow a shared one and may
+    replace any flow (keeping its owner); a key may replace only its own.
+    """
+    flow = await session.get(Flow, defn.id)
+    if flow is not None:
+        check_writable(flow, owner)
     exists = await session.get(FlowVersion, (defn.id, defn.version))
     if exists is None:
         try:
@@ -41,10 +75,15 @@ async def save_definition(session: AsyncSession, defn: FlowDefinition, *, origin
                 )
         except IntegrityError:
             pass  # another replica stored the same version at the same moment
-    flow = await session.get(Flow, defn.id)
     if flow is None:
-        flow = Flow(id=defn.id, options={})
-        session.add(flow)
+        flow = Flow(id=defn.id, owner=owner or SYSTEM, options={})
+        try:
+            async with session.begin_nested():
+                session.add(flow)
+        except IntegrityError as exc:  # another owner created this id at the same moment
+            raise FlowIdTaken(
+                f"the flow id {defn.id!r} was just taken; choose another id or retry"
+            ) from exc
     flow.kind = defn.kind
     flow.name = defn.name
     flow.description = defn.description
@@ -56,10 +95,15 @@ async def save_definition(session: AsyncSession, defn: FlowDefinition, *, origin
     return flow
 
 
-async def get_flow(session: AsyncSession, flow_id: str) -> Flow:
+def _not_found(flow_id: str) -> FlowNotFound:
+    return FlowNotFound(f"no flow with id {flow_id!r}; GET /v1/flows lists them")
+
+
+async def get_flow(session: AsyncSession, flow_id: str, *, owner: str | None) -> Flow:
+    """The flow, if this caller may reach it; FlowNotFound otherwise (even if it exists)."""
     flow = await session.get(Flow, flow_id)
-    if flow is None:
-        raise FlowNotFound(f"no flow with id {flow_id!r}; GET /v1/flows lists them")
+    if flow is None or not visible(flow, owner):
+        raise _not_found(flow_id)
     return flow
 
 
@@ -70,14 +114,15 @@ class FlowRef:
     id: str
     kind: str
     current_version: str
+    owner: str
 
 
 _refs: dict[str, tuple[float, FlowRef]] = {}
 FLOW_REF_TTL_S = 1.0
 
 
-async def flow_for_submit(session: AsyncSession, flow_id: str) -> FlowRef:
-    """The flow's current version, cached for a second per process.
+async def flow_for_submit(session: AsyncSession, flow_id: str, *, owner: str | None) -> FlowRef:
+    """The flow's current version, cached for a second per process; 404 if not the caller's.
 
     Submitting is the hot path; a flow changes rarely. An upload on this replica is
     seen at once, one on another replica within ``FLOW_REF_TTL_S``; either way a run
@@ -86,10 +131,15 @@ async def flow_for_submit(session: AsyncSession, flow_id: str) -> FlowRef:
     now = time.monotonic()
     cached = _refs.get(flow_id)
     if cached is not None and now - cached[0] < FLOW_REF_TTL_S:
-        return cached[1]
-    flow = await get_flow(session, flow_id)
-    ref = FlowRef(flow.id, flow.kind, flow.current_version)
-    _refs[flow_id] = (now, ref)
+        ref = cached[1]
+    else:
+        flow = await session.get(Flow, flow_id)
+        if flow is None:
+            raise _not_found(flow_id)
+        ref = FlowRef(flow.id, flow.kind, flow.current_version, flow.owner)
+        _refs[flow_id] = (now, ref)
+    if not visible(ref, owner):
+        raise _not_found(flow_id)  # another tenant's flow looks exactly like a missing one
     return ref
 
 
@@ -103,9 +153,9 @@ async def refresh_flow_refs(session: AsyncSession) -> None:
         return
     started = time.monotonic()
     rows = await session.execute(
-        select(Flow.id, Flow.kind, Flow.current_version).where(Flow.id.in_(list(_refs)))
+        select(Flow.id, Flow.kind, Flow.current_version, Flow.owner).where(Flow.id.in_(list(_refs)))
     )
-    current = {flow_id: FlowRef(flow_id, kind, version) for flow_id, kind, version in rows.all()}
+    current = {row.id: FlowRef(row.id, row.kind, row.current_version, row.owner) for row in rows}
     now = time.monotonic()
     for flow_id, (stamped, _) in list(_refs.items()):
         if stamped > started:
@@ -123,13 +173,18 @@ async def get_version(session: AsyncSession, flow_id: str, version: str) -> Flow
     return found
 
 
-async def list_flows(session: AsyncSession) -> list[Flow]:
-    return list((await session.scalars(select(Flow).order_by(Flow.id))).all())
+async def list_flows(session: AsyncSession, *, owner: str | None) -> list[Flow]:
+    """The flows this caller may reach: its own and the shared ones (an admin: all)."""
+    query = select(Flow)
+    if owner is not None:
+        query = query.where(Flow.owner.in_([owner, SYSTEM]))
+    return list((await session.scalars(query.order_by(Flow.id))).all())
 
 
-async def delete_flow(session: AsyncSession, flow_id: str) -> None:
+async def delete_flow(session: AsyncSession, flow_id: str, *, owner: str | None) -> None:
     """Remove a flow from the registry; its versions stay for the runs that used them."""
-    flow = await get_flow(session, flow_id)
+    flow = await get_flow(session, flow_id, owner=owner)
+    check_writable(flow, owner)
     _refs.pop(flow_id, None)
     await session.delete(flow)
     await session.flush()

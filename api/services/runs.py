@@ -12,7 +12,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.services.flows import FlowRef
+from api.services.flows import FlowRef, get_flow
 from shared.errors import (
     FlowNotFound,
     IdempotencyConflict,
@@ -143,14 +143,17 @@ async def get_run(session: AsyncSession, run_id: str, *, owner: str | None = Non
     return run
 
 
-async def retry_run(session: AsyncSession, original: Run, *, owner: str) -> Run:
+async def retry_run(
+    session: AsyncSession, original: Run, *, owner: str, flow_owner: str | None
+) -> Run:
     """A new queued run (not yet stored) with the original's input, session and tweaks, on
-    the current flow."""
+    the current flow, if the caller (``flow_owner``: its visible owner) may still reach it."""
     if original.status not in TERMINAL_STATUSES:
         raise RunNotFinished(f"run {original.id} is {original.status}; retry a finished run")
-    flow = await session.get(Flow, original.flow_id)
-    if flow is None:
-        raise FlowNotFound(f"flow {original.flow_id!r} no longer exists")
+    try:
+        flow = await get_flow(session, original.flow_id, owner=flow_owner)
+    except FlowNotFound as exc:
+        raise FlowNotFound(f"flow {original.flow_id!r} no longer exists") from exc
     again = RunCreate.model_construct(
         input=original.input,
         session_id=original.session_id,
