@@ -75,8 +75,16 @@ async def save_definition(
                 )
         except IntegrityError:
             pass  # another replica stored the same version at the same moment
+    fields = {
+        "kind": defn.kind,
+        "name": defn.name,
+        "description": defn.description,
+        "current_version": defn.version,
+        "origin": origin,
+        "updated_at": datetime.now(UTC),
+    }
     if flow is None:
-        flow = Flow(id=defn.id, owner=owner or SYSTEM, options={})
+        flow = Flow(id=defn.id, owner=owner or SYSTEM, options={}, **fields)
         try:
             async with session.begin_nested():
                 session.add(flow)
@@ -84,12 +92,9 @@ async def save_definition(
             raise FlowIdTaken(
                 f"the flow id {defn.id!r} was just taken; choose another id or retry"
             ) from exc
-    flow.kind = defn.kind
-    flow.name = defn.name
-    flow.description = defn.description
-    flow.current_version = defn.version
-    flow.origin = origin
-    flow.updated_at = datetime.now(UTC)
+    else:
+        for name, value in fields.items():
+            setattr(flow, name, value)
     await session.flush()
     _refs.pop(defn.id, None)
     return flow

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,10 +9,17 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from fastapi import APIRouter
+from fastapi.routing import APIRoute, iter_route_contexts
 
+from api.app import create_app
+from api.auth import ADMIN, declared, requires, route_needs
 from flowfleet.llm_sim import reply_text
+from shared.keys import SCOPES
+from shared.settings import Settings
+from tests.flows.langflow_fixtures import load as _export
 from tests.support.faults import isolated_stack
-from tests.support.llm_sim import REPO_ROOT
+from tests.support.keys import as_key, make_key
 from tests.support.stack import TERMINAL, Stack
 
 CHAT_SYSTEM = "You are a helpful assistant. Use the conversation so far."
@@ -32,23 +37,6 @@ def secure(infra: dict[str, str], llm_sim: str) -> Iterator[Stack]:
         yield stack
 
 
-def make_key(stack: Stack, scopes: str, name: str = "test") -> str:
-    """`flowfleet keys create` as an operator runs it; returns the key it prints once."""
-    out = subprocess.run(
-        [sys.executable, "-m", "flowfleet", "keys", "create", "--name", name, "--scopes", scopes],
-        env=stack.env,
-        cwd=REPO_ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return next(line.split()[1] for line in out.splitlines() if line.startswith("key:"))
-
-
-def as_key(stack: Stack, key: str) -> httpx.Client:
-    return stack.client(headers={"Authorization": f"Bearer {key}"})
-
-
 def finish(client: httpx.Client, run_id: str, timeout: float = 30) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -57,6 +45,70 @@ def finish(client: httpx.Client, run_id: str, timeout: float = 30) -> dict[str, 
             return response.json()  # type: ignore[no-any-return]
         time.sleep(0.2)
     raise AssertionError(f"run {run_id} did not finish")
+
+
+def _routes(settings: Settings) -> list[APIRoute]:
+    """Every API route of the app, as the guard sees it once it matched."""
+    app = create_app(settings)
+    routes = [c.original_route for c in iter_route_contexts(app.routes)]
+    return [r for r in routes if isinstance(r, APIRoute)]
+
+
+def test_every_route_declares_exactly_one_scope() -> None:
+    """A route added without ``requires(...)`` fails here (and needs admin until fixed)."""
+    settings = Settings(metrics_public=False)
+    routes = _routes(settings)
+    assert len(routes) > 10  # the enumeration found the app's routers
+    undeclared, several, unknown, open_routes = [], [], [], []
+    for route in routes:
+        name = f"{sorted(route.methods)} {route.path}"
+        scopes = [d.scope for d in declared(route.dependant)]
+        if not scopes:
+            undeclared.append(name)
+        elif len(scopes) > 1:
+            several.append(name)
+        elif scopes[0] is None:
+            open_routes.append(route.path)
+        elif scopes[0] not in SCOPES:
+            unknown.append(name)
+    assert undeclared == [], "declare dependencies=[requires(<scope>)] on these routes"
+    assert several == []
+    assert unknown == []
+    # Only the probes answer without a key; /metrics too, when metrics_public says so.
+    assert sorted(open_routes) == ["/healthz", "/readyz"]
+    metrics = next(r for r in routes if r.path == "/metrics")
+    assert route_needs(metrics, settings) == {ADMIN}
+    assert route_needs(metrics, Settings(metrics_public=True)) == frozenset()
+
+
+def test_flows_writes_are_declared_flows_write_whatever_the_id() -> None:
+    """The scope comes from the route that matched, so no flow id can change it."""
+    settings = Settings()
+    needs = {(m, r.path): route_needs(r, settings) for r in _routes(settings) for m in r.methods}
+    assert needs[("PUT", "/v1/flows/{flow_id}")] == {"flows:write"}
+    assert needs[("DELETE", "/v1/flows/{flow_id}")] == {"flows:write"}
+    assert needs[("POST", "/v1/flows/{flow_id}/runs")] == {"runs:write"}
+    assert needs[("GET", "/v1/flows")] == {"runs:read"}
+
+
+def test_a_route_that_declares_nothing_needs_admin() -> None:
+    router = APIRouter()
+
+    @router.get("/forgotten")
+    async def forgotten() -> None: ...
+
+    @router.get("/declared", dependencies=[requires("runs:read")])
+    async def declared_route() -> None: ...
+
+    @router.get("/both", dependencies=[requires(None), requires("runs:write")])
+    async def both() -> None: ...
+
+    by_path = {r.path: r for r in router.routes if isinstance(r, APIRoute)}
+    settings = Settings()
+    assert route_needs(by_path["/forgotten"], settings) == {ADMIN}
+    assert route_needs(by_path["/declared"], settings) == {"runs:read"}
+    # Declarations only add up: an "open" one cannot loosen another.
+    assert route_needs(by_path["/both"], settings) == {"runs:write"}
 
 
 def test_no_key_or_unknown_key_is_401_and_health_stays_open(secure: Stack) -> None:
@@ -84,6 +136,30 @@ def test_wrong_scope_is_403(secure: Stack) -> None:
     with as_key(secure, make_key(secure, "flows:write")) as author:
         # Past the scope check: the (empty) export itself is what is refused.
         assert author.put("/v1/flows/mine", json={}).json()["code"] == "invalid_flow"
+
+
+# Ids that once needed only runs:write, because the URL text contained "/runs".
+FLOW_IDS = ["prompt", "runs", "runs-evil", "evil-runs", "runs.x", "a_runs_b", "RUNS"]
+
+
+def test_a_runs_scoped_key_gets_403_on_every_flows_write(secure: Stack) -> None:
+    export = _export("Basic Prompting.json")
+    with as_key(secure, make_key(secure, "admin")) as admin:
+        for flow_id in FLOW_IDS[1:]:  # existing flows, so a DELETE would have something to do
+            assert admin.put(f"/v1/flows/{flow_id}", json=export).status_code in (200, 201)
+    for scopes in ("runs:write,runs:read", "runs:write", "runs:read"):
+        with as_key(secure, make_key(secure, scopes)) as runner:
+            for flow_id in FLOW_IDS:
+                replaced = runner.put(f"/v1/flows/{flow_id}", json=export)
+                assert replaced.status_code == 403, (scopes, flow_id, replaced.text)
+                assert replaced.json()["code"] == "insufficient_scope"
+                assert replaced.json()["required_scope"] == "flows:write"
+                deleted = runner.delete(f"/v1/flows/{flow_id}")
+                assert deleted.status_code == 403, (scopes, flow_id, deleted.text)
+                assert deleted.json()["code"] == "insufficient_scope"
+    with as_key(secure, make_key(secure, "runs:read")) as reader:
+        still = {f["id"] for f in reader.get("/v1/flows").json()["items"]}
+    assert set(FLOW_IDS) <= still  # nothing was deleted
 
 
 def test_a_key_sees_only_its_own_runs_and_sessions(secure: Stack, sim: httpx.Client) -> None:
