@@ -5,13 +5,21 @@ Two real keys against an API process with auth on, over HTTP, with a real worker
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
 import pytest
 
+from api.app import sync_flows_dir
+from shared.db import create_engine, session_factory
+from shared.settings import Settings
 from tests.flows.langflow_fixtures import load as _export
 from tests.support.faults import isolated_stack
+from tests.support.fixtures import LANGFLOW_FIXTURES
 from tests.support.keys import Key, as_key, new_key
 from tests.support.stack import Stack, wait_for_run
 
@@ -162,3 +170,27 @@ def test_a_freed_id_taken_by_another_tenant_is_not_reached_by_old_runs(
         assert retried.status_code == 404, retried.text
         assert retried.json()["code"] == "flow_not_found"
         assert a.get("/v1/flows/passed-on").status_code == 404
+
+
+async def test_the_flows_directory_never_takes_over_a_keys_id(
+    secure: Stack, keys: dict[str, Key], tmp_path: Path
+) -> None:
+    """An API start syncs the directory as shared flows, but leaves an id a key owns alone."""
+    with as_key(secure, keys["a"].key) as a:
+        owned = _upload(a, "dir-clash", "Memory Chatbot.json")
+        assert owned.status_code == 201, owned.text
+    for flow_id in ("dir-clash", "dir-new"):
+        shutil.copy(LANGFLOW_FIXTURES / "Basic Prompting.json", tmp_path / f"{flow_id}.json")
+    settings = Settings(database_url=secure.env["FLOWFLEET_DATABASE_URL"], flows_dir=tmp_path)
+    engine = create_engine(settings)
+    try:
+        state = SimpleNamespace(settings=settings, sessions=session_factory(engine))
+        await sync_flows_dir(cast(Any, state))  # what each API replica does at start
+    finally:
+        await engine.dispose()
+    with as_key(secure, keys["a"].key) as a, as_key(secure, keys["b"].key) as b:
+        kept = a.get("/v1/flows/dir-clash").json()
+        assert kept["owner"] == keys["a"].id
+        assert kept["version"] == owned.json()["version"]
+        assert b.get("/v1/flows/dir-clash").status_code == 404
+        assert b.get("/v1/flows/dir-new").json()["owner"] == "system"
