@@ -4,11 +4,11 @@ Each route declares the scope it needs where it is defined (``dependencies=[requ
 RUNS_WRITE)]`` on the route, or on the ``APIRouter(...)`` that holds it; not on
 ``include_router``, whose dependencies the matched route does not carry). One app-wide
 dependency (``guard``) runs for every route: it reads the declaration of the route that
-matched (never the URL text),
-authenticates the ``Authorization: Bearer`` key once, checks the scope, and spends a
-token of the caller's rate limit. A route that declares nothing needs ``admin``, so a
-forgotten declaration fails closed. Routes read the caller through ``Caller``. With auth
-off (the embedded default only) every caller is the anonymous admin, rate-limited per IP.
+matched (never the URL text), authenticates the ``Authorization: Bearer`` key once,
+checks the scope, and spends a token of the caller's rate limit. A route that declares
+nothing needs ``admin``, so a forgotten declaration fails closed. Routes read the caller
+through ``Caller``. With auth off (the embedded default only) every caller is the
+anonymous admin, rate-limited per IP.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return "admin" in self.scopes
+        return ADMIN in self.scopes
 
     @property
     def visible_owner(self) -> str | None:
@@ -55,7 +55,7 @@ class Principal:
         return self.is_admin or scope in self.scopes
 
 
-ANONYMOUS_ADMIN = Principal(owner=ANONYMOUS, scopes=frozenset({"admin"}))
+ANONYMOUS_ADMIN = Principal(owner=ANONYMOUS, scopes=frozenset({ADMIN}))
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ UNDECLARED = frozenset({ADMIN})  # a route that declares no scope is for admins 
 
 
 def declared(dependant: Dependant) -> list[Requires]:
-    """Every ``requires`` declaration on a route, its router and the app, in order."""
+    """Every ``requires`` declaration of a route (its own and its ``APIRouter``'s), in order."""
     found: list[Requires] = []
     for dep in dependant.dependencies:
         if isinstance(dep.call, Requires):
