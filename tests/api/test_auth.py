@@ -33,6 +33,7 @@ def secure(infra: dict[str, str], llm_sim: str) -> Iterator[Stack]:
         FLOWFLEET_AUTH_ENABLED="true",
         FLOWFLEET_RATE_LIMIT_PER_S="10",
         FLOWFLEET_RATE_LIMIT_BURST="30",
+        FLOWFLEET_METRICS_PUBLIC="false",
     ) as stack:
         yield stack
 
@@ -127,6 +128,19 @@ def test_no_key_or_unknown_key_is_401_and_health_stays_open(secure: Stack) -> No
         assert anonymous.get("/readyz").status_code == 200
     with as_key(secure, "ff_not-a-real-key") as wrong:
         assert wrong.get("/v1/runs").json()["code"] == "unauthorized"
+
+
+def test_private_metrics_need_admin(secure: Stack) -> None:
+    with secure.client() as anonymous:
+        assert anonymous.get("/metrics").status_code == 401
+    with as_key(secure, make_key(secure, "runs:read,runs:write,flows:write")) as tenant:
+        refused = tenant.get("/metrics")
+        assert refused.status_code == 403
+        assert refused.json()["required_scope"] == "admin"
+    with as_key(secure, make_key(secure, "admin")) as admin:
+        scraped = admin.get("/metrics")
+        assert scraped.status_code == 200
+        assert "flowfleet_" in scraped.text
 
 
 def test_wrong_scope_is_403(secure: Stack) -> None:
