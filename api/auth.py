@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 from redis.exceptions import RedisError
 
+from api.ratelimit import rate_identity
 from api.state import AppState, app_state
 from shared.errors import InsufficientScope, RateLimited, Unauthorized
 from shared.keys import find_key, hash_key
@@ -124,11 +125,8 @@ async def guard(request: Request, response: Response) -> None:
     if not principal.allows(scope):
         raise InsufficientScope(f"this needs the {scope!r} scope", required_scope=scope)
     request.state.principal = principal
-    identity = (
-        f"key:{principal.owner}"
-        if state.settings.auth_on
-        else f"ip:{request.client.host if request.client else 'unknown'}"
-    )
+    client = request.client.host if request.client else None
+    identity = rate_identity(state.settings, principal.owner, client)
     if state.settings.rate_limit_per_s <= 0:
         return
     try:
