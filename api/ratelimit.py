@@ -202,6 +202,9 @@ class QueueGauge:
         self._at = -math.inf
         self._counts = QueueCounts({}, {})
         self._lock = asyncio.Lock()
+        # Runs this replica admitted, with when: a count that began before one was admitted
+        # may not see its row, so the admission is added back on top of that count.
+        self._admitted: list[tuple[float, str, str, int]] = []
 
     async def counts(self, session: AsyncSession) -> QueueCounts:
         # The count runs on the request's own session: taking a second pooled connection
@@ -216,6 +219,7 @@ class QueueGauge:
 
     async def refresh(self, session: AsyncSession) -> None:
         """Count now (the API's refresher calls this twice per TTL, off the request path)."""
+        started = time.monotonic()
         rows = await session.execute(
             select(Run.flow_id, Run.owner, func.count())
             .where(Run.status == "queued")
@@ -225,6 +229,14 @@ class QueueGauge:
         for flow, owner, n in rows.all():
             counts.by_flow[flow] = counts.by_flow.get(flow, 0) + int(n)
             counts.by_owner[owner] = counts.by_owner.get(owner, 0) + int(n)
+        # An admission's row is committed a little after its check (the shared write): one
+        # admitted shortly before the count began, or since, may be missing from it, so it is
+        # added back (counted twice at worst, until a later count: erring toward the cap).
+        recent = started - self.ttl_s / 2
+        self._admitted = [entry for entry in self._admitted if entry[0] >= recent]
+        for _, flow, owner, n in self._admitted:
+            counts.by_flow[flow] = counts.by_flow.get(flow, 0) + n
+            counts.by_owner[owner] = counts.by_owner.get(owner, 0) + n
         self._counts = counts
         self._at = time.monotonic()
 
@@ -261,7 +273,8 @@ class QueueGauge:
                 f"(cap {settings.max_queued_per_flow}); retry later",
                 headers={"Retry-After": "5"},
             )
-        # Count what this replica just took, so a burst inside one second cannot overshoot far.
+        # Count what this replica just took, so a burst inside one second cannot overshoot.
+        self._admitted.append((time.monotonic(), flow_id, owner, adding))
         self._counts = QueueCounts(
             {**counts.by_flow, flow_id: mine + adding}, {**counts.by_owner, owner: owned + adding}
         )
