@@ -217,3 +217,23 @@ def test_response_cache_entries_are_per_owner() -> None:
     again = new_run(flow, RunCreate(input="same question"), "key-a")
     assert cache_key(ctx, mine) != cache_key(ctx, theirs)  # type: ignore[arg-type]
     assert cache_key(ctx, mine) == cache_key(ctx, again)  # type: ignore[arg-type]
+
+
+def test_the_database_errors_of_bad_data_are_permanent_and_outages_transient() -> None:
+    """One classification for the API and the worker (shared/db_errors.py)."""
+    from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+
+    from shared.db_errors import client_error, is_bad_data, is_transient
+
+    nul = DataError("INSERT", {}, Exception("PostgreSQL text fields cannot contain NUL"))
+    dup = IntegrityError("INSERT", {}, Exception("duplicate key value\nDETAIL: Key (id)=(x)"))
+    down = OperationalError("SELECT 1", {}, Exception("connection refused"))
+    surrogate = UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+    for bad in (nul, dup, surrogate):
+        assert is_bad_data(bad)
+        assert not is_transient(bad)
+    assert is_transient(down)
+    assert client_error(down) is None
+    assert client_error(nul).status == 422  # type: ignore[union-attr]
+    assert client_error(dup).status == 409  # type: ignore[union-attr]
+    assert "Key (id)" not in client_error(dup).message  # type: ignore[union-attr]
