@@ -130,6 +130,12 @@ class Settings(BaseSettings):
     # Backpressure: cap on queued runs, overall and per flow (0 = no cap).
     max_queued_runs: int = 100_000
     max_queued_per_flow: int = 20_000
+    # ... and per key (owner), so one key cannot fill the queue for the others; with auth
+    # off every caller is the one anonymous owner, so it acts as a second overall cap.
+    max_queued_per_key: int = 20_000
+    # With auth off, requests must name one of these hosts (or localhost, 127.0.0.1, ::1) in
+    # Host: a web page cannot reach a local instance by DNS rebinding. Set, it holds always.
+    allowed_hosts: list[str] = Field(default_factory=list)
 
     # Observability
     metrics_enabled: bool = True  # the API's /metrics
