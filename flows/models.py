@@ -23,7 +23,6 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 from openai import DefaultAioHttpClient
-from pydantic import PrivateAttr
 
 from flows.retry import CircuitBreaker, RetryPolicy, breaker_for, give_up
 from flows.routing import BackendNotAllowed, ModelSpec, route
@@ -185,21 +184,6 @@ class ResilientChatOpenAI(LimitedChatOpenAI):
     """``ChatOpenAI`` whose calls go through the backend's circuit breaker and retry policy."""
 
     backend_name: str = "default"
-    _params: tuple[int, dict[str, Any]] | None = PrivateAttr(default=None)
-
-    def _get_invocation_params(
-        self, stop: list[str] | None = None, **kwargs: Any
-    ) -> dict[str, Any]:
-        # LangChain dumps every field of the model on each call, for callbacks' metadata
-        # (measured ~8 % of the worker's event loop at 256 clients). A compiled model's
-        # fields never change, so dump them once per instance (a model_copy is another
-        # instance: its id differs, so it dumps its own). Calls with tools take the full
-        # path, which redacts credentials in tool definitions.
-        if kwargs.get("tools"):
-            return super()._get_invocation_params(stop=stop, **kwargs)
-        if self._params is None or self._params[0] != id(self):
-            self._params = (id(self), super()._get_invocation_params())
-        return {**self._params[1], "stop": stop, **kwargs}
 
     async def _agenerate(
         self,
