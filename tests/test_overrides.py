@@ -195,3 +195,14 @@ def test_celery_task_message_has_the_fields_run_message_writes() -> None:
         _Defaults(), "body", headers={}, properties={"delivery_info": {}}
     )
     assert set(envelope) == set(ours), WHAT_TO_DO
+
+
+def test_the_architecture_page_lists_every_guard() -> None:
+    from shared.settings import REPO_ROOT
+
+    page = (REPO_ROOT / "docs" / "architecture.md").read_text()
+    overrides = page.split("## Overrides", 1)[1].split("\n## ", 1)[0]
+    guards = [name for name in globals() if name.startswith("test_") and "architecture" not in name]
+    assert [g for g in guards if g not in overrides] == []
+    named = set(re.findall(r"`(test_[a-z_]+)`", overrides))
+    assert named - set(guards) == set(), "the page names guards that do not exist"
