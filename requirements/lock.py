@@ -57,7 +57,15 @@ def _compile(uv: str, out: Path, *args: str) -> None:
     # uv keeps the versions already pinned in ``out`` when they still fit: re-locking after
     # adding a dependency moves only what must move.
     cmd = [uv, "pip", "compile", "pyproject.toml", "--quiet", "--python-version", PYTHON_VERSION]
-    cmd += ["--no-header", "--annotation-style", "line", *args, "-o", str(out.relative_to(ROOT))]
+    cmd += [
+        "--universal",
+        "--no-header",
+        "--annotation-style",
+        "line",
+        *args,
+        "-o",
+        str(out.relative_to(ROOT)),
+    ]
     subprocess.run(cmd, cwd=ROOT, check=True)
     header = (
         "# The locked dependencies (requirements/lock.py; regenerate with `make lock`).\n"
