@@ -7,4 +7,5 @@ project = tomllib.load(open("pyproject.toml", "rb"))["project"]
 deps: list[str] = []
 for extra in filter(None, (e.strip() for e in os.environ.get("EXTRAS", "").split(","))):
     deps += project["optional-dependencies"][extra]
-print("\n".join(deps))  # noqa: T201 - the output is the point
+if deps:
+    print("\n".join(deps))  # noqa: T201 - the output is the point
