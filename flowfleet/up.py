@@ -183,12 +183,13 @@ def worker_processes(wanted: int | None, settings: Settings) -> int:
 def run_workers(count: int, concurrency: int | None = None) -> int:
     """``count`` Celery worker processes under one supervisor (the compose worker's command).
 
-    Each child serves its metrics on ``worker_metrics_port`` + its index. On SIGTERM the
-    children get a warm shutdown with the run deadline to finish what they hold.
+    Each child serves its metrics on ``worker_metrics_port`` + its index. SIGTERM reaches
+    every child, whose own drain (``FLOWFLEET_SHUTDOWN_GRACE_S``) finishes or hands back
+    the runs it holds; the supervisor waits for that, with a margin, before it kills.
     """
     settings = Settings()
     configure_logging(settings)
-    sup = Supervisor(grace_s=settings.run_timeout_s + 30)
+    sup = Supervisor(grace_s=settings.shutdown_grace_s + 30)
     extra = [f"--concurrency={concurrency}"] if concurrency else []
     for i in range(count):
         env = dict(os.environ)
