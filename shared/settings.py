@@ -62,6 +62,8 @@ class Settings(BaseSettings):
 
     # Worker
     worker_concurrency: int = 1000  # Celery threads; each only waits on the loop (throughput.md)
+    # Worker processes `flowfleet up` and the compose worker start; 0 = one per core.
+    worker_processes: int = Field(default=0, ge=0)
     db_pool_size: int = 20  # per process; see shared/db.py
     run_timeout_s: float = 600.0  # per-run deadline
     # Unacked messages of a dead worker are redelivered after this (leases make it safe).
