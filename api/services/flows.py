@@ -119,7 +119,7 @@ class FlowRef:
     id: str
     kind: str
     current_version: str
-    owner: str
+    owner: str = SYSTEM
 
 
 _refs: dict[str, tuple[float, FlowRef]] = {}
