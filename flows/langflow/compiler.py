@@ -71,10 +71,10 @@ class CompiledLangflow:
         self.order = [nid for layer in layers for nid in layer]
         self.values: dict[str, dict[str, Any]] = {}
         self.components: dict[str, Component] = {}
-        self.deps: dict[str, list[str]] = {nid: [] for nid in doc.nodes}
-        for edge in doc.edges:
-            if edge.source not in self.deps[edge.target]:
-                self.deps[edge.target].append(edge.source)
+        # Each node's distinct sources, in edge order (linear: dicts keep order and dedupe).
+        self.deps: dict[str, list[str]] = {
+            nid: list(dict.fromkeys(e.source for e in doc.incoming(nid))) for nid in doc.nodes
+        }
         problems: list[FlowProblem] = []
         for nid, node in doc.nodes.items():
             values, _ = literal_values(node)
@@ -89,7 +89,7 @@ class CompiledLangflow:
             raise FlowValidationError(problems)
         for nid, comp in self.components.items():
             if isinstance(comp, ModelComponent):
-                used = {e.source_output for e in doc.edges if e.source == nid}
+                used = {e.source_output for e in doc.outgoing(nid)}
                 comp.text_wanted = not used or "text_output" in used
         self.input_ids = {n.id for n in input_nodes(doc, input_type)}
         self.output_ids = [nid for nid, n in doc.nodes.items() if n.kind == "ChatOutput"] + [

@@ -27,37 +27,67 @@ def field_spec(node: LangflowNode, name: str) -> FieldSpec | None:
     return None
 
 
-def topological_layers(doc: LangflowDocument) -> list[list[str]] | None:
-    """Node ids in dependency layers (each layer's nodes are independent); None on a cycle."""
+def _dependencies(doc: LangflowDocument) -> dict[str, set[str]]:
+    # Each node's distinct sources among the document's nodes (edges to unknown ids and
+    # repeated edges between the same two nodes count once or not at all).
     deps: dict[str, set[str]] = {nid: set() for nid in doc.nodes}
     for edge in doc.edges:
         if edge.source in deps and edge.target in deps:
             deps[edge.target].add(edge.source)
+    return deps
+
+
+def topological_layers(doc: LangflowDocument) -> list[list[str]] | None:
+    """Node ids in dependency layers (each layer's nodes are independent); None on a cycle.
+
+    Kahn's algorithm, linear in nodes and edges: a layer is every node whose sources all
+    sit in earlier layers, in the document's node order.
+    """
+    deps = _dependencies(doc)
+    position = {nid: index for index, nid in enumerate(doc.nodes)}
+    dependents: dict[str, list[str]] = {nid: [] for nid in deps}
+    waiting = {nid: len(sources) for nid, sources in deps.items()}
+    for nid, sources in deps.items():
+        for source in sources:
+            dependents[source].append(nid)
+    layer = [nid for nid, count in waiting.items() if count == 0]
     layers: list[list[str]] = []
-    done: set[str] = set()
-    while len(done) < len(deps):
-        layer = [nid for nid, d in deps.items() if nid not in done and d <= done]
-        if not layer:
-            return None
+    placed = 0
+    while layer:
         layers.append(layer)
-        done.update(layer)
-    return layers
+        placed += len(layer)
+        ready: list[str] = []
+        for nid in layer:
+            for dependent in dependents[nid]:
+                waiting[dependent] -= 1
+                if waiting[dependent] == 0:
+                    ready.append(dependent)
+        layer = sorted(ready, key=position.__getitem__)
+    return layers if placed == len(deps) else None
 
 
 def _cycle_nodes(doc: LangflowDocument) -> list[str]:
+    """Nodes on a cycle: what Kahn's algorithm leaves, less what only leads away from one."""
+    deps = _dependencies(doc)
     layers = topological_layers(doc) or []
     placed = {nid for layer in layers for nid in layer}
-    # Kahn's algorithm from the other end, to keep only nodes on a cycle.
-    remaining = [nid for nid in doc.nodes if nid not in placed]
-    keep = set(remaining)
-    changed = True
-    while changed:
-        changed = False
-        for nid in list(keep):
-            if not any(e.source == nid and e.target in keep for e in doc.edges):
-                keep.discard(nid)
-                changed = True
-    return [nid for nid in remaining if nid in keep]
+    keep = {nid for nid in doc.nodes if nid not in placed}
+    # Kahn's algorithm from the other end: drop nodes with no successor left in ``keep``.
+    successors = {nid: 0 for nid in keep}
+    for nid in keep:
+        for source in deps[nid]:
+            if source in keep:
+                successors[source] += 1
+    sinks = [nid for nid, count in successors.items() if count == 0]
+    while sinks:
+        nid = sinks.pop()
+        keep.discard(nid)
+        for source in deps[nid]:
+            if source in keep:
+                successors[source] -= 1
+                if successors[source] == 0:
+                    sinks.append(source)
+    return [nid for nid in doc.nodes if nid in keep]
 
 
 def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowProblem]:
