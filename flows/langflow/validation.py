@@ -37,13 +37,8 @@ def _dependencies(doc: LangflowDocument) -> dict[str, set[str]]:
     return deps
 
 
-def topological_layers(doc: LangflowDocument) -> list[list[str]] | None:
-    """Node ids in dependency layers (each layer's nodes are independent); None on a cycle.
-
-    Kahn's algorithm, linear in nodes and edges: a layer is every node whose sources all
-    sit in earlier layers, in the document's node order.
-    """
-    deps = _dependencies(doc)
+def _layers(doc: LangflowDocument, deps: dict[str, set[str]]) -> list[list[str]]:
+    # Kahn's algorithm, linear in nodes and edges; on a cycle, the layers it could place.
     position = {nid: index for index, nid in enumerate(doc.nodes)}
     dependents: dict[str, list[str]] = {nid: [] for nid in deps}
     waiting = {nid: len(sources) for nid, sources in deps.items()}
@@ -52,10 +47,8 @@ def topological_layers(doc: LangflowDocument) -> list[list[str]] | None:
             dependents[source].append(nid)
     layer = [nid for nid, count in waiting.items() if count == 0]
     layers: list[list[str]] = []
-    placed = 0
     while layer:
         layers.append(layer)
-        placed += len(layer)
         ready: list[str] = []
         for nid in layer:
             for dependent in dependents[nid]:
@@ -63,14 +56,23 @@ def topological_layers(doc: LangflowDocument) -> list[list[str]] | None:
                 if waiting[dependent] == 0:
                     ready.append(dependent)
         layer = sorted(ready, key=position.__getitem__)
-    return layers if placed == len(deps) else None
+    return layers
+
+
+def topological_layers(doc: LangflowDocument) -> list[list[str]] | None:
+    """Node ids in dependency layers (each layer's nodes are independent); None on a cycle.
+
+    A layer is every node whose sources all sit in earlier layers, in the document's node
+    order (Kahn's algorithm: linear in nodes and edges).
+    """
+    layers = _layers(doc, _dependencies(doc))
+    return layers if sum(map(len, layers)) == len(doc.nodes) else None
 
 
 def _cycle_nodes(doc: LangflowDocument) -> list[str]:
     """Nodes on a cycle: what Kahn's algorithm leaves, less what only leads away from one."""
     deps = _dependencies(doc)
-    layers = topological_layers(doc) or []
-    placed = {nid for layer in layers for nid in layer}
+    placed = {nid for layer in _layers(doc, deps) for nid in layer}
     keep = {nid for nid in doc.nodes if nid not in placed}
     # Kahn's algorithm from the other end: drop nodes with no successor left in ``keep``.
     successors = {nid: 0 for nid in keep}
