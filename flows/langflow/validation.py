@@ -10,7 +10,8 @@ from flows.base import FlowProblem
 from flows.langflow.conditions import regex_problem
 from flows.langflow.document import LangflowDocument, LangflowEdge, LangflowNode, node_problem
 from flows.langflow.specs import ROUTER_OPERATORS, SCHEMA_TYPES, FieldSpec, accepts
-from flows.langflow.values import field_type, literal_values, prompt_variables, typed_value
+from flows.langflow.templates import TemplateError, template_variables
+from flows.langflow.values import field_type, literal_values, typed_value
 
 
 def field_spec(node: LangflowNode, name: str) -> FieldSpec | None:
@@ -135,27 +136,33 @@ def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowP
                 )
             )
     problems.extend(kind_problems(node, values, {c for c in connected if c}))
-    if node.kind == "Prompt":
-        try:
-            prompt_variables(str(values.get("template") or ""))
-        except ValueError as exc:
-            problems.append(
-                node_problem(
-                    f"prompt {node.id} has an invalid template ({exc}); "
-                    "write literal braces as {{ and }}",
-                    node,
-                    "template",
-                )
-            )
     return problems
+
+
+# The field each kind renders as a template (flows/langflow/templates.py).
+TEMPLATE_FIELDS = {"Prompt": "template", "Memory": "template", "ParserComponent": "pattern"}
+# Kinds whose literal values (or tweaks) ``kind_problems`` checks beyond their types.
+CHECKED_KINDS = frozenset({"ConditionalRouter", "StructuredOutput", *TEMPLATE_FIELDS})
 
 
 def kind_problems(
     node: LangflowNode, values: Mapping[str, Any], connected: Iterable[str] = ()
 ) -> list[FlowProblem]:
-    """Problems in the literal values of an If-Else or a Structured Output node."""
+    """Problems in the literal values of an If-Else, a Structured Output or a template."""
     problems: list[FlowProblem] = []
     connected = set(connected)
+    template_field = TEMPLATE_FIELDS.get(node.kind or "")
+    if template_field and template_field not in connected:
+        try:
+            template_variables(str(values.get(template_field) or ""))
+        except TemplateError as exc:
+            problems.append(
+                node_problem(
+                    f"{node.type} {node.id}: {template_field} is refused: {exc}",
+                    node,
+                    template_field,
+                )
+            )
     if node.kind == "ConditionalRouter":
         operator = values.get("operator") or "equals"
         if operator not in ROUTER_OPERATORS:
@@ -341,7 +348,7 @@ def validate_tweaks(doc: LangflowDocument, tweaks: Mapping[str, Any]) -> list[Fl
                 problems.append(
                     node_problem(f"tweak {node_id}.{name} has an invalid value: {exc}", node, name)
                 )
-        if len(problems) == before and node.kind in ("ConditionalRouter", "StructuredOutput"):
+        if len(problems) == before and node.kind in CHECKED_KINDS:
             values, _ = literal_values(node)
             values.update({k: typed_value(field_type(node, k), v) for k, v in fields.items()})
             connected = {e.target_field for e in doc.incoming(node.id) if e.target_field}

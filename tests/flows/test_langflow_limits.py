@@ -42,7 +42,8 @@ def test_a_20000_node_bare_graph_is_refused_at_once() -> None:
     started = time.perf_counter()
     with pytest.raises(FlowTooLarge, match="20000 nodes .* the limit is 200"):
         parse_document(text)
-    assert time.perf_counter() - started < 1.0  # ~0.1 s; the cubic validator took minutes
+    # ~0.1 s on an idle core (the cubic validator took minutes); generous for a loaded CI host
+    assert time.perf_counter() - started < 3.0
     wrapped = json.dumps({"data": json.loads(text)})
     with pytest.raises(FlowTooLarge, match="20000 nodes"):
         parse_document(wrapped)
