@@ -51,6 +51,7 @@ from flows.langflow.document import (
     input_nodes,
     parse_document,
 )
+from flows.langflow.kinds import Kind
 from flows.langflow.specs import OUTPUT_KINDS
 from flows.langflow.validation import topological_layers, validate_document, validate_tweaks
 from flows.langflow.values import field_type, literal_values, typed_value
@@ -92,21 +93,21 @@ class CompiledLangflow:
                 used = {e.source_output for e in doc.outgoing(nid)}
                 comp.text_wanted = not used or "text_output" in used
         self.input_ids = {n.id for n in input_nodes(doc, input_type)}
-        self.output_ids = [nid for nid, n in doc.nodes.items() if n.kind == "ChatOutput"] + [
-            nid for nid, n in doc.nodes.items() if n.kind in OUTPUT_KINDS - {"ChatOutput"}
+        self.output_ids = [nid for nid, n in doc.nodes.items() if n.kind == Kind.CHAT_OUTPUT] + [
+            nid for nid, n in doc.nodes.items() if n.kind in OUTPUT_KINDS - {Kind.CHAT_OUTPUT}
         ]
         first = lambda kind: next((n for n in doc.nodes.values() if n.kind == kind), None)  # noqa: E731
-        chat_in, chat_out = first("ChatInput"), first("ChatOutput")
+        chat_in, chat_out = first(Kind.CHAT_INPUT), first(Kind.CHAT_OUTPUT)
         self._user_node = chat_in.id if chat_in else None
         self._ai_node = chat_out.id if chat_out else None
 
     def _build(self, nid: str, kind: str, values: dict[str, Any]) -> Component:
-        if kind == "Prompt":
+        if kind == Kind.PROMPT:
             return PromptComponent(as_text(values.get("template")))
-        if kind in ("LanguageModelComponent", "OpenAIModel"):
+        if kind in (Kind.LANGUAGE_MODEL, Kind.OPENAI_MODEL):
             spec = model_spec(kind, values)
             return ModelComponent(nid, kind, chat_model(spec), spec)
-        if kind == "StructuredOutput":
+        if kind == Kind.STRUCTURED_OUTPUT:
             return StructuredOutputComponent(nid)
         return SIMPLE_COMPONENTS[kind]()
 

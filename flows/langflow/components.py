@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from flows.base import HistoryMessage
 from flows.langflow.conditions import evaluate_condition
+from flows.langflow.kinds import Kind
 from flows.langflow.templates import render_joined, render_template, template_variables
 from flows.models import ModelSpec
 
@@ -317,7 +318,7 @@ def model_spec(kind: str, values: Mapping[str, Any]) -> ModelSpec:
     """The ModelSpec a model node asks for; secrets only by environment variable name."""
     model_name = values.get("model_name") or None
     temperature = values.get("temperature")
-    if kind == "LanguageModelComponent":
+    if kind == Kind.LANGUAGE_MODEL:
         # LangFlow's Language Model passes only model, temperature and key.
         if model_name and model_name.startswith(REASONING_PREFIXES):
             temperature = None
@@ -396,12 +397,12 @@ def _content_text(content: Any) -> str:
 
 
 SIMPLE_COMPONENTS: dict[str, type[Component]] = {
-    "ChatInput": ChatInputComponent,
-    "TextInput": TextInputComponent,
-    "ChatOutput": ChatOutputComponent,
-    "TextOutput": TextOutputComponent,
-    "Memory": MemoryComponent,
-    "ParserComponent": ParserComponent,
-    "CombineText": CombineTextComponent,
-    "ConditionalRouter": ConditionalRouterComponent,
+    Kind.CHAT_INPUT: ChatInputComponent,
+    Kind.TEXT_INPUT: TextInputComponent,
+    Kind.CHAT_OUTPUT: ChatOutputComponent,
+    Kind.TEXT_OUTPUT: TextOutputComponent,
+    Kind.MEMORY: MemoryComponent,
+    Kind.PARSER: ParserComponent,
+    Kind.COMBINE_TEXT: CombineTextComponent,
+    Kind.CONDITIONAL_ROUTER: ConditionalRouterComponent,
 }

@@ -28,6 +28,7 @@ from itertools import accumulate
 from typing import Any, Literal
 
 from flows.base import FlowProblem, FlowValidationError
+from flows.langflow.kinds import Kind
 from flows.langflow.specs import INPUT_KINDS, ComponentSpec, spec_for
 from shared.settings import Settings, get_settings
 
@@ -386,5 +387,7 @@ def input_nodes(
     doc: LangflowDocument, input_type: InputType = DEFAULT_INPUT_TYPE
 ) -> list[LangflowNode]:
     """The nodes that receive the run's ``input`` under LangFlow's ``input_type`` rule."""
-    wanted = {"chat": {"ChatInput"}, "text": {"TextInput"}, "any": set(INPUT_KINDS)}[input_type]
+    wanted = {"chat": {Kind.CHAT_INPUT}, "text": {Kind.TEXT_INPUT}, "any": set(INPUT_KINDS)}[
+        input_type
+    ]
     return [n for n in doc.nodes.values() if n.kind in wanted]

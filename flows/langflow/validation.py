@@ -9,6 +9,7 @@ from typing import Any
 from flows.base import FlowProblem
 from flows.langflow.conditions import regex_problem
 from flows.langflow.document import LangflowDocument, LangflowEdge, LangflowNode, node_problem
+from flows.langflow.kinds import Kind
 from flows.langflow.specs import ROUTER_OPERATORS, SCHEMA_TYPES, FieldSpec, accepts
 from flows.langflow.templates import TemplateError, template_variables
 from flows.langflow.values import field_type, literal_values, typed_value
@@ -115,7 +116,7 @@ def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowP
         )
     values, value_problems = literal_values(node)
     problems.extend(value_problems)
-    if node.spec.is_model and node.kind == "LanguageModelComponent":
+    if node.spec.is_model and node.kind == Kind.LANGUAGE_MODEL:
         provider = values.get("provider") or "OpenAI"
         if provider != "OpenAI":
             problems.append(
@@ -126,7 +127,7 @@ def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowP
                     "provider",
                 )
             )
-    if node.kind == "Memory":
+    if node.kind == Kind.MEMORY:
         if values.get("mode") not in (None, "", "Retrieve"):
             problems.append(
                 node_problem(
@@ -140,9 +141,13 @@ def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowP
 
 
 # The field each kind renders as a template (flows/langflow/templates.py).
-TEMPLATE_FIELDS = {"Prompt": "template", "Memory": "template", "ParserComponent": "pattern"}
+TEMPLATE_FIELDS: dict[str, str] = {
+    Kind.PROMPT: "template",
+    Kind.MEMORY: "template",
+    Kind.PARSER: "pattern",
+}
 # Kinds whose literal values (or tweaks) ``kind_problems`` checks beyond their types.
-CHECKED_KINDS = frozenset({"ConditionalRouter", "StructuredOutput", *TEMPLATE_FIELDS})
+CHECKED_KINDS = frozenset({Kind.CONDITIONAL_ROUTER, Kind.STRUCTURED_OUTPUT, *TEMPLATE_FIELDS})
 
 
 def kind_problems(
@@ -163,7 +168,7 @@ def kind_problems(
                     template_field,
                 )
             )
-    if node.kind == "ConditionalRouter":
+    if node.kind == Kind.CONDITIONAL_ROUTER:
         operator = values.get("operator") or "equals"
         if operator not in ROUTER_OPERATORS:
             problems.append(
@@ -184,7 +189,7 @@ def kind_problems(
                         "match_text",
                     )
                 )
-    if node.kind == "StructuredOutput":
+    if node.kind == Kind.STRUCTURED_OUTPUT:
         problems.extend(schema_problems(node, values.get("output_schema") or []))
     return problems
 
