@@ -32,7 +32,8 @@ import re2
 MAX_PATTERN = 1000
 MAX_PROGRAM = 2000  # RE2 instructions; `\d{3}-\d{4}` is 12, `.{1000}` is 8,000
 MAX_REGEX_WORK = 5_000_000  # instructions x characters: ~0.2-0.4 s of one core, worst case
-RE2_MAX_MEM = 1 << 20  # compiling a bigger program is refused early, not grown
+# Compiling a bigger program is refused early, not grown: a refusal costs at most ~30 ms.
+RE2_MAX_MEM = 256 << 10
 _NUMERIC = ("less than", "less than or equal", "greater than", "greater than or equal")
 
 
@@ -50,26 +51,34 @@ def _options() -> Any:
 _OPTIONS = _options()
 
 
-@lru_cache(maxsize=256)
 def compile_regex(pattern: str) -> Any:
     """The RE2 program for a flow's pattern (cached); raises UnsafeRegex."""
+    program, refused = _compile(pattern)
+    if refused is not None:
+        raise UnsafeRegex(refused)
+    return program
+
+
+@lru_cache(maxsize=512)
+def _compile(pattern: str) -> tuple[Any, str | None]:
+    # Refusals are cached too: a pattern sent again (a tweak per run) costs nothing.
     if len(pattern) > MAX_PATTERN:
-        raise UnsafeRegex(f"the pattern has {len(pattern)} characters; the limit is {MAX_PATTERN}")
+        return None, f"the pattern has {len(pattern)} characters; the limit is {MAX_PATTERN}"
     try:
         program = re2.compile(pattern, _OPTIONS)
     except re2.error as exc:
         reason = exc.args[0] if exc.args else exc
         reason = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
-        raise UnsafeRegex(
+        return None, (
             f"not a pattern flowfleet can run ({reason}); regexes use RE2 syntax, "
             "which has no backreferences (\\1) or lookaround ((?=...), (?!...), (?<=...))"
-        ) from None
+        )
     if program.programsize > MAX_PROGRAM:
-        raise UnsafeRegex(
+        return None, (
             f"the pattern compiles to {program.programsize} RE2 instructions; the limit is "
             f"{MAX_PROGRAM} (a counted repeat like {{500}} costs one per repeat)"
         )
-    return program
+    return program, None
 
 
 def max_regex_text(program: Any) -> int:
