@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from api.services.flows import describe_upload
 from flows.base import FlowInput
 from flows.langflow.compiler import compile_langflow
 from flows.langflow.document import FlowTooLarge, GraphLimits, json_depth, parse_document
 from flows.langflow.validation import topological_layers, validate_document
+from shared.errors import PayloadTooLarge
+from shared.settings import get_settings
 from tests.flows.langflow_nodes import edge
 
 
@@ -126,3 +131,51 @@ def test_cycles_are_found_linearly() -> None:
     flow["edges"].append(edge("C-2", "combined_text", "C-1", "text2"))  # C-1 <-> C-2
     problems = validate_document(parse_document(flow))
     assert sorted(p.node_id or "" for p in problems if "cycle" in p.message) == ["C-1", "C-2"]
+
+
+@pytest.fixture
+def big_graphs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Limits raised so a 3,000-node chain is allowed (the work is then the validator's)."""
+    for name, value in {"NODES": "10000", "EDGES": "10000", "BYTES": str(10 << 20)}.items():
+        monkeypatch.setenv(f"FLOWFLEET_MAX_FLOW_{name}", value)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+async def test_upload_validation_runs_off_the_event_loop(big_graphs: None) -> None:
+    """While a large upload validates, the API's loop keeps ticking (inline: not once)."""
+    text = json.dumps(chain(3_000))
+    ticks: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        while not done.is_set():
+            await asyncio.sleep(0.01)
+            ticks.append(time.perf_counter())
+
+    tick = asyncio.create_task(ticker())
+    await asyncio.sleep(0.05)
+    started = time.perf_counter()
+    defn = await describe_upload(get_settings(), "big-chain", text)
+    ended = time.perf_counter()
+    done.set()
+    await tick
+    assert len(defn.components) == 3_002
+    during = [t for t in ticks if started < t < ended]
+    # ~1 s of validation and dozens of ticks here; a synchronous validation allows none, and a
+    # garbage collection pause may take a few (so the bound is loose, not a tick per 10 ms).
+    assert ended - started > 0.1
+    assert len(during) >= 5, (len(during), ended - started)
+
+
+async def test_upload_validation_has_a_time_budget(big_graphs: None) -> None:
+    """Past FLOWFLEET_FLOW_VALIDATION_TIMEOUT_S the upload is refused (413), not waited on."""
+    settings = get_settings().model_copy(update={"flow_validation_timeout_s": 0.001})
+    started = time.perf_counter()
+    with pytest.raises(PayloadTooLarge, match="took over 0.001 s"):
+        await describe_upload(settings, "big-chain", json.dumps(chain(3_000)))
+    assert time.perf_counter() - started < 1.0
+    bomb = json.dumps({"nodes": [{"id": f"n{i}"} for i in range(20_000)], "edges": []})
+    with pytest.raises(PayloadTooLarge, match="20000 nodes"):  # a graph limit: also 413
+        await describe_upload(get_settings(), "bomb", bomb)
