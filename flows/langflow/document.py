@@ -15,7 +15,7 @@ Limits (``GraphLimits``, from the ``FLOWFLEET_MAX_FLOW_*`` settings) hold before
 that grows with the export: its size and JSON nesting depth are checked on the text before
 it is parsed, its node and edge counts on every list before and after each group is
 inlined, so a bare graph, a wrapped one and nodes nested in groups all count. Everything
-after that (flattening, validation, compilation) is linear in nodes and edges.
+after that is linear in nodes and edges (flattening: per group inlined, at most 64).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ DEFAULT_INPUT_TYPE: InputType = "chat"
 
 
 class FlowTooLarge(FlowValidationError):
-    """The export is over a size limit (bytes, nesting, nodes, edges, validation time)."""
+    """The export is over a size limit (bytes, JSON nesting, nodes, edges)."""
 
 
 @dataclass(frozen=True)
