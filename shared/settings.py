@@ -56,7 +56,14 @@ class Settings(BaseSettings):
     max_tweaks_bytes: int = 64 * 1024  # serialized size of a run's tweaks
     max_metadata_bytes: int = 16 * 1024
     max_flow_bytes: int = 1024 * 1024  # an uploaded LangFlow export (within max_body_bytes)
+    # An export's graph after group nodes are inlined (flows/langflow/document.py), its JSON
+    # nesting (read before parsing) and the time the API spends validating it off its loop.
     max_flow_nodes: int = 200
+    max_flow_edges: int = 1000
+    max_flow_depth: int = 64  # LangFlow's starter projects nest 9-18 levels
+    flow_validation_timeout_s: float = 5.0
+    # A rendered Prompt template, Memory template or Parser pattern, in characters.
+    max_rendered_chars: int = 1_000_000
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
 

@@ -51,6 +51,7 @@ from flows.langflow.document import (
     input_nodes,
     parse_document,
 )
+from flows.langflow.kinds import Kind
 from flows.langflow.specs import OUTPUT_KINDS
 from flows.langflow.validation import topological_layers, validate_document, validate_tweaks
 from flows.langflow.values import field_type, literal_values, typed_value
@@ -71,10 +72,10 @@ class CompiledLangflow:
         self.order = [nid for layer in layers for nid in layer]
         self.values: dict[str, dict[str, Any]] = {}
         self.components: dict[str, Component] = {}
-        self.deps: dict[str, list[str]] = {nid: [] for nid in doc.nodes}
-        for edge in doc.edges:
-            if edge.source not in self.deps[edge.target]:
-                self.deps[edge.target].append(edge.source)
+        # Each node's distinct sources, in edge order (linear: dicts keep order and dedupe).
+        self.deps: dict[str, list[str]] = {
+            nid: list(dict.fromkeys(e.source for e in doc.incoming(nid))) for nid in doc.nodes
+        }
         problems: list[FlowProblem] = []
         for nid, node in doc.nodes.items():
             values, _ = literal_values(node)
@@ -89,24 +90,24 @@ class CompiledLangflow:
             raise FlowValidationError(problems)
         for nid, comp in self.components.items():
             if isinstance(comp, ModelComponent):
-                used = {e.source_output for e in doc.edges if e.source == nid}
+                used = {e.source_output for e in doc.outgoing(nid)}
                 comp.text_wanted = not used or "text_output" in used
         self.input_ids = {n.id for n in input_nodes(doc, input_type)}
-        self.output_ids = [nid for nid, n in doc.nodes.items() if n.kind == "ChatOutput"] + [
-            nid for nid, n in doc.nodes.items() if n.kind in OUTPUT_KINDS - {"ChatOutput"}
+        self.output_ids = [nid for nid, n in doc.nodes.items() if n.kind == Kind.CHAT_OUTPUT] + [
+            nid for nid, n in doc.nodes.items() if n.kind in OUTPUT_KINDS - {Kind.CHAT_OUTPUT}
         ]
         first = lambda kind: next((n for n in doc.nodes.values() if n.kind == kind), None)  # noqa: E731
-        chat_in, chat_out = first("ChatInput"), first("ChatOutput")
+        chat_in, chat_out = first(Kind.CHAT_INPUT), first(Kind.CHAT_OUTPUT)
         self._user_node = chat_in.id if chat_in else None
         self._ai_node = chat_out.id if chat_out else None
 
     def _build(self, nid: str, kind: str, values: dict[str, Any]) -> Component:
-        if kind == "Prompt":
+        if kind == Kind.PROMPT:
             return PromptComponent(as_text(values.get("template")))
-        if kind in ("LanguageModelComponent", "OpenAIModel"):
+        if kind in (Kind.LANGUAGE_MODEL, Kind.OPENAI_MODEL):
             spec = model_spec(kind, values)
             return ModelComponent(nid, kind, chat_model(spec), spec)
-        if kind == "StructuredOutput":
+        if kind == Kind.STRUCTURED_OUTPUT:
             return StructuredOutputComponent(nid)
         return SIMPLE_COMPONENTS[kind]()
 

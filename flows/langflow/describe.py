@@ -16,6 +16,7 @@ from flows.langflow.document import (
     input_nodes,
     parse_document,
 )
+from flows.langflow.kinds import Kind
 from flows.langflow.validation import validate_document
 from flows.langflow.values import literal_values
 
@@ -68,7 +69,7 @@ def describe(
         inputs=[
             {
                 "id": n.id,
-                "type": "chat" if n.kind == "ChatInput" else "text",
+                "type": "chat" if n.kind == Kind.CHAT_INPUT else "text",
                 "field": "input_value",
                 "display_name": n.display_name,
             }
@@ -77,5 +78,5 @@ def describe(
         components=_components(doc.nodes.values()),
         models=model_names(doc),
         uses_input=bool(inputs),
-        uses_history=any(n.kind == "Memory" for n in doc.nodes.values()),
+        uses_history=any(n.kind == Kind.MEMORY for n in doc.nodes.values()),
     )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flows.langflow.kinds import Kind
+
 # Types an edge can carry; LangFlow's Message is accepted where Text is (old exports).
 MESSAGE = "Message"
 TEXT = "Text"
@@ -68,7 +70,7 @@ _MODEL_OUTPUTS: dict[str, tuple[str, ...]] = {
 
 SPECS: tuple[ComponentSpec, ...] = (
     ComponentSpec(
-        "ChatInput",
+        Kind.CHAT_INPUT,
         "Chat Input",
         (
             FieldSpec("input_value", "str", (), default=""),
@@ -79,13 +81,13 @@ SPECS: tuple[ComponentSpec, ...] = (
         {"message": _MSG},
     ),
     ComponentSpec(
-        "TextInput",
+        Kind.TEXT_INPUT,
         "Text Input",
         (FieldSpec("input_value", "str", _MSG, default=""),),
         {"text": _MSG},
     ),
     ComponentSpec(
-        "ChatOutput",
+        Kind.CHAT_OUTPUT,
         "Chat Output",
         (
             FieldSpec("input_value", "str", (DATA, DATAFRAME, MESSAGE), required=True),
@@ -98,13 +100,13 @@ SPECS: tuple[ComponentSpec, ...] = (
         {"message": _MSG},
     ),
     ComponentSpec(
-        "TextOutput",
+        Kind.TEXT_OUTPUT,
         "Text Output",
         (FieldSpec("input_value", "str", _MSG, required=True),),
         {"text": _MSG},
     ),
     ComponentSpec(
-        "Prompt",
+        Kind.PROMPT,
         "Prompt",
         (
             FieldSpec("template", "prompt", default=""),
@@ -115,7 +117,7 @@ SPECS: tuple[ComponentSpec, ...] = (
         dynamic_fields=True,
     ),
     ComponentSpec(
-        "LanguageModelComponent",
+        Kind.LANGUAGE_MODEL,
         "Language Model",
         (*_MODEL_COMMON, FieldSpec("provider", "str", default="OpenAI")),
         _MODEL_OUTPUTS,
@@ -123,7 +125,7 @@ SPECS: tuple[ComponentSpec, ...] = (
         is_model=True,
     ),
     ComponentSpec(
-        "OpenAIModel",
+        Kind.OPENAI_MODEL,
         "OpenAI",
         (
             *_MODEL_COMMON,
@@ -141,7 +143,7 @@ SPECS: tuple[ComponentSpec, ...] = (
         is_model=True,
     ),
     ComponentSpec(
-        "Memory",
+        Kind.MEMORY,
         "Message History",
         (
             FieldSpec("mode", "str", default="Retrieve"),
@@ -159,7 +161,7 @@ SPECS: tuple[ComponentSpec, ...] = (
         aliases=("Message History", "MemoryComponent"),
     ),
     ComponentSpec(
-        "ParserComponent",
+        Kind.PARSER,
         "Parser",
         (
             # LangFlow's Parser takes Data/DataFrame; flowfleet also parses a Message
@@ -174,7 +176,7 @@ SPECS: tuple[ComponentSpec, ...] = (
         aliases=("parser", "Parser"),
     ),
     ComponentSpec(
-        "CombineText",
+        Kind.COMBINE_TEXT,
         "Combine Text",
         (
             FieldSpec("text1", "str", _MSG, default=""),
@@ -185,7 +187,7 @@ SPECS: tuple[ComponentSpec, ...] = (
         aliases=("CombineTextComponent",),
     ),
     ComponentSpec(
-        "ConditionalRouter",
+        Kind.CONDITIONAL_ROUTER,
         "If-Else",
         (
             FieldSpec("input_text", "str", _MSG, required=True),
@@ -203,7 +205,7 @@ SPECS: tuple[ComponentSpec, ...] = (
         aliases=("ConditionalRouterComponent", "If-Else"),
     ),
     ComponentSpec(
-        "StructuredOutput",
+        Kind.STRUCTURED_OUTPUT,
         "Structured Output",
         (
             FieldSpec("llm", "other", (LANGUAGE_MODEL,), required=True),
@@ -228,8 +230,8 @@ for _spec in SPECS:
     for _name in (_spec.kind, *_spec.aliases):
         _BY_NAME[_name] = _spec
 
-INPUT_KINDS = frozenset({"ChatInput", "TextInput"})
-OUTPUT_KINDS = frozenset({"ChatOutput", "TextOutput"})
+INPUT_KINDS = frozenset({Kind.CHAT_INPUT, Kind.TEXT_INPUT})
+OUTPUT_KINDS = frozenset({Kind.CHAT_OUTPUT, Kind.TEXT_OUTPUT})
 # ConditionalRouter (LangFlow If-Else): its operators, and the row types of a StructuredOutput
 # schema (LangFlow's build_model_from_schema names).
 ROUTER_OPERATORS = (
@@ -254,11 +256,6 @@ def spec_for(component_type: str | None) -> ComponentSpec | None:
     if not isinstance(component_type, str):
         return None
     return _BY_NAME.get(component_type)
-
-
-def supported_types() -> list[str]:
-    """Every accepted ``data.type`` name, aliases included."""
-    return sorted(_BY_NAME)
 
 
 def accepts(output_types: tuple[str, ...], input_types: tuple[str, ...]) -> bool:

@@ -1,9 +1,8 @@
-"""A LangFlow node's field values: declared types, literal values typed, prompt variables."""
+"""A LangFlow node's field values: declared types, literal values typed."""
 
 from __future__ import annotations
 
 import json
-import string
 from typing import Any
 
 from flows.base import FlowProblem
@@ -111,14 +110,3 @@ def literal_values(node: LangflowNode) -> tuple[dict[str, Any], list[FlowProblem
                 node_problem(f"field {name!r} of {node.id} has an invalid value: {exc}", node, name)
             )
     return values, problems
-
-
-def prompt_variables(template: str) -> list[str]:
-    """Variables of an f-string template (``{{``/``}}`` are literal braces). Raises ValueError."""
-    names: list[str] = []
-    for _, name, _, _ in string.Formatter().parse(template):
-        if name is not None and name not in names:
-            if not name.isidentifier():
-                raise ValueError(f"{{{name}}} is not a valid variable name")
-            names.append(name)
-    return names
