@@ -103,11 +103,14 @@ class CompiledLangflow:
     def _build(self, nid: str, kind: str, values: dict[str, Any]) -> Component:
         if kind == "Prompt":
             return PromptComponent(as_text(values.get("template")))
-        if kind in ("LanguageModelComponent", "OpenAIModel"):
+        node_spec = self.doc.nodes[nid].spec
+        if node_spec is not None and node_spec.is_model:
             spec = model_spec(kind, values)
             return ModelComponent(nid, kind, chat_model(spec), spec)
         if kind == "StructuredOutput":
-            return StructuredOutputComponent(nid)
+            connected = any(e.target_field == "llm" for e in self.doc.incoming(nid))
+            model = None if connected else chat_model(model_spec(kind, values))
+            return StructuredOutputComponent(nid, model)
         return SIMPLE_COMPONENTS[kind]()
 
     def _run_values(self, flow_input: FlowInput) -> dict[str, dict[str, Any]]:
@@ -121,6 +124,9 @@ class CompiledLangflow:
             comp = self.components[nid]
             if isinstance(comp, ModelComponent) and set(fields) - _MESSAGE_FIELDS:
                 values[nid]["__model__"] = chat_model(model_spec(comp.kind, values[nid]))
+            elif isinstance(comp, StructuredOutputComponent) and "model" in fields:
+                kind = node.kind or ""
+                values[nid]["__model__"] = chat_model(model_spec(kind, values[nid]))
         if flow_input.input is not None:
             for nid in self.input_ids:
                 values[nid]["input_value"] = flow_input.input

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flows.langflow.providers import PROVIDER_COMPONENTS
+
 # Types an edge can carry; LangFlow's Message is accepted where Text is (old exports).
 MESSAGE = "Message"
 TEXT = "Text"
 DATA = "Data"
 DATAFRAME = "DataFrame"
 LANGUAGE_MODEL = "LanguageModel"
+TOOL = "Tool"
+# LangFlow 1.12+ renamed Data to JSON and DataFrame to Table (same values on the wire).
+TYPE_ALIASES = {"JSON": DATA, "Table": DATAFRAME}
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,12 @@ SPECS: tuple[ComponentSpec, ...] = (
     ComponentSpec(
         "LanguageModelComponent",
         "Language Model",
-        (*_MODEL_COMMON, FieldSpec("provider", "str", default="OpenAI")),
+        (
+            *_MODEL_COMMON,
+            FieldSpec("provider", "str", default="OpenAI"),
+            FieldSpec("model", "model", (LANGUAGE_MODEL,), default=[]),
+            FieldSpec("max_tokens", "int"),
+        ),
         _MODEL_OUTPUTS,
         aliases=("LanguageModel",),
         is_model=True,
@@ -206,7 +216,9 @@ SPECS: tuple[ComponentSpec, ...] = (
         "StructuredOutput",
         "Structured Output",
         (
-            FieldSpec("llm", "other", (LANGUAGE_MODEL,), required=True),
+            # 1.0-1.7: a connected model (llm); 1.8+: the model field (empty: the default).
+            FieldSpec("llm", "other", (LANGUAGE_MODEL,)),
+            FieldSpec("model", "model", (LANGUAGE_MODEL,), default=[]),
             FieldSpec("input_value", "str", _MSG, required=True),
             FieldSpec(
                 "system_prompt",
@@ -221,6 +233,25 @@ SPECS: tuple[ComponentSpec, ...] = (
         {"structured_output": (DATA,), "dataframe_output": (DATAFRAME,)},
         aliases=("StructuredOutputComponent",),
     ),
+)
+
+# --- LangFlow 1.8-1.13 coverage: provider model components (flows/langflow/providers.py).
+# Each is a model node like LanguageModelComponent; its provider comes from its kind.
+SPECS += tuple(
+    ComponentSpec(
+        p.kind,
+        p.display_name,
+        (
+            *(f for f in _MODEL_COMMON if f.name != "model_name"),
+            FieldSpec(p.model_field, "str", default=""),
+            FieldSpec(p.max_tokens_field, "int"),
+            *(FieldSpec(name, "str") for name in p.extra_fields),
+        ),
+        _MODEL_OUTPUTS,
+        aliases=p.aliases,
+        is_model=True,
+    )
+    for p in PROVIDER_COMPONENTS
 )
 
 _BY_NAME: dict[str, ComponentSpec] = {}
@@ -263,7 +294,7 @@ def supported_types() -> list[str]:
 
 def accepts(output_types: tuple[str, ...], input_types: tuple[str, ...]) -> bool:
     """Whether an output of these types may feed a field accepting ``input_types``."""
-    accepted = set(input_types)
+    accepted = {TYPE_ALIASES.get(t, t) for t in input_types}
     if TEXT in accepted:
         accepted.add(MESSAGE)  # LangFlow 1.0 renamed Text outputs to Message
-    return bool(accepted.intersection(output_types))
+    return bool(accepted.intersection(TYPE_ALIASES.get(t, t) for t in output_types))

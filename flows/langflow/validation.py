@@ -9,6 +9,7 @@ from typing import Any
 from flows.base import FlowProblem
 from flows.langflow.conditions import regex_problem
 from flows.langflow.document import LangflowDocument, LangflowEdge, LangflowNode, node_problem
+from flows.langflow.providers import PROVIDER_IDS, UnknownProvider, model_choice
 from flows.langflow.specs import ROUTER_OPERATORS, SCHEMA_TYPES, FieldSpec, accepts
 from flows.langflow.values import field_type, literal_values, prompt_variables, typed_value
 
@@ -82,17 +83,7 @@ def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowP
         )
     values, value_problems = literal_values(node)
     problems.extend(value_problems)
-    if node.spec.is_model and node.kind == "LanguageModelComponent":
-        provider = values.get("provider") or "OpenAI"
-        if provider != "OpenAI":
-            problems.append(
-                node_problem(
-                    f"component {node.id} uses provider {provider!r}; only OpenAI "
-                    "(and OpenAI-compatible servers) is supported: set provider to OpenAI",
-                    node,
-                    "provider",
-                )
-            )
+    problems.extend(provider_problems(node, values))
     if node.kind == "Memory":
         if values.get("mode") not in (None, "", "Retrieve"):
             problems.append(
@@ -116,6 +107,24 @@ def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowP
                 )
             )
     return problems
+
+
+def provider_problems(node: LangflowNode, values: Mapping[str, Any]) -> list[FlowProblem]:
+    """A model field, ``provider`` or ``agent_llm`` naming a provider flowfleet cannot map."""
+    if "model" not in values and not (node.spec and node.spec.is_model) and "agent_llm" not in values:
+        return []
+    try:
+        model_choice(node.kind or "", values)
+    except UnknownProvider as exc:
+        return [
+            node_problem(
+                f"component {node.id} ({node.type}) names provider {exc.name!r}, which flowfleet "
+                "does not know; use one of " + ", ".join(PROVIDER_IDS),
+                node,
+                exc.field_name,
+            )
+        ]
+    return []
 
 
 def kind_problems(
@@ -146,6 +155,16 @@ def kind_problems(
                     )
                 )
     if node.kind == "StructuredOutput":
+        if "model" not in node.template and "llm" not in connected:
+            # Before 1.8 the model came only from the llm edge (no model field to fall back on).
+            problems.append(
+                node_problem(
+                    f"required field 'llm' of {node.id} ({node.type}) is empty and not "
+                    "connected: connect a model's model_output to it",
+                    node,
+                    "llm",
+                )
+            )
         problems.extend(schema_problems(node, values.get("output_schema") or []))
     return problems
 

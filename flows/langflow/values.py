@@ -13,6 +13,7 @@ _INT_TYPES = {"int"}
 _FLOAT_TYPES = {"float", "slider"}
 _DICT_TYPES = {"dict", "NestedDict"}
 _TABLE_TYPES = {"table"}
+_MODEL_TYPES = {"model"}  # LangFlow 1.8+ ModelInput: [{provider, name, metadata}]
 
 
 def field_type(node: LangflowNode, name: str) -> str:
@@ -72,6 +73,14 @@ def typed_value(ftype: str, value: Any) -> Any:
             value = json.loads(value)
         if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
             raise ValueError(f"expected a list of row objects, got {value!r}")
+        return value
+    if ftype in _MODEL_TYPES:
+        if value is None or value == "":
+            return []  # 1.12+ starters: unset, the deployment's default model
+        if isinstance(value, dict):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise ValueError(f"expected a list of {{provider, name}} objects, got {value!r}")
         return value
     # str, prompt, multiline, other, tab, file...: text
     if value is None:
