@@ -72,8 +72,12 @@ class ProviderComponent:
 # Field names from each LangFlow component's inputs; extra fields are accepted, not used
 # (base URLs: the backend configured for the provider decides).
 PROVIDER_COMPONENTS: tuple[ProviderComponent, ...] = (
-    ProviderComponent("GroqModel", "Groq", "groq", extra_fields=("base_url", "n", "tool_model_enabled")),
-    ProviderComponent("OllamaModel", "Ollama", "ollama", extra_fields=("base_url", "format", "top_k", "top_p")),
+    ProviderComponent(
+        "GroqModel", "Groq", "groq", extra_fields=("base_url", "n", "tool_model_enabled")
+    ),
+    ProviderComponent(
+        "OllamaModel", "Ollama", "ollama", extra_fields=("base_url", "format", "top_k", "top_p")
+    ),
     ProviderComponent("LMStudioModel", "LM Studio", "lmstudio", extra_fields=("base_url", "seed")),
     ProviderComponent(
         "AnthropicModel",
@@ -102,10 +106,27 @@ PROVIDER_COMPONENTS: tuple[ProviderComponent, ...] = (
         "mistral",
         extra_fields=("mistral_api_base", "max_retries", "timeout", "random_seed", "safe_mode"),
     ),
-    ProviderComponent("NVIDIAModelComponent", "NVIDIA", "nvidia", extra_fields=("base_url", "seed", "detailed_thinking", "tool_model_enabled")),
-    ProviderComponent("DeepSeekModelComponent", "DeepSeek", "deepseek", extra_fields=("api_base", "seed", "json_mode")),
-    ProviderComponent("OpenRouterComponent", "OpenRouter", "openrouter", extra_fields=("provider", "site_url", "app_name")),
-    ProviderComponent("xAIModel", "xAI", "xai", extra_fields=("base_url", "seed", "json_mode", "model_kwargs")),
+    ProviderComponent(
+        "NVIDIAModelComponent",
+        "NVIDIA",
+        "nvidia",
+        extra_fields=("base_url", "seed", "detailed_thinking", "tool_model_enabled"),
+    ),
+    ProviderComponent(
+        "DeepSeekModelComponent",
+        "DeepSeek",
+        "deepseek",
+        extra_fields=("api_base", "seed", "json_mode"),
+    ),
+    ProviderComponent(
+        "OpenRouterComponent",
+        "OpenRouter",
+        "openrouter",
+        extra_fields=("provider", "site_url", "app_name"),
+    ),
+    ProviderComponent(
+        "xAIModel", "xAI", "xai", extra_fields=("base_url", "seed", "json_mode", "model_kwargs")
+    ),
 )
 PROVIDER_BY_KIND: dict[str, ProviderComponent] = {p.kind: p for p in PROVIDER_COMPONENTS}
 
@@ -140,7 +161,11 @@ def model_entry(value: Any) -> Mapping[str, Any] | None:
     """The selected ``{provider, name, metadata}`` of a ModelInput value, None when unset."""
     if isinstance(value, list):
         value = next((v for v in value if isinstance(v, Mapping)), None)
-    return value if isinstance(value, Mapping) and (value.get("name") or value.get("provider")) else None
+    return (
+        value
+        if isinstance(value, Mapping) and (value.get("name") or value.get("provider"))
+        else None
+    )
 
 
 def _named(raw: Any, field_name: str) -> str | None:
@@ -157,7 +182,9 @@ def model_choice(kind: str, values: Mapping[str, Any]) -> ModelChoice:
     entry = model_entry(values.get("model"))
     if entry is not None:
         name = entry.get("name")
-        return ModelChoice(_named(entry.get("provider"), "model"), name if isinstance(name, str) and name else None)
+        return ModelChoice(
+            _named(entry.get("provider"), "model"), name if isinstance(name, str) and name else None
+        )
     component = PROVIDER_BY_KIND.get(kind)
     if component is not None:
         name = values.get(component.model_field)

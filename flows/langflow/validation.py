@@ -10,6 +10,7 @@ from flows.base import FlowProblem
 from flows.langflow.conditions import regex_problem
 from flows.langflow.document import LangflowDocument, LangflowEdge, LangflowNode, node_problem
 from flows.langflow.providers import PROVIDER_IDS, UnknownProvider, model_choice
+from flows.langflow.refusals import refusal_reason
 from flows.langflow.specs import ROUTER_OPERATORS, SCHEMA_TYPES, FieldSpec, accepts
 from flows.langflow.values import field_type, literal_values, prompt_variables, typed_value
 
@@ -63,6 +64,8 @@ def _cycle_nodes(doc: LangflowDocument) -> list[str]:
 
 def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowProblem]:
     if node.spec is None:
+        if (reason := refusal_reason(node.id, node.type)) is not None:
+            return [node_problem(reason, node)]
         return [
             node_problem(
                 f"component {node.id} has unsupported type {node.type!r}; "
@@ -111,7 +114,11 @@ def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowP
 
 def provider_problems(node: LangflowNode, values: Mapping[str, Any]) -> list[FlowProblem]:
     """A model field, ``provider`` or ``agent_llm`` naming a provider flowfleet cannot map."""
-    if "model" not in values and not (node.spec and node.spec.is_model) and "agent_llm" not in values:
+    if (
+        "model" not in values
+        and not (node.spec and node.spec.is_model)
+        and "agent_llm" not in values
+    ):
         return []
     try:
         model_choice(node.kind or "", values)
