@@ -43,6 +43,7 @@ def test_starter_verdict(sim: str, row: dict) -> None:
     named = {p.node_type for p in problems}
     assert named == set(row["refused"]), [p.message for p in problems]
     for problem in problems:
-        assert problem.node_id and problem.node_id in problem.message
+        assert problem.node_id
+        assert problem.node_id in problem.message
     with pytest.raises(FlowValidationError):
         compile_langflow(text)
