@@ -420,6 +420,9 @@ def _content_text(content: Any) -> str:
     return str(content)
 
 
+content_text = _content_text  # public for the data components (Batch Run)
+
+
 SIMPLE_COMPONENTS: dict[str, type[Component]] = {
     "ChatInput": ChatInputComponent,
     "TextInput": TextInputComponent,

@@ -232,6 +232,9 @@ def _parse_edge(raw: Mapping[str, Any]) -> LangflowEdge:
     if "fieldName" not in th:
         th = decode_handle(raw.get("targetHandle"))
     name, field_name = sh.get("name"), th.get("fieldName")
+    if field_name is None and isinstance(th.get("name"), str):
+        # A Loop's feedback edge targets the loop's ``item`` output handle, not a field.
+        field_name = th["name"]
     return LangflowEdge(
         source=str(raw.get("source")),
         source_output=name if isinstance(name, str) else None,

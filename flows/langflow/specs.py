@@ -165,7 +165,12 @@ SPECS: tuple[ComponentSpec, ...] = (
             FieldSpec("order", "str", default="Ascending"),
             FieldSpec("template", "str", _MSG, default="{sender_name}: {text}"),
         ),
-        {"messages_text": _MSG, "dataframe": (DATAFRAME,), "messages": (DATA,)},
+        {
+            "messages_text": _MSG,
+            "dataframe": (DATAFRAME,),
+            "messages": (DATA,),
+            "stored_messages": _MSG,  # Store mode
+        },
         aliases=("Message History", "MemoryComponent"),
     ),
     ComponentSpec(
@@ -252,6 +257,77 @@ SPECS += tuple(
         is_model=True,
     )
     for p in PROVIDER_COMPONENTS
+)
+
+# --- LangFlow 1.8-1.13 coverage: memory, data and control components
+# (flows/langflow/data_components.py runs them).
+EXTERNAL_MEMORY_KINDS = (
+    "RedisChatMemory",
+    "AstraDBChatMemory",
+    "CassandraChatMemory",
+    "ZepChatMemory",
+    "MongoDBChatMemory",
+    "MongoChatMemory",
+    "ElasticsearchChatMemory",
+)
+_ANY_VALUE = (MESSAGE, DATA, DATAFRAME)
+SPECS += (
+    ComponentSpec(
+        "StoreMessage",
+        "Message Store",
+        (
+            FieldSpec("message", "str", _MSG, required=True),
+            FieldSpec("memory", "other", ("Memory",)),
+            FieldSpec("sender", "str", _MSG, default=""),
+            FieldSpec("sender_name", "str", _MSG, default=""),
+            FieldSpec("session_id", "str", _MSG, default=""),
+            FieldSpec("context_id", "str", _MSG, default=""),
+        ),
+        {"stored_messages": _MSG},
+        aliases=("StoreMessageComponent",),
+    ),
+    *(
+        ComponentSpec(kind, kind, (), {"memory": ("Memory",)}, dynamic_fields=False)
+        for kind in EXTERNAL_MEMORY_KINDS
+    ),
+    ComponentSpec(
+        "TypeConverterComponent",
+        "Type Convert",
+        (
+            FieldSpec("input_data", "other", _ANY_VALUE, required=True),
+            FieldSpec("auto_parse", "bool", default=False),
+            FieldSpec("output_type", "str", default="Message"),
+        ),
+        {"message_output": _MSG, "data_output": (DATA,), "dataframe_output": (DATAFRAME,)},
+        aliases=("TypeConverter", "ConvertType"),
+    ),
+    ComponentSpec(
+        "BatchRunComponent",
+        "Batch Run",
+        (
+            # 1.4-1.7: a connected model; 1.8+: the model field (empty: the default).
+            FieldSpec("model", "model", (LANGUAGE_MODEL,), default=[]),
+            FieldSpec("api_key", "str", default=""),
+            FieldSpec("system_message", "str", _MSG, default=""),
+            FieldSpec("df", "other", (DATAFRAME,), required=True),
+            FieldSpec("column_name", "str", _MSG, default=""),
+            FieldSpec("output_column_name", "str", _MSG, default="model_response"),
+            FieldSpec("enable_metadata", "bool", default=False),
+        ),
+        {"batch_results": (DATAFRAME,)},
+        aliases=("BatchRun",),
+    ),
+    ComponentSpec(
+        "LoopComponent",
+        "Loop",
+        (
+            FieldSpec("data", "other", _ANY_VALUE, required=True),
+            # The loop body's last output comes back into ``item`` (LangFlow's loop edge).
+            FieldSpec("item", "other", (MESSAGE, DATA)),
+        ),
+        {"item": (DATA,), "done": (DATAFRAME,)},
+        aliases=("Loop",),
+    ),
 )
 
 _BY_NAME: dict[str, ComponentSpec] = {}

@@ -29,10 +29,20 @@ def field_spec(node: LangflowNode, name: str) -> FieldSpec | None:
     return None
 
 
+def is_loop_back(doc: LangflowDocument, edge: LangflowEdge) -> bool:
+    """Whether an edge is a Loop's feedback edge (the body's result back into ``item``)."""
+    target = doc.nodes.get(edge.target)
+    return target is not None and target.kind == "LoopComponent" and edge.target_field == "item"
+
+
 def topological_layers(doc: LangflowDocument) -> list[list[str]] | None:
-    """Node ids in dependency layers (each layer's nodes are independent); None on a cycle."""
+    """Node ids in dependency layers (each layer's nodes are independent); None on a cycle.
+
+    A Loop's feedback edge is not a dependency: the loop runs its body itself."""
     deps: dict[str, set[str]] = {nid: set() for nid in doc.nodes}
     for edge in doc.edges:
+        if is_loop_back(doc, edge):
+            continue
         if edge.source in deps and edge.target in deps:
             deps[edge.target].add(edge.source)
     layers: list[list[str]] = []
@@ -56,7 +66,9 @@ def _cycle_nodes(doc: LangflowDocument) -> list[str]:
     while changed:
         changed = False
         for nid in list(keep):
-            if not any(e.source == nid and e.target in keep for e in doc.edges):
+            if not any(
+                e.source == nid and e.target in keep and not is_loop_back(doc, e) for e in doc.edges
+            ):
                 keep.discard(nid)
                 changed = True
     return [nid for nid in remaining if nid in keep]
@@ -88,10 +100,11 @@ def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowP
     problems.extend(value_problems)
     problems.extend(provider_problems(node, values))
     if node.kind == "Memory":
-        if values.get("mode") not in (None, "", "Retrieve"):
+        if values.get("mode") not in (None, "", "Retrieve", "Store"):
             problems.append(
                 node_problem(
-                    f"component {node.id}: only Retrieve mode is supported; set mode to Retrieve",
+                    f"component {node.id}: mode {values.get('mode')!r} is unknown; set mode to "
+                    "Retrieve or Store",
                     node,
                     "mode",
                 )
