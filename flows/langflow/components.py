@@ -339,7 +339,7 @@ def model_spec(kind: str, values: Mapping[str, Any]) -> ModelSpec:
     if kind != "OpenAIModel":
         # LangFlow's Language Model (and the provider components, through it) passes
         # model, temperature and key; the provider components also their token limit.
-        if model_name and model_name.startswith(REASONING_PREFIXES):
+        if choice.reasoning or (model_name and model_name.startswith(REASONING_PREFIXES)):
             temperature = None
         provider = PROVIDER_BY_KIND.get(kind)
         max_tokens = values.get(provider.max_tokens_field) if provider else None

@@ -155,6 +155,14 @@ class ModelChoice:
     provider: str | None
     model_name: str | None
     connected: bool = False  # the node takes its model from an edge (agent_llm "Custom")
+    reasoning: bool = False  # the ModelInput metadata lists it as a reasoning model
+
+
+def _reasoning(entry: Mapping[str, Any], name: Any) -> bool:
+    # LangFlow sends no temperature to the models its metadata lists as reasoning models.
+    metadata = entry.get("metadata")
+    listed = metadata.get("reasoning_models") if isinstance(metadata, Mapping) else None
+    return isinstance(listed, list) and name in listed
 
 
 def model_entry(value: Any) -> Mapping[str, Any] | None:
@@ -183,7 +191,9 @@ def model_choice(kind: str, values: Mapping[str, Any]) -> ModelChoice:
     if entry is not None:
         name = entry.get("name")
         return ModelChoice(
-            _named(entry.get("provider"), "model"), name if isinstance(name, str) and name else None
+            _named(entry.get("provider"), "model"),
+            name if isinstance(name, str) and name else None,
+            reasoning=_reasoning(entry, name),
         )
     component = PROVIDER_BY_KIND.get(kind)
     if component is not None:
