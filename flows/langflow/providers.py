@@ -187,6 +187,10 @@ def _named(raw: Any, field_name: str) -> str | None:
 
 def model_choice(kind: str, values: Mapping[str, Any]) -> ModelChoice:
     """Read the provider and model of a model node; raises UnknownProvider."""
+    component = PROVIDER_BY_KIND.get(kind)
+    if component is not None:  # a provider's own component: the kind names the provider
+        name = values.get(component.model_field)
+        return ModelChoice(component.provider, name if isinstance(name, str) and name else None)
     entry = model_entry(values.get("model"))
     if entry is not None:
         name = entry.get("name")
@@ -195,10 +199,6 @@ def model_choice(kind: str, values: Mapping[str, Any]) -> ModelChoice:
             name if isinstance(name, str) and name else None,
             reasoning=_reasoning(entry, name),
         )
-    component = PROVIDER_BY_KIND.get(kind)
-    if component is not None:
-        name = values.get(component.model_field)
-        return ModelChoice(component.provider, name if isinstance(name, str) and name else None)
     name = values.get("model_name")
     model_name = name if isinstance(name, str) and name else None
     agent_llm = values.get("agent_llm")
