@@ -48,6 +48,7 @@ from flows.langflow.data_components import (
     DATA_COMPONENTS,
     BatchRunComponent,
     LoopComponent,
+    SmartRouterComponent,
     StoreMessageComponent,
 )
 from flows.langflow.document import (
@@ -70,6 +71,8 @@ from shared.settings import get_settings
 
 # Model fields whose change needs another model object (everything but the messages).
 _MESSAGE_FIELDS = frozenset({"input_value", "system_message", "stream"})
+# Nodes that build their own model from the 1.8+ ``model`` field (a tweak rebuilds it).
+_OWN_MODEL_KINDS = ("StructuredOutput", "BatchRunComponent", "SmartRouter")
 
 
 class CompiledLangflow:
@@ -172,6 +175,10 @@ class CompiledLangflow:
                 max_rows=settings.langflow_batch_max_rows,
                 concurrency=settings.langflow_batch_concurrency,
             )
+        if kind == "SmartRouter":
+            connected = any(e.target_field == "llm" for e in self.doc.incoming(nid))
+            model = None if connected else chat_model(model_spec(kind, values))
+            return SmartRouterComponent(nid, model)
         if kind == "LoopComponent":
             return LoopComponent(nid, max_items=settings.langflow_loop_max_items)
         if kind == "Memory" and values.get("mode") == "Store":
@@ -195,7 +202,7 @@ class CompiledLangflow:
             comp = self.components[nid]
             if isinstance(comp, ModelComponent) and set(fields) - _MESSAGE_FIELDS:
                 values[nid]["__model__"] = chat_model(model_spec(comp.kind, values[nid]))
-            elif isinstance(comp, StructuredOutputComponent) and "model" in fields:
+            elif node.kind in _OWN_MODEL_KINDS and "model" in fields:
                 kind = node.kind or ""
                 values[nid]["__model__"] = chat_model(model_spec(kind, values[nid]))
         if flow_input.input is not None:

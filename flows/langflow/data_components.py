@@ -35,8 +35,15 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
-from flows.langflow.components import Component, Message, RunContext, as_text, content_text
-from flows.langflow.specs import EXTERNAL_MEMORY_KINDS
+from flows.langflow.components import (
+    INACTIVE,
+    Component,
+    Message,
+    RunContext,
+    as_text,
+    content_text,
+)
+from flows.langflow.specs import EXTERNAL_MEMORY_KINDS, MAX_ROUTES
 
 
 class SessionMemory:
@@ -256,3 +263,71 @@ DATA_COMPONENTS: dict[str, type[Component]] = {
     "StoreMessage": StoreMessageComponent,
     **dict.fromkeys(EXTERNAL_MEMORY_KINDS, ExternalMemoryComponent),
 }
+
+
+def router_prompt(input_text: str, routes: Sequence[Mapping[str, Any]], custom: str = "") -> str:
+    """The classification prompt LangFlow's Smart Router sends as one user message."""
+    lines = []
+    for i, route in enumerate(routes):
+        name = route.get("route_category") or f"Category {i + 1}"
+        description = str(route.get("route_description") or "").strip()
+        lines.append(f'- "{name}": {description}' if description else f'- "{name}"')
+    prompt = (
+        "You are a text classifier. Given the following text and categories, "
+        "determine which category best matches the text.\n\n"
+        f'Text to classify: "{input_text}"\n\n'
+        "Available categories:\n" + "\n".join(lines) + "\n\n"
+        "Respond with ONLY the exact category name that best matches the text. "
+        'If none match well, respond with "NONE".\n\n'
+        "Category:"
+    )
+    if custom.strip():
+        names = ", ".join(
+            f'"{r.get("route_category") or f"Category {i + 1}"}"' for i, r in enumerate(routes)
+        )
+        # Only the two documented variables are substituted (never str.format on flow text).
+        extra = custom.replace("{input_text}", input_text).replace("{routes}", names)
+        prompt += f"\n\nAdditional Instructions:\n{extra}"
+    return prompt
+
+
+def match_route(answer: str, routes: Sequence[Mapping[str, Any]]) -> int | None:
+    """The index of the route the model named (case-insensitive), or None."""
+    answer = answer.strip().strip('"').lower()
+    return next(
+        (i for i, r in enumerate(routes) if str(r.get("route_category") or "").lower() == answer),
+        None,
+    )
+
+
+class SmartRouterComponent:
+    """Smart Router (``llm_conditional_router``): the model picks a route; only that
+    route's output is active (the others are INACTIVE, so their branches are skipped)."""
+
+    def __init__(self, node_id: str, model: BaseChatModel | None) -> None:
+        self.node_id = node_id
+        self.model = model
+
+    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        llm = values.get("llm")
+        model = llm if isinstance(llm, BaseChatModel) else values.get("__model__") or self.model
+        if not isinstance(model, BaseChatModel):
+            raise ValueError(f"{self.node_id}: choose a model for Smart Router")
+        routes = [r for r in values.get("routes") or [] if isinstance(r, Mapping)]
+        input_text = as_text(values.get("input_text"))
+        outputs: dict[str, Any] = {f"category_{i + 1}_result": INACTIVE for i in range(MAX_ROUTES)}
+        outputs["default_result"] = INACTIVE
+        index = None
+        if routes:
+            prompt = router_prompt(input_text, routes, as_text(values.get("custom_prompt")))
+            config = cast(RunnableConfig, dict(ctx.config))
+            reply = await model.ainvoke([HumanMessage(prompt)], config=config)
+            index = match_route(content_text(reply.content), routes)
+        override = as_text(values.get("message")).strip()
+        if index is not None:
+            custom = str(routes[index].get("output_value") or "").strip()
+            text = override or (custom if custom.lower() != "none" else "") or input_text
+            outputs[f"category_{index + 1}_result"] = Message(text)
+        elif values.get("enable_else_output"):
+            outputs["default_result"] = Message(override or input_text)
+        return outputs

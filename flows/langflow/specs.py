@@ -271,6 +271,7 @@ EXTERNAL_MEMORY_KINDS = (
     "ElasticsearchChatMemory",
 )
 _ANY_VALUE = (MESSAGE, DATA, DATAFRAME)
+MAX_ROUTES = 32  # Smart Router: outputs category_1_result .. category_32_result
 SPECS += (
     ComponentSpec(
         "StoreMessage",
@@ -316,6 +317,26 @@ SPECS += (
         ),
         {"batch_results": (DATAFRAME,)},
         aliases=("BatchRun",),
+    ),
+    ComponentSpec(
+        "SmartRouter",
+        "Smart Router",
+        (
+            # 1.4-1.7: a connected model (llm); 1.8+: the model field (empty: the default).
+            FieldSpec("llm", "other", (LANGUAGE_MODEL,)),
+            FieldSpec("model", "model", (LANGUAGE_MODEL,), default=[]),
+            FieldSpec("api_key", "str", default=""),
+            FieldSpec("input_text", "str", _MSG, required=True),
+            FieldSpec("routes", "table", required=True, default=[]),
+            FieldSpec("message", "str", _MSG, default=""),
+            FieldSpec("enable_else_output", "bool", default=False),
+            FieldSpec("custom_prompt", "str", _MSG, default=""),
+        ),
+        {
+            **{f"category_{i}_result": _MSG for i in range(1, MAX_ROUTES + 1)},  # one per route
+            "default_result": _MSG,
+        },
+        aliases=("SmartRouterComponent", "LLMConditionalRouter"),
     ),
     ComponentSpec(
         "LoopComponent",

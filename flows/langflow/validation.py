@@ -11,7 +11,7 @@ from flows.langflow.conditions import regex_problem
 from flows.langflow.document import LangflowDocument, LangflowEdge, LangflowNode, node_problem
 from flows.langflow.providers import PROVIDER_IDS, UnknownProvider, model_choice
 from flows.langflow.refusals import refusal_reason
-from flows.langflow.specs import ROUTER_OPERATORS, SCHEMA_TYPES, FieldSpec, accepts
+from flows.langflow.specs import MAX_ROUTES, ROUTER_OPERATORS, SCHEMA_TYPES, FieldSpec, accepts
 from flows.langflow.values import field_type, literal_values, prompt_variables, typed_value
 
 
@@ -172,6 +172,25 @@ def kind_problems(
                         f"If-Else {node.id}: match_text is refused as a regex: {why}",
                         node,
                         "match_text",
+                    )
+                )
+    if node.kind == "SmartRouter":
+        routes = values.get("routes") or []
+        if len(routes) > MAX_ROUTES:
+            problems.append(
+                node_problem(
+                    f"Smart Router {node.id} has {len(routes)} routes; at most {MAX_ROUTES}",
+                    node,
+                    "routes",
+                )
+            )
+        for index, row in enumerate(routes if isinstance(routes, list) else []):
+            if not isinstance(row, dict) or not str(row.get("route_category") or "").strip():
+                problems.append(
+                    node_problem(
+                        f"route {index + 1} of Smart Router {node.id} has no route_category",
+                        node,
+                        "routes",
                     )
                 )
     if node.kind == "StructuredOutput":

@@ -12,7 +12,13 @@ from flowfleet.llm_sim import reply_text
 from flows.base import FlowInput, FlowValidationError, HistoryMessage
 from flows.langflow.compiler import compile_langflow
 from flows.langflow.components import Message, as_text, model_spec
-from flows.langflow.data_components import to_data, to_dataframe, to_message
+from flows.langflow.data_components import (
+    match_route,
+    router_prompt,
+    to_data,
+    to_dataframe,
+    to_message,
+)
 from flows.langflow.providers import PROVIDER_COMPONENTS, UnknownProvider, model_choice
 from shared.settings import get_settings
 from tests.flows.conftest import sim_requests
@@ -304,3 +310,68 @@ async def test_store_message_passes_the_message_on(sim: str) -> None:
 
 def test_as_text_of_rows_is_json() -> None:
     assert json.loads(as_text({"a": 1}).strip("`json\n")) == {"a": 1}
+
+
+# --- Smart Router -----------------------------------------------------------------------
+
+ROUTES = [
+    {"route_category": "Positive", "route_description": "Praise", "output_value": ""},
+    {"route_category": "Negative", "route_description": "", "output_value": "Sorry!"},
+]
+
+
+def _router_flow(*, enable_else: bool) -> dict[str, Any]:
+    return {
+        "nodes": [
+            node("ChatInput-1", "ChatInput", input_value=""),
+            node(
+                "SmartRouter-1",
+                "SmartRouter",
+                model=model_field("OpenAI", "gpt-4o-mini"),
+                input_text=("str", "", ["Message"]),
+                routes=("table", ROUTES, []),
+                enable_else_output=("bool", enable_else, []),
+            ),
+            node("ChatOutput-pos", "ChatOutput", input_value=("str", "", ["Message"])),
+            node("ChatOutput-else", "ChatOutput", input_value=("str", "", ["Message"])),
+        ],
+        "edges": [
+            edge("ChatInput-1", "message", "SmartRouter-1", "input_text"),
+            edge("SmartRouter-1", "category_1_result", "ChatOutput-pos", "input_value"),
+            edge("SmartRouter-1", "default_result", "ChatOutput-else", "input_value"),
+        ],
+    }
+
+
+async def test_smart_router_asks_once_and_routes_no_match_to_else(sim: str) -> None:
+    """The model's answer names no route: every category branch is skipped, Else gets the
+    input; the request is LangFlow's classification prompt as one user message."""
+    result = await compile_langflow(_router_flow(enable_else=True)).ainvoke(FlowInput("Great!"), {})
+    (request,) = sim_requests(sim)
+    assert _roles(request) == [("user", router_prompt("Great!", ROUTES))]
+    assert request["messages"][0]["content"].startswith("You are a text classifier.")
+    assert '- "Positive": Praise\n- "Negative"\n' in request["messages"][0]["content"]
+    assert result.outputs == {"ChatOutput-else": "Great!"}
+
+
+async def test_smart_router_without_else_runs_no_branch(sim: str) -> None:
+    result = await compile_langflow(_router_flow(enable_else=False)).ainvoke(FlowInput("Hm"), {})
+    assert result.outputs == {}
+    assert len(sim_requests(sim)) == 1
+
+
+def test_smart_router_matching_and_prompt_variables() -> None:
+    assert match_route(' "negative" ', ROUTES) == 1
+    assert match_route("NONE", ROUTES) is None
+    prompt = router_prompt("x", ROUTES, custom="Text {input_text}; routes {routes}; {other}")
+    assert prompt.endswith(
+        'Additional Instructions:\nText x; routes "Positive", "Negative"; {other}'
+    )
+
+
+def test_smart_router_routes_need_a_name() -> None:
+    flow = _router_flow(enable_else=True)
+    flow["nodes"][1]["data"]["node"]["template"]["routes"]["value"] = [{"route_category": ""}]
+    with pytest.raises(FlowValidationError) as info:
+        compile_langflow(flow)
+    assert [p.field for p in info.value.problems] == ["routes"]
