@@ -200,6 +200,21 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+# LangFlow's own component packages (1.8+: lfx, with the 1.12+ bundles under it).
+_OFFICIAL_MODULES = ("lfx.components.", "langflow.components.")
+
+
+def bundled_class(inner: Mapping[str, Any]) -> str | None:
+    """The class of an official component named by ``metadata.module`` (LangFlow 1.8+),
+    e.g. ``lfx.components.openai.openai_chat_model.OpenAIModelComponent``; None when the
+    module is not one of LangFlow's own (a custom component's class name means nothing)."""
+    metadata = inner.get("metadata")
+    module = metadata.get("module") if isinstance(metadata, dict) else None
+    if not isinstance(module, str) or not module.startswith(_OFFICIAL_MODULES):
+        return None
+    return module.rsplit(".", 1)[-1]
+
+
 def _parse_node(raw: Mapping[str, Any]) -> LangflowNode | None:
     if raw.get("type") == "noteNode":
         return None
@@ -216,7 +231,7 @@ def _parse_node(raw: Mapping[str, Any]) -> LangflowNode | None:
     return LangflowNode(
         id=str(node_id),
         type=str(ctype) if ctype is not None else "",
-        spec=spec_for(ctype),
+        spec=spec_for(ctype) or spec_for(bundled_class(inner)),
         display_name=str(inner.get("display_name") or ctype or node_id),
         template=template,
         edited=inner.get("edited") is True,
