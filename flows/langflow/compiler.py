@@ -58,6 +58,7 @@ from flows.langflow.document import (
     input_nodes,
     parse_document,
 )
+from flows.langflow.providers import OWN_MODEL_KINDS
 from flows.langflow.specs import OUTPUT_KINDS
 from flows.langflow.validation import (
     is_loop_back,
@@ -71,8 +72,6 @@ from shared.settings import get_settings
 
 # Model fields whose change needs another model object (everything but the messages).
 _MESSAGE_FIELDS = frozenset({"input_value", "system_message", "stream"})
-# Nodes that build their own model from the 1.8+ ``model`` field (a tweak rebuilds it).
-_OWN_MODEL_KINDS = ("StructuredOutput", "BatchRunComponent", "SmartRouter")
 
 
 class CompiledLangflow:
@@ -202,7 +201,7 @@ class CompiledLangflow:
             comp = self.components[nid]
             if isinstance(comp, ModelComponent) and set(fields) - _MESSAGE_FIELDS:
                 values[nid]["__model__"] = chat_model(model_spec(comp.kind, values[nid]))
-            elif node.kind in _OWN_MODEL_KINDS and "model" in fields:
+            elif node.kind in OWN_MODEL_KINDS and "model" in fields:
                 kind = node.kind or ""
                 values[nid]["__model__"] = chat_model(model_spec(kind, values[nid]))
         if flow_input.input is not None:

@@ -51,6 +51,8 @@ _PROVIDER_NAMES: dict[str, str] = {
     "watsonx": "ibm-watsonx",
     "ibm-watsonx": "ibm-watsonx",
 }
+# Non-model nodes that build their own model from the 1.8+ ``model`` field.
+OWN_MODEL_KINDS = frozenset({"StructuredOutput", "BatchRunComponent", "SmartRouter"})
 PROVIDER_IDS: tuple[str, ...] = tuple(sorted(set(_PROVIDER_NAMES.values())))
 # agent_llm / provider values meaning "the model comes from an edge", not a provider.
 CONNECTED_MODEL = frozenset({"custom", "connectothermodels", "connectothermodel"})

@@ -19,6 +19,7 @@ from flows.langflow.data_components import (
     to_dataframe,
     to_message,
 )
+from flows.langflow.describe import describe
 from flows.langflow.providers import PROVIDER_COMPONENTS, UnknownProvider, model_choice
 from shared.settings import get_settings
 from tests.flows.conftest import sim_requests
@@ -390,3 +391,9 @@ def test_metadata_module_identifies_an_official_component_under_another_type_nam
     with pytest.raises(FlowValidationError) as info:
         compile_langflow(flow)
     assert [p.node_id for p in info.value.problems] == [model["id"]]
+
+
+def test_describe_lists_the_models_of_every_format() -> None:
+    definition = describe("f", starter("1.8.4", "Financial Report Parser.json"))
+    assert definition.models == ["claude-opus-4-5-20251101"]
+    assert describe("g", starter("1.13.0", "Basic Prompting.json")).models == []
