@@ -228,10 +228,12 @@ def _parse_node(raw: Mapping[str, Any]) -> LangflowNode | None:
         if isinstance(v, dict) and not k.startswith("_") and k != "code"
     }
     node_id = raw.get("id") or data.get("id")
+    if not ctype:  # data.type decides; the module's class names a node exported without one
+        ctype = bundled_class(inner)
     return LangflowNode(
         id=str(node_id),
         type=str(ctype) if ctype is not None else "",
-        spec=spec_for(ctype) or spec_for(bundled_class(inner)),
+        spec=spec_for(ctype),
         display_name=str(inner.get("display_name") or ctype or node_id),
         template=template,
         edited=inner.get("edited") is True,

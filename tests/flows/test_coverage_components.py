@@ -378,15 +378,21 @@ def test_smart_router_routes_need_a_name() -> None:
     assert [p.field for p in info.value.problems] == ["routes"]
 
 
-def test_metadata_module_identifies_an_official_component_under_another_type_name() -> None:
-    """1.8+ exports name the component's class in metadata.module (bundles since 1.12); a
-    node whose data.type is a display name is known by it, a non-LangFlow module is not."""
+def test_metadata_module_names_a_node_exported_without_a_type() -> None:
+    """1.8+ exports name the component's class in metadata.module (bundles since 1.12): a
+    node without data.type is known by it; data.type, when set, decides (a tampered type is
+    not rescued by the module), and a module outside LangFlow's own names nothing."""
     flow = starter("1.13.0", "Basic Prompting.json")
     model = next(
         n for n in flow["data"]["nodes"] if n["data"].get("type") == "LanguageModelComponent"
     )
-    model["data"]["type"] = "Language Model (renamed)"
+    del model["data"]["type"]
     assert compile_langflow(flow).doc.nodes[model["id"]].kind == "LanguageModelComponent"
+    model["data"]["type"] = "MysteryComponent"
+    with pytest.raises(FlowValidationError) as info:
+        compile_langflow(flow)
+    assert [p.node_id for p in info.value.problems] == [model["id"]]
+    del model["data"]["type"]
     model["data"]["node"]["metadata"]["module"] = "my_package.LanguageModelComponent"
     with pytest.raises(FlowValidationError) as info:
         compile_langflow(flow)
