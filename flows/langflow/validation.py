@@ -367,7 +367,11 @@ def validate_tweaks(doc: LangflowDocument, tweaks: Mapping[str, Any]) -> list[Fl
                 problems.append(
                     node_problem(f"tweak {node_id}.{name} has an invalid value: {exc}", node, name)
                 )
-        if len(problems) == before and node.kind in ("ConditionalRouter", "StructuredOutput"):
+        if len(problems) == before and node.kind in (
+            "ConditionalRouter",
+            "StructuredOutput",
+            "SmartRouter",
+        ):
             values, _ = literal_values(node)
             values.update({k: typed_value(field_type(node, k), v) for k, v in fields.items()})
             connected = {e.target_field for e in doc.incoming(node.id) if e.target_field}
