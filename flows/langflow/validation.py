@@ -376,4 +376,8 @@ def validate_tweaks(doc: LangflowDocument, tweaks: Mapping[str, Any]) -> list[Fl
             values.update({k: typed_value(field_type(node, k), v) for k, v in fields.items()})
             connected = {e.target_field for e in doc.incoming(node.id) if e.target_field}
             problems.extend(kind_problems(node, values, connected))
+        if len(problems) == before and {"model", "provider", "agent_llm"} & set(fields):
+            values, _ = literal_values(node)
+            values.update({k: typed_value(field_type(node, k), v) for k, v in fields.items()})
+            problems.extend(provider_problems(node, values))
     return problems

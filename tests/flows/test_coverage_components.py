@@ -403,3 +403,19 @@ def test_describe_lists_the_models_of_every_format() -> None:
     definition = describe("f", starter("1.8.4", "Financial Report Parser.json"))
     assert definition.models == ["claude-opus-4-5-20251101"]
     assert describe("g", starter("1.13.0", "Basic Prompting.json")).models == []
+
+
+async def test_tweaks_of_the_new_fields_are_checked_before_the_run(sim: str) -> None:
+    """A tweak naming an unknown provider or an unnamed Smart Router route is refused; a
+    tweak to the model field builds that run's model."""
+    router = compile_langflow(_router_flow(enable_else=True))
+    bad_routes = {"SmartRouter-1": {"routes": [{"route_category": ""}]}}
+    bad_model = {"SmartRouter-1": {"model": [{"provider": "Acme", "name": "m"}]}}
+    for tweaks, field in ((bad_routes, "routes"), (bad_model, "model")):
+        with pytest.raises(FlowValidationError) as info:
+            await router.ainvoke(FlowInput("x", tweaks=tweaks), {})
+        assert [p.field for p in info.value.problems] == [field]
+    assert sim_requests(sim) == []
+    good = {"SmartRouter-1": {"model": [{"provider": "Groq", "name": "llama-tweaked"}]}}
+    await router.ainvoke(FlowInput("x", tweaks=good), {})
+    assert [r["model"] for r in sim_requests(sim)] == ["llama-tweaked"]
