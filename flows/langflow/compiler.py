@@ -59,7 +59,7 @@ from flows.langflow.document import (
     parse_document,
 )
 from flows.langflow.providers import OWN_MODEL_KINDS
-from flows.langflow.specs import OUTPUT_KINDS
+from flows.langflow.specs import OUTPUT_KINDS, SECRET_FIELDS
 from flows.langflow.validation import (
     is_loop_back,
     topological_layers,
@@ -195,7 +195,7 @@ class CompiledLangflow:
         for nid, fields in (flow_input.tweaks or {}).items():
             node = self.doc.nodes[nid]
             for name, raw in fields.items():
-                if node.spec and node.spec.is_model and name in ("api_key", "openai_api_key"):
+                if name in SECRET_FIELDS:
                     continue  # secrets never come from the request either
                 values[nid][name] = typed_value(field_type(node, name), raw)
             comp = self.components[nid]

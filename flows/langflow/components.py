@@ -346,7 +346,10 @@ def model_spec(kind: str, values: Mapping[str, Any]) -> ModelSpec:
         return ModelSpec(
             model_name=model_name,
             provider=choice.provider,
-            api_key_env=values.get("api_key__env"),
+            api_key_env=next(
+                (values[k] for k in sorted(values) if k.endswith("api_key__env") and values[k]),
+                None,
+            ),
             temperature=temperature,
             max_tokens=max_tokens or None,
             streaming=None,  # per run: ModelComponent.run asks for a stream when `stream` is on

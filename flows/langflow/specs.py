@@ -374,7 +374,22 @@ ROUTER_OPERATORS = (
 )
 SCHEMA_TYPES = ("str", "int", "float", "bool", "boolean", "dict", "list", "number", "text")
 # Fields whose value is a secret's name or a secret: never a literal that flowfleet uses.
-SECRET_FIELDS = frozenset({"api_key", "openai_api_key"})
+SECRET_FIELDS = frozenset(
+    {
+        "api_key",
+        "openai_api_key",
+        # provider components of older releases named their key field after the provider
+        "anthropic_api_key",
+        "google_api_key",
+        "groq_api_key",
+        "mistral_api_key",
+        "nvidia_api_key",
+        "deepseek_api_key",
+        "openrouter_api_key",
+        "xai_api_key",
+        "azure_api_key",
+    }
+)
 
 
 def spec_for(component_type: str | None) -> ComponentSpec | None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from flows.base import FlowProblem
 from flows.langflow.document import LangflowNode, node_problem
+from flows.langflow.specs import SECRET_FIELDS
 
 _INT_TYPES = {"int"}
 _FLOAT_TYPES = {"float", "slider"}
@@ -110,7 +111,7 @@ def literal_values(node: LangflowNode) -> tuple[dict[str, Any], list[FlowProblem
             values[name] = None
             values[f"{name}__env"] = value if isinstance(value, str) and value else None
             continue
-        if name in {"api_key", "openai_api_key"}:
+        if name in SECRET_FIELDS:
             values[name] = None  # secrets never come from flow JSON
             continue
         try:

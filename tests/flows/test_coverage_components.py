@@ -419,3 +419,21 @@ async def test_tweaks_of_the_new_fields_are_checked_before_the_run(sim: str) -> 
     good = {"SmartRouter-1": {"model": [{"provider": "Groq", "name": "llama-tweaked"}]}}
     await router.ainvoke(FlowInput("x", tweaks=good), {})
     assert [r["model"] for r in sim_requests(sim)] == ["llama-tweaked"]
+
+
+def test_provider_key_fields_name_a_variable_and_literal_keys_are_dropped() -> None:
+    """Older provider components name their key field after the provider: a load_from_db
+    value is the environment variable's name; a key typed into the export is never read."""
+    flow = with_kind(
+        load("Basic Prompting.json"), "LanguageModelComponent", "GoogleGenerativeAIModel"
+    )
+    model = next(
+        n for n in flow["data"]["nodes"] if n["data"].get("type") == "GoogleGenerativeAIModel"
+    )
+    template = model["data"]["node"]["template"]
+    template.pop("api_key", None)
+    template["google_api_key"] = {"type": "str", "value": "GOOGLE_API_KEY", "load_from_db": True}
+    template["anthropic_api_key"] = {"type": "str", "value": "sk-literal-secret"}
+    compiled = compile_langflow(flow)
+    assert compiled.components[model["id"]].spec.api_key_env == "GOOGLE_API_KEY"  # type: ignore[attr-defined]
+    assert "sk-literal-secret" not in json.dumps(compiled.values[model["id"]], default=str)
