@@ -146,6 +146,11 @@ class Settings(BaseSettings):
     # Host: a web page cannot reach a local instance by DNS rebinding. Set, it holds always.
     allowed_hosts: list[str] = Field(default_factory=list)
 
+    # LangFlow Loop and Batch Run: hard bounds per node and run (a flow over them fails).
+    langflow_loop_max_items: int = 100  # items one Loop iterates over
+    langflow_batch_max_rows: int = 100  # rows one Batch Run sends to its model
+    langflow_batch_concurrency: int = 8  # model calls one Batch Run has in flight
+
     # Observability
     metrics_enabled: bool = True  # the API's /metrics
     worker_metrics_port: int = 0  # each worker serves /metrics here; 0 = off

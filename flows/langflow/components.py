@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from flows.base import HistoryMessage
 from flows.langflow.conditions import evaluate_condition
 from flows.langflow.kinds import Kind
+from flows.langflow.providers import PROVIDER_BY_KIND, model_choice
 from flows.langflow.templates import render_joined, render_template, template_variables
 from flows.models import ModelSpec
 
@@ -276,8 +277,9 @@ def schema_model(rows: Sequence[Mapping[str, Any]], schema_name: str) -> type[Ba
 class StructuredOutputComponent:
     """Asks the connected model for LangFlow's schema; the model object comes from an edge."""
 
-    def __init__(self, node_id: str) -> None:
+    def __init__(self, node_id: str, model: BaseChatModel | None = None) -> None:
         self.node_id = node_id
+        self.model = model  # built from the 1.8+ ``model`` field; an ``llm`` edge wins
         self._models: dict[str, type[BaseModel]] = {}
 
     def _schema(self, rows: Sequence[Mapping[str, Any]], schema_name: str) -> type[BaseModel]:
@@ -290,7 +292,7 @@ class StructuredOutputComponent:
         return model
 
     async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        llm = values.get("llm")
+        llm = values.get("llm") or values.get("__model__") or self.model
         if not isinstance(llm, BaseChatModel):
             raise ValueError(f"{self.node_id}: connect a model's model_output to llm")
         rows = values.get("output_schema") or []
@@ -315,21 +317,35 @@ class StructuredOutputComponent:
 
 
 def model_spec(kind: str, values: Mapping[str, Any]) -> ModelSpec:
-    """The ModelSpec a model node asks for; secrets only by environment variable name."""
-    model_name = values.get("model_name") or None
+    """The ModelSpec a model node asks for; secrets only by environment variable name.
+
+    The provider and model come from whichever field the export's release uses (see
+    ``providers``); an unset model (1.12+ starters) is the deployment's default.
+    """
+    choice = model_choice(kind, values)
+    model_name = choice.model_name
     temperature = values.get("temperature")
-    if kind == Kind.LANGUAGE_MODEL:
-        # LangFlow's Language Model passes only model, temperature and key.
-        if model_name and model_name.startswith(REASONING_PREFIXES):
+    if kind != Kind.OPENAI_MODEL:
+        # LangFlow's Language Model (and the provider components, through it) passes
+        # model, temperature and key; the provider components also their token limit.
+        if choice.reasoning or (model_name and model_name.startswith(REASONING_PREFIXES)):
             temperature = None
+        provider = PROVIDER_BY_KIND.get(kind)
+        max_tokens = values.get(provider.max_tokens_field) if provider else None
         return ModelSpec(
             model_name=model_name,
-            api_key_env=values.get("api_key__env"),
+            provider=choice.provider,
+            api_key_env=next(
+                (values[k] for k in sorted(values) if k.endswith("api_key__env") and values[k]),
+                None,
+            ),
             temperature=temperature,
+            max_tokens=max_tokens or None,
             streaming=None,  # per run: ModelComponent.run asks for a stream when `stream` is on
         )
     return ModelSpec(
         model_name=model_name,
+        provider="openai",
         base_url=values.get("openai_api_base") or None,
         api_key_env=values.get("api_key__env"),
         temperature=0.1 if temperature is None else temperature,
@@ -394,6 +410,9 @@ def _content_text(content: Any) -> str:
             if isinstance(b, str) or (isinstance(b, dict) and b.get("type") == "text")
         )
     return str(content)
+
+
+content_text = _content_text  # public for the data components (Batch Run)
 
 
 SIMPLE_COMPONENTS: dict[str, type[Component]] = {

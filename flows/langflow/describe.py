@@ -17,6 +17,7 @@ from flows.langflow.document import (
     parse_document,
 )
 from flows.langflow.kinds import Kind
+from flows.langflow.providers import OWN_MODEL_KINDS, UnknownProvider, model_choice
 from flows.langflow.validation import validate_document
 from flows.langflow.values import literal_values
 
@@ -25,9 +26,12 @@ def model_names(doc: LangflowDocument) -> list[str]:
     """Model names the flow's model nodes ask for, in node order, unique."""
     names: list[str] = []
     for node in doc.nodes.values():
-        if node.spec and node.spec.is_model:
+        if node.spec and (node.spec.is_model or node.kind in OWN_MODEL_KINDS):
             values, _ = literal_values(node)
-            name = values.get("model_name")
+            try:  # every export format's model field (flows/langflow/providers.py)
+                name = model_choice(node.kind or "", values).model_name
+            except UnknownProvider:
+                continue
             if name and name not in names:
                 names.append(name)
     return names

@@ -314,6 +314,21 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+# LangFlow's own component packages (1.8+: lfx, with the 1.12+ bundles under it).
+_OFFICIAL_MODULES = ("lfx.components.", "langflow.components.")
+
+
+def bundled_class(inner: Mapping[str, Any]) -> str | None:
+    """The class of an official component named by ``metadata.module`` (LangFlow 1.8+),
+    e.g. ``lfx.components.openai.openai_chat_model.OpenAIModelComponent``; None when the
+    module is not one of LangFlow's own (a custom component's class name means nothing)."""
+    metadata = inner.get("metadata")
+    module = metadata.get("module") if isinstance(metadata, dict) else None
+    if not isinstance(module, str) or not module.startswith(_OFFICIAL_MODULES):
+        return None
+    return module.rsplit(".", 1)[-1]
+
+
 def _parse_node(raw: Mapping[str, Any]) -> LangflowNode | None:
     if raw.get("type") == "noteNode":
         return None
@@ -327,6 +342,8 @@ def _parse_node(raw: Mapping[str, Any]) -> LangflowNode | None:
         if isinstance(v, dict) and not k.startswith("_") and k != "code"
     }
     node_id = raw.get("id") or data.get("id")
+    if not ctype:  # data.type decides; the module's class names a node exported without one
+        ctype = bundled_class(inner)
     return LangflowNode(
         id=str(node_id),
         type=str(ctype) if ctype is not None else "",
@@ -346,6 +363,9 @@ def _parse_edge(raw: Mapping[str, Any]) -> LangflowEdge:
     if "fieldName" not in th:
         th = decode_handle(raw.get("targetHandle"))
     name, field_name = sh.get("name"), th.get("fieldName")
+    if field_name is None and isinstance(th.get("name"), str):
+        # A Loop's feedback edge targets the loop's ``item`` output handle, not a field.
+        field_name = th["name"]
     return LangflowEdge(
         source=str(raw.get("source")),
         source_output=name if isinstance(name, str) else None,

@@ -10,7 +10,9 @@ from flows.base import FlowProblem
 from flows.langflow.conditions import regex_problem
 from flows.langflow.document import LangflowDocument, LangflowEdge, LangflowNode, node_problem
 from flows.langflow.kinds import Kind
-from flows.langflow.specs import ROUTER_OPERATORS, SCHEMA_TYPES, FieldSpec, accepts
+from flows.langflow.providers import PROVIDER_IDS, UnknownProvider, model_choice
+from flows.langflow.refusals import refusal_reason
+from flows.langflow.specs import MAX_ROUTES, ROUTER_OPERATORS, SCHEMA_TYPES, FieldSpec, accepts
 from flows.langflow.templates import TemplateError, template_variables
 from flows.langflow.values import field_type, literal_values, typed_value
 
@@ -29,11 +31,20 @@ def field_spec(node: LangflowNode, name: str) -> FieldSpec | None:
     return None
 
 
+def is_loop_back(doc: LangflowDocument, edge: LangflowEdge) -> bool:
+    """Whether an edge is a Loop's feedback edge (the body's result back into ``item``)."""
+    target = doc.nodes.get(edge.target)
+    return target is not None and target.kind == "LoopComponent" and edge.target_field == "item"
+
+
 def _dependencies(doc: LangflowDocument) -> dict[str, set[str]]:
     # Each node's distinct sources among the document's nodes (edges to unknown ids and
-    # repeated edges between the same two nodes count once or not at all).
+    # repeated edges between the same two nodes count once or not at all). A Loop's feedback
+    # edge is not a dependency: the loop runs its body itself.
     deps: dict[str, set[str]] = {nid: set() for nid in doc.nodes}
     for edge in doc.edges:
+        if is_loop_back(doc, edge):
+            continue
         if edge.source in deps and edge.target in deps:
             deps[edge.target].add(edge.source)
     return deps
@@ -96,6 +107,8 @@ def _cycle_nodes(doc: LangflowDocument) -> list[str]:
 
 def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowProblem]:
     if node.spec is None:
+        if (reason := refusal_reason(node.id, node.type)) is not None:
+            return [node_problem(reason, node)]
         return [
             node_problem(
                 f"component {node.id} has unsupported type {node.type!r}; "
@@ -116,22 +129,13 @@ def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowP
         )
     values, value_problems = literal_values(node)
     problems.extend(value_problems)
-    if node.spec.is_model and node.kind == Kind.LANGUAGE_MODEL:
-        provider = values.get("provider") or "OpenAI"
-        if provider != "OpenAI":
-            problems.append(
-                node_problem(
-                    f"component {node.id} uses provider {provider!r}; only OpenAI "
-                    "(and OpenAI-compatible servers) is supported: set provider to OpenAI",
-                    node,
-                    "provider",
-                )
-            )
+    problems.extend(provider_problems(node, values))
     if node.kind == Kind.MEMORY:
-        if values.get("mode") not in (None, "", "Retrieve"):
+        if values.get("mode") not in (None, "", "Retrieve", "Store"):
             problems.append(
                 node_problem(
-                    f"component {node.id}: only Retrieve mode is supported; set mode to Retrieve",
+                    f"component {node.id}: mode {values.get('mode')!r} is unknown; set mode to "
+                    "Retrieve or Store",
                     node,
                     "mode",
                 )
@@ -147,7 +151,31 @@ TEMPLATE_FIELDS: dict[str, str] = {
     Kind.PARSER: "pattern",
 }
 # Kinds whose literal values (or tweaks) ``kind_problems`` checks beyond their types.
-CHECKED_KINDS = frozenset({Kind.CONDITIONAL_ROUTER, Kind.STRUCTURED_OUTPUT, *TEMPLATE_FIELDS})
+CHECKED_KINDS = frozenset(
+    {Kind.CONDITIONAL_ROUTER, Kind.STRUCTURED_OUTPUT, "SmartRouter", *TEMPLATE_FIELDS}
+)
+
+
+def provider_problems(node: LangflowNode, values: Mapping[str, Any]) -> list[FlowProblem]:
+    """A model field, ``provider`` or ``agent_llm`` naming a provider flowfleet cannot map."""
+    if (
+        "model" not in values
+        and not (node.spec and node.spec.is_model)
+        and "agent_llm" not in values
+    ):
+        return []
+    try:
+        model_choice(node.kind or "", values)
+    except UnknownProvider as exc:
+        return [
+            node_problem(
+                f"component {node.id} ({node.type}) names provider {exc.name!r}, which flowfleet "
+                "does not know; use one of " + ", ".join(PROVIDER_IDS),
+                node,
+                exc.field_name,
+            )
+        ]
+    return []
 
 
 def kind_problems(
@@ -189,7 +217,36 @@ def kind_problems(
                         "match_text",
                     )
                 )
-    if node.kind == Kind.STRUCTURED_OUTPUT:
+    if node.kind == "SmartRouter":
+        routes = values.get("routes") or []
+        if len(routes) > MAX_ROUTES:
+            problems.append(
+                node_problem(
+                    f"Smart Router {node.id} has {len(routes)} routes; at most {MAX_ROUTES}",
+                    node,
+                    "routes",
+                )
+            )
+        for index, row in enumerate(routes if isinstance(routes, list) else []):
+            if not isinstance(row, dict) or not str(row.get("route_category") or "").strip():
+                problems.append(
+                    node_problem(
+                        f"route {index + 1} of Smart Router {node.id} has no route_category",
+                        node,
+                        "routes",
+                    )
+                )
+    if node.kind == "StructuredOutput":
+        if "model" not in node.template and "llm" not in connected:
+            # Before 1.8 the model came only from the llm edge (no model field to fall back on).
+            problems.append(
+                node_problem(
+                    f"required field 'llm' of {node.id} ({node.type}) is empty and not "
+                    "connected: connect a model's model_output to it",
+                    node,
+                    "llm",
+                )
+            )
         problems.extend(schema_problems(node, values.get("output_schema") or []))
     return problems
 
@@ -358,4 +415,8 @@ def validate_tweaks(doc: LangflowDocument, tweaks: Mapping[str, Any]) -> list[Fl
             values.update({k: typed_value(field_type(node, k), v) for k, v in fields.items()})
             connected = {e.target_field for e in doc.incoming(node.id) if e.target_field}
             problems.extend(kind_problems(node, values, connected))
+        if len(problems) == before and {"model", "provider", "agent_llm"} & set(fields):
+            values, _ = literal_values(node)
+            values.update({k: typed_value(field_type(node, k), v) for k, v in fields.items()})
+            problems.extend(provider_problems(node, values))
     return problems

@@ -7,11 +7,13 @@ from typing import Any
 
 from flows.base import FlowProblem
 from flows.langflow.document import LangflowNode, node_problem
+from flows.langflow.specs import SECRET_FIELDS
 
 _INT_TYPES = {"int"}
 _FLOAT_TYPES = {"float", "slider"}
 _DICT_TYPES = {"dict", "NestedDict"}
 _TABLE_TYPES = {"table"}
+_MODEL_TYPES = {"model"}  # LangFlow 1.8+ ModelInput: [{provider, name, metadata}]
 
 
 def field_type(node: LangflowNode, name: str) -> str:
@@ -72,6 +74,14 @@ def typed_value(ftype: str, value: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
             raise ValueError(f"expected a list of row objects, got {value!r}")
         return value
+    if ftype in _MODEL_TYPES:
+        if value is None or value == "":
+            return []  # 1.12+ starters: unset, the deployment's default model
+        if isinstance(value, dict):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise ValueError(f"expected a list of {{provider, name}} objects, got {value!r}")
+        return value
     # str, prompt, multiline, other, tab, file...: text
     if value is None:
         return ""
@@ -100,7 +110,7 @@ def literal_values(node: LangflowNode) -> tuple[dict[str, Any], list[FlowProblem
             values[name] = None
             values[f"{name}__env"] = value if isinstance(value, str) and value else None
             continue
-        if name in {"api_key", "openai_api_key"}:
+        if name in SECRET_FIELDS:
             values[name] = None  # secrets never come from flow JSON
             continue
         try:
