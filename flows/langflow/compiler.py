@@ -32,6 +32,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from flows.base import FlowInput, FlowProblem, FlowResult, FlowValidationError
+from flows.langflow.agent import (
+    AgentComponent,
+    CalculatorComponent,
+    CurrentDateComponent,
+    tools_metadata,
+)
 from flows.langflow.components import (
     INACTIVE,
     SIMPLE_COMPONENTS,
@@ -58,6 +64,7 @@ from flows.models import BackendNotAllowed, chat_model
 
 # Model fields whose change needs another model object (everything but the messages).
 _MESSAGE_FIELDS = frozenset({"input_value", "system_message", "stream"})
+_AGENT_MODEL_FIELDS = frozenset({"model", "model_name", "temperature", "max_tokens", "agent_llm"})
 
 
 class CompiledLangflow:
@@ -85,6 +92,11 @@ class CompiledLangflow:
                 problems.append(FlowProblem(str(exc), nid, node.type, "openai_api_base"))
             except ValueError as exc:  # e.g. a prompt LangChain refuses
                 problems.append(FlowProblem(f"{nid}: {exc}", nid, node.type))
+            else:
+                comp = self.components[nid]
+                if isinstance(comp, AgentComponent):
+                    outs = {e.source_output or "" for e in doc.edges if e.source == nid}
+                    comp.wanted = outs or {"response"}
         if problems:
             raise FlowValidationError(problems)
         for nid, comp in self.components.items():
@@ -108,6 +120,14 @@ class CompiledLangflow:
             return ModelComponent(nid, kind, chat_model(spec), spec)
         if kind == "StructuredOutput":
             return StructuredOutputComponent(nid)
+        if kind == "Agent":
+            spec = model_spec(kind, values)
+            meta = tools_metadata(self.doc.nodes[nid].template)
+            return AgentComponent(nid, chat_model(spec), spec.model_name or "", meta)
+        if kind == "CalculatorComponent":
+            return CalculatorComponent(tools_metadata(self.doc.nodes[nid].template))
+        if kind == "CurrentDate":
+            return CurrentDateComponent(tools_metadata(self.doc.nodes[nid].template))
         return SIMPLE_COMPONENTS[kind]()
 
     def _run_values(self, flow_input: FlowInput) -> dict[str, dict[str, Any]]:
@@ -121,6 +141,8 @@ class CompiledLangflow:
             comp = self.components[nid]
             if isinstance(comp, ModelComponent) and set(fields) - _MESSAGE_FIELDS:
                 values[nid]["__model__"] = chat_model(model_spec(comp.kind, values[nid]))
+            if isinstance(comp, AgentComponent) and set(fields) & _AGENT_MODEL_FIELDS:
+                values[nid]["__model__"] = chat_model(model_spec("Agent", values[nid]))
         if flow_input.input is not None:
             for nid in self.input_ids:
                 values[nid]["input_value"] = flow_input.input

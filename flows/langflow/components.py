@@ -329,6 +329,21 @@ def model_spec(kind: str, values: Mapping[str, Any]) -> ModelSpec:
     """The ModelSpec a model node asks for; secrets only by environment variable name."""
     model_name = values.get("model_name") or None
     temperature = values.get("temperature")
+    if kind == "Agent":
+        # 1.8+: ``model`` is LangFlow's ModelInput, a list of {provider, name, metadata};
+        # 1.6/1.7: ``agent_llm`` (the provider) with ``model_name``.
+        chosen = values.get("model")
+        if isinstance(chosen, list) and chosen and isinstance(chosen[0], dict):
+            model_name = chosen[0].get("name") or model_name
+        elif isinstance(chosen, str) and chosen:
+            model_name = chosen
+        return ModelSpec(
+            model_name=model_name,
+            api_key_env=values.get("api_key__env"),
+            temperature=temperature,
+            max_tokens=values.get("max_tokens") or None,
+            streaming=None,
+        )
     if kind == "LanguageModelComponent":
         # LangFlow's Language Model passes only model, temperature and key.
         if model_name and model_name.startswith(REASONING_PREFIXES):

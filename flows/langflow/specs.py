@@ -14,6 +14,9 @@ TEXT = "Text"
 DATA = "Data"
 DATAFRAME = "DataFrame"
 LANGUAGE_MODEL = "LanguageModel"
+TOOL = "Tool"
+# The output a component in LangFlow's tool mode offers: the component as an agent's tool.
+TOOL_OUTPUT = "component_as_tool"
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,53 @@ SPECS: tuple[ComponentSpec, ...] = (
         aliases=("StructuredOutputComponent",),
     ),
 )
+
+# Agents and the components an agent may use as tools (flows/langflow/agent.py, tools/).
+_TOOLS: dict[str, tuple[str, ...]] = {TOOL_OUTPUT: (TOOL,)}
+AGENT_SPECS: tuple[ComponentSpec, ...] = (
+    ComponentSpec(
+        "Agent",
+        "Agent",
+        (
+            FieldSpec("input_value", "str", _MSG, default=""),
+            FieldSpec("system_prompt", "str", _MSG, default=""),
+            FieldSpec("tools", "other", (TOOL,)),
+            FieldSpec("model", "model", (LANGUAGE_MODEL,)),
+            FieldSpec("agent_llm", "str", default="OpenAI"),
+            FieldSpec("model_name", "str", default=""),
+            FieldSpec("api_key", "str", default=""),
+            FieldSpec("temperature", "float"),
+            FieldSpec("max_tokens", "int"),
+            FieldSpec("max_iterations", "int", default=15),
+            FieldSpec("n_messages", "int", default=100),
+            FieldSpec("add_current_date_tool", "bool", default=True),
+            FieldSpec("add_calculator_tool", "bool", default=False),
+            FieldSpec("handle_parsing_errors", "bool", default=True),
+            FieldSpec("agent_description", "str", _MSG, default=""),
+            FieldSpec("format_instructions", "str", _MSG, default=""),
+            FieldSpec("output_schema", "table", (DATAFRAME, "Table"), default=[]),
+            FieldSpec("context_id", "str", _MSG, default=""),
+            FieldSpec("memory", "other", ("Memory",)),
+        ),
+        {"response": _MSG, "structured_response": (DATA, "JSON"), **_TOOLS},
+        aliases=("AgentComponent",),
+    ),
+    ComponentSpec(
+        "CalculatorComponent",
+        "Calculator",
+        (FieldSpec("expression", "str", _MSG, default=""),),
+        {"result": (DATA,), **_TOOLS},
+        aliases=("Calculator", "CalculatorTool"),
+    ),
+    ComponentSpec(
+        "CurrentDate",
+        "Current Date",
+        (FieldSpec("timezone", "str", default="UTC"),),
+        {"current_date": _MSG, **_TOOLS},
+        aliases=("CurrentDateComponent",),
+    ),
+)
+SPECS = SPECS + AGENT_SPECS
 
 _BY_NAME: dict[str, ComponentSpec] = {}
 for _spec in SPECS:

@@ -73,6 +73,8 @@ def typed_value(ftype: str, value: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
             raise ValueError(f"expected a list of row objects, got {value!r}")
         return value
+    if ftype == "model":  # LangFlow 1.8+ ModelInput: a list of {provider, name, metadata}
+        return value if isinstance(value, list | str) else []
     # str, prompt, multiline, other, tab, file...: text
     if value is None:
         return ""
