@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -88,6 +89,15 @@ class Settings(BaseSettings):
     max_batch: int = 100
     idempotency_ttl_s: int = 24 * 3600
 
+    # Egress (shared/egress.py): what a flow or a webhook may reach besides public addresses.
+    # JSON lists, e.g. FLOWFLEET_EGRESS_ALLOWED_HOSTS='["tools.internal"]',
+    # FLOWFLEET_EGRESS_ALLOWED_CIDRS='["10.20.0.0/16"]'. Empty: public unicast addresses only.
+    egress_allowed_hosts: list[str] = Field(default_factory=list)  # fnmatch patterns
+    egress_allowed_cidrs: list[str] = Field(default_factory=list)
+    egress_timeout_s: float = 30.0  # the whole exchange, redirects included
+    egress_max_bytes: int = 10 * 1024 * 1024  # a response body
+    egress_max_redirects: int = 5
+
     # Webhooks
     webhook_allowed_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
     webhook_timeout_s: float = 10.0
@@ -146,6 +156,16 @@ class Settings(BaseSettings):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         if value.startswith("sqlite:///"):
             return "sqlite+aiosqlite:///" + value[len("sqlite:///") :]
+        return value
+
+    @field_validator("egress_allowed_cidrs")
+    @classmethod
+    def _valid_cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"egress_allowed_cidrs: {cidr!r} is not a network") from exc
         return value
 
     @model_validator(mode="after")
