@@ -13,7 +13,7 @@ property, arrays `minItems` items (none without it).
 Agents (tools offered, none forced; see `tool_turn`): the sim calls the tools the user's
 message names (else the first), one a turn, with arguments derived from that message (URLs
 for url-like fields, an arithmetic expression for expression-like ones, else the text), then
-answers with text holding what each tool returned.
+answers with text holding what each tool returned; an argument with a non-empty default keeps it.
 """
 
 from __future__ import annotations
@@ -173,7 +173,9 @@ def tool_arguments(schema: Any, text: str) -> dict[str, Any]:
     for name, sub in props.items():
         sub = sub if isinstance(sub, dict) else {}
         kind = sub.get("type")
-        if kind == "string" and not sub.get("enum"):
+        if sub.get("default") not in (None, "", [], {}):
+            args[name] = sub["default"]  # an optional argument keeps its default
+        elif kind == "string" and not sub.get("enum"):
             args[name] = _string_argument(name, text)
         elif kind == "array" and (sub.get("items") or {}).get("type") == "string":
             urls = [u.rstrip(".,;") for u in _URL_RE.findall(text)] if "url" in name.lower() else []

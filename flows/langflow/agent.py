@@ -34,8 +34,7 @@ Tool calls and results reach the worker as LangChain tool callbacks (``on_tool_s
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -49,7 +48,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.runnables import RunnableConfig
-from langchain_core.tools import BaseTool, StructuredTool, ToolException
+from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel
 
 from flows.langflow.components import (
@@ -61,31 +60,10 @@ from flows.langflow.components import (
     schema_model,
 )
 from flows.langflow.specs import TOOL_OUTPUT
+from flows.langflow.tool_components import CALCULATOR_TOOL, DATE_TOOL, make_tools, tool_text
 from flows.langflow.tools.calculator import calculate
 from flows.langflow.tools.current_date import current_date
 
-CALCULATOR_TOOL = (
-    "evaluate_expression",
-    "CalculatorComponent. evaluate_expression() - Perform basic arithmetic operations on a "
-    "given expression.",
-    {
-        "expression": {
-            "type": "string",
-            "description": "The arithmetic expression to evaluate (e.g., '4*4*(33/22)+12-20').",
-        }
-    },
-)
-DATE_TOOL = (
-    "get_current_date",
-    "CurrentDate. get_current_date() - Returns the current date and time in the selected timezone.",
-    {
-        "timezone": {
-            "type": "string",
-            "description": "Timezone for the current time.",
-            "default": "UTC",
-        }
-    },
-)
 AGENT_TOOL = (
     "message_response",
     "Agent. message_response() - Define the agent's instructions, then enter a task to "
@@ -97,95 +75,6 @@ AGENT_TOOL = (
         }
     },
 )
-
-ToolCall_ = Callable[[dict[str, Any]], Awaitable[str]]
-
-
-def tools_metadata(template: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The node's exported ``tools_metadata`` entries (LangFlow's tool names and descriptions)."""
-    value = (template.get("tools_metadata") or {}).get("value")
-    return [m for m in value if isinstance(m, dict)] if isinstance(value, list) else []
-
-
-def _schema(args: Mapping[str, Any]) -> dict[str, Any]:
-    properties = {
-        name: {k: v for k, v in dict(spec).items() if k != "title"}
-        for name, spec in args.items()
-        if isinstance(spec, Mapping)
-    }
-    required = [n for n, spec in properties.items() if "default" not in spec]
-    return {"type": "object", "properties": properties, "required": required}
-
-
-def make_tools(
-    metadata: Sequence[Mapping[str, Any]],
-    default: tuple[str, str, dict[str, Any]],
-    call: ToolCall_,
-) -> list[BaseTool]:
-    """The node's tools: one per enabled ``tools_metadata`` entry, else the default one."""
-    entries = [m for m in metadata if m.get("status", True) is not False] if metadata else []
-    if metadata and not entries:
-        return []  # every tool of the node switched off in LangFlow
-    if not entries:
-        entries = [{"name": default[0], "description": default[1], "args": default[2]}]
-    tools: list[BaseTool] = []
-    for entry in entries:
-        raw = entry.get("args")
-        args = raw if isinstance(raw, Mapping) else default[2]
-
-        async def run(_call: ToolCall_ = call, **kwargs: Any) -> str:
-            return await _call(kwargs)
-
-        tools.append(
-            StructuredTool(
-                name=re.sub(r"[^A-Za-z0-9_-]", "_", str(entry.get("name") or default[0]))[:64],
-                description=str(entry.get("description") or default[1]),
-                args_schema=_schema(args),
-                coroutine=run,
-                handle_tool_error=True,
-            )
-        )
-    return tools
-
-
-def _tool_text(value: Any) -> str:
-    if isinstance(value, Message):
-        return value.text
-    if isinstance(value, dict | list):
-        return json.dumps(value, default=str)
-    return str(value)
-
-
-class CalculatorComponent:
-    """LangFlow's Calculator: ``result`` (Data), or as a tool ``evaluate_expression``."""
-
-    def __init__(self, metadata: Sequence[Mapping[str, Any]] = ()) -> None:
-        self.metadata = metadata
-
-    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        async def call(args: dict[str, Any]) -> str:
-            return _tool_text(calculate(str(args.get("expression") or "")))
-
-        return {
-            "result": calculate(as_text(values.get("expression"))),
-            TOOL_OUTPUT: make_tools(self.metadata, CALCULATOR_TOOL, call),
-        }
-
-
-class CurrentDateComponent:
-    """LangFlow's Current Date: ``current_date`` (Message), or as a tool ``get_current_date``."""
-
-    def __init__(self, metadata: Sequence[Mapping[str, Any]] = ()) -> None:
-        self.metadata = metadata
-
-    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        async def call(args: dict[str, Any]) -> str:
-            return current_date(str(args.get("timezone") or values.get("timezone") or "UTC"))
-
-        return {
-            "current_date": Message(current_date(str(values.get("timezone") or "UTC"))),
-            TOOL_OUTPUT: make_tools(self.metadata, DATE_TOOL, call),
-        }
 
 
 def _flat_tools(value: Any) -> list[BaseTool]:
@@ -236,7 +125,7 @@ class AgentComponent:
         if values.get("add_calculator_tool"):
 
             async def calc(args: dict[str, Any]) -> str:
-                return _tool_text(calculate(str(args.get("expression") or "")))
+                return tool_text(calculate(str(args.get("expression") or "")))
 
             builtin += make_tools((), CALCULATOR_TOOL, calc)
         names = {t.name for t in tools}
@@ -301,7 +190,7 @@ class AgentComponent:
         result = await tool.ainvoke({**call, "id": call_id}, config=config)
         if isinstance(result, ToolMessage):
             return result
-        return ToolMessage(_tool_text(result), tool_call_id=call_id)
+        return ToolMessage(tool_text(result), tool_call_id=call_id)
 
     async def structured(self, text: str, values: Mapping[str, Any], ctx: RunContext) -> Any:
         """LangFlow's structured_response: the answer fitted to ``output_schema``."""

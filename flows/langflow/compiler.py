@@ -32,12 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flows.base import FlowInput, FlowProblem, FlowResult, FlowValidationError
-from flows.langflow.agent import (
-    AgentComponent,
-    CalculatorComponent,
-    CurrentDateComponent,
-    tools_metadata,
-)
+from flows.langflow.agent import AgentComponent
 from flows.langflow.components import (
     INACTIVE,
     SIMPLE_COMPONENTS,
@@ -58,6 +53,12 @@ from flows.langflow.document import (
     parse_document,
 )
 from flows.langflow.specs import OUTPUT_KINDS
+from flows.langflow.tool_components import (
+    CalculatorComponent,
+    CurrentDateComponent,
+    URLComponent,
+    tools_metadata,
+)
 from flows.langflow.validation import topological_layers, validate_document, validate_tweaks
 from flows.langflow.values import field_type, literal_values, typed_value
 from flows.models import BackendNotAllowed, chat_model
@@ -94,9 +95,11 @@ class CompiledLangflow:
                 problems.append(FlowProblem(f"{nid}: {exc}", nid, node.type))
             else:
                 comp = self.components[nid]
-                if isinstance(comp, AgentComponent):
+                if isinstance(comp, AgentComponent | URLComponent):
+                    # Only the connected outputs are computed (a URL in tool mode fetches
+                    # nothing until the agent calls it).
                     outs = {e.source_output or "" for e in doc.edges if e.source == nid}
-                    comp.wanted = outs or {"response"}
+                    comp.wanted = outs or comp.wanted
         if problems:
             raise FlowValidationError(problems)
         for nid, comp in self.components.items():
@@ -126,6 +129,9 @@ class CompiledLangflow:
             return AgentComponent(nid, chat_model(spec), spec.model_name or "", meta)
         if kind == "CalculatorComponent":
             return CalculatorComponent(tools_metadata(self.doc.nodes[nid].template))
+        if kind == "URLComponent":
+            template = self.doc.nodes[nid].template
+            return URLComponent(template, tools_metadata(template))
         if kind == "CurrentDate":
             return CurrentDateComponent(tools_metadata(self.doc.nodes[nid].template))
         return SIMPLE_COMPONENTS[kind]()

@@ -264,6 +264,20 @@ AGENT_SPECS: tuple[ComponentSpec, ...] = (
         aliases=("Calculator", "CalculatorTool"),
     ),
     ComponentSpec(
+        "URLComponent",
+        "URL",
+        (
+            FieldSpec("urls", "str", _MSG, default=""),
+            FieldSpec("format", "str", default="Text"),
+            FieldSpec("headers", "table", default=[]),
+            FieldSpec("timeout", "int", default=30),
+            FieldSpec("max_depth", "int", default=1),
+            FieldSpec("continue_on_failure", "bool", default=True),
+        ),
+        {"page_results": (DATAFRAME,), "raw_results": _MSG, **_TOOLS},
+        aliases=("URL",),
+    ),
+    ComponentSpec(
         "CurrentDate",
         "Current Date",
         (FieldSpec("timezone", "str", default="UTC"),),

@@ -1,0 +1,114 @@
+"""LangFlow's Agent compiled and run against a real llm-sim: the tool-calling loop, its
+tools (tool-mode components, the current-date tool), history, limits and structured output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.base import FlowInput, HistoryMessage
+from flows.langflow.compiler import compile_langflow
+from tests.flows.conftest import sim_requests
+from tests.support.fixtures import LANGFLOW_FIXTURES
+
+SIMPLE_AGENT_184 = LANGFLOW_FIXTURES / "starters-1.8.4" / "Simple Agent.json"
+SIMPLE_AGENT_113 = LANGFLOW_FIXTURES / "starters-1.13.0" / "Simple Agent.json"
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def _agent(flow: dict[str, Any]) -> dict[str, Any]:
+    return next(n for n in flow["data"]["nodes"] if n["data"].get("type") == "Agent")
+
+
+def _tool_names(request: dict[str, Any]) -> list[str]:
+    return [t["function"]["name"] for t in request.get("tools") or []]
+
+
+async def test_simple_agent_calls_the_calculator_then_answers(sim: str) -> None:
+    """Simple Agent (LangFlow 1.8.4, unmodified): the model is offered the connected tools
+    under LangFlow's names plus get_current_date; the calculator's result goes back to the
+    model as a tool message and the final answer carries it."""
+    flow = compile_langflow(_load(SIMPLE_AGENT_184))
+    result = await flow.ainvoke(FlowInput("use evaluate_expression on 4*4*(33/22)+12-20"), {})
+    first, second = sim_requests(sim)
+    assert _tool_names(first) == ["evaluate_expression", "fetch_content", "get_current_date"]
+    assert first["model"] == "claude-opus-4-5-20251101"
+    system = _agent(_load(SIMPLE_AGENT_184))["data"]["node"]["template"]["system_prompt"]["value"]
+    assert [(m["role"], m["content"]) for m in first["messages"]] == [
+        ("system", system),
+        ("user", "use evaluate_expression on 4*4*(33/22)+12-20"),
+    ]
+    call = second["messages"][2]["tool_calls"][0]
+    assert call["function"] == {
+        "name": "evaluate_expression",
+        "arguments": json.dumps({"expression": "4*4*(33/22)+12-20"}),
+    }
+    tool_message = second["messages"][3]
+    assert tool_message["role"] == "tool"
+    assert tool_message["tool_call_id"] == call["id"]
+    assert json.loads(tool_message["content"]) == {"result": "16"}
+    assert result.text is not None
+    assert result.text.startswith('Tool results: evaluate_expression: {"result": "16"} [')
+
+
+async def test_current_date_tool_and_session_history(sim: str) -> None:
+    """Without tools named, the agent's first tool (URL's fetch_content) would be called: with
+    the input naming get_current_date the date tool answers; earlier turns come before the
+    input, as user/assistant messages (LangFlow's chat history), at most n_messages."""
+    raw = _load(SIMPLE_AGENT_184)
+    _agent(raw)["data"]["node"]["template"]["n_messages"]["value"] = 2
+    flow = compile_langflow(raw)
+    history = [
+        HistoryMessage("user", "one"),
+        HistoryMessage("assistant", "two"),
+        HistoryMessage("user", "three"),
+        HistoryMessage("assistant", "four"),
+    ]
+    result = await flow.ainvoke(FlowInput("get_current_date please", history=history), {})
+    first, second = sim_requests(sim)
+    assert [(m["role"], m["content"]) for m in first["messages"][1:]] == [
+        ("user", "three"),
+        ("assistant", "four"),
+        ("user", "get_current_date please"),
+    ]
+    assert second["messages"][-1]["content"].startswith("Current date and time in ")
+    assert result.text is not None and "get_current_date: Current date and time in " in result.text
+
+
+async def test_max_iterations_caps_the_model_calls(sim: str) -> None:
+    """An agent whose model keeps calling tools stops after max_iterations model calls with
+    LangFlow's limit message (the sim calls each named tool once, so two tools, one call)."""
+    raw = _load(SIMPLE_AGENT_184)
+    _agent(raw)["data"]["node"]["template"]["max_iterations"]["value"] = 1
+    flow = compile_langflow(raw)
+    result = await flow.ainvoke(FlowInput("evaluate_expression 1+1 and get_current_date"), {})
+    assert len(sim_requests(sim)) == 1
+    assert result.text == "Model call limits exceeded: run limit (1/1)"
+
+
+async def test_simple_agent_113_replaces_prompt_values(sim: str) -> None:
+    """LangFlow 1.13's prompt placeholders {current_date} and {model_name} are filled; the
+    1.13 Agent adds the calculator tool (add_calculator_tool) beside the connected ones."""
+    flow = compile_langflow(_load(SIMPLE_AGENT_113))
+    await flow.ainvoke(FlowInput("evaluate_expression 2*21"), {})
+    first = sim_requests(sim)[0]
+    system = first["messages"][0]["content"]
+    assert "{current_date}" not in system and "{model_name}" not in system
+    assert "- Today's date: 20" in system
+    assert "evaluate_expression" in _tool_names(first)
+    assert "get_current_date" in _tool_names(first)
+
+
+@pytest.mark.parametrize("disabled", [True, False])
+async def test_add_current_date_tool_switch(sim: str, disabled: bool) -> None:
+    """add_current_date_tool false leaves get_current_date out."""
+    raw = _load(SIMPLE_AGENT_184)
+    _agent(raw)["data"]["node"]["template"]["add_current_date_tool"]["value"] = not disabled
+    await compile_langflow(raw).ainvoke(FlowInput("evaluate_expression 1+1"), {})
+    assert ("get_current_date" in _tool_names(sim_requests(sim)[0])) is not disabled
