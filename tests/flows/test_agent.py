@@ -78,7 +78,8 @@ async def test_current_date_tool_and_session_history(sim: str) -> None:
         ("user", "get_current_date please"),
     ]
     assert second["messages"][-1]["content"].startswith("Current date and time in ")
-    assert result.text is not None and "get_current_date: Current date and time in " in result.text
+    assert result.text is not None
+    assert "get_current_date: Current date and time in " in result.text
 
 
 async def test_max_iterations_caps_the_model_calls(sim: str) -> None:
@@ -99,7 +100,8 @@ async def test_simple_agent_113_replaces_prompt_values(sim: str) -> None:
     await flow.ainvoke(FlowInput("evaluate_expression 2*21"), {})
     first = sim_requests(sim)[0]
     system = first["messages"][0]["content"]
-    assert "{current_date}" not in system and "{model_name}" not in system
+    assert "{current_date}" not in system
+    assert "{model_name}" not in system
     assert "- Today's date: 20" in system
     assert "evaluate_expression" in _tool_names(first)
     assert "get_current_date" in _tool_names(first)

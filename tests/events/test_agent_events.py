@@ -1,0 +1,107 @@
+"""An agent run through the queue: its tool calls and results are SSE events in order,
+resumable by Last-Event-ID, kept on the run (GET /v1/runs/{id}/steps), and cancel stops it
+between steps."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+
+from tests.support.fixtures import LANGFLOW_FIXTURES
+from tests.support.sse import iter_sse, read_events
+from tests.support.stack import wait_for_run
+
+SIMPLE_AGENT_184 = LANGFLOW_FIXTURES / "starters-1.8.4" / "Simple Agent.json"
+
+
+def _upload(client: httpx.Client, flow_id: str) -> None:
+    answer = client.put(f"/v1/flows/{flow_id}", content=SIMPLE_AGENT_184.read_bytes())
+    assert answer.status_code in (200, 201), answer.text
+
+
+def test_simple_agent_sse_shows_the_tool_call_then_its_result(
+    client: httpx.Client, sim: httpx.Client
+) -> None:
+    """The unmodified Simple Agent starter runs through the queue: SSE shows tool_call, then
+    tool_result, then the output; llm-sim received the two tool-calling requests; the steps
+    are kept on the run; a reader resuming after the tool_call gets the rest."""
+    _upload(client, "simple-agent")
+    run_id = client.post(
+        "/v1/flows/simple-agent/runs", json={"input": "evaluate_expression: 6*7"}
+    ).json()["id"]
+    events = read_events(client, run_id)
+    kinds = [e.event for e in events if e.event != "token"]
+    assert kinds == ["status", "tool_call", "tool_result", "output", "done"], kinds
+    call = next(e for e in events if e.event == "tool_call")
+    result = next(e for e in events if e.event == "tool_result")
+    assert call.data["name"] == "evaluate_expression"
+    assert call.data["args"] == {"expression": "6*7"}
+    assert result.data["id"] == call.data["id"]
+    assert result.data["status"] == "success"
+    assert json.loads(result.data["result"]) == {"result": "42"}
+
+    first, second = sim.get("/_sim/requests").json()
+    assert [t["function"]["name"] for t in first["tools"]] == [
+        "evaluate_expression",
+        "fetch_content",
+        "get_current_date",
+    ]
+    assert [m["role"] for m in second["messages"]] == ["system", "user", "assistant", "tool"]
+    assert second["messages"][3]["tool_call_id"] == call.data["id"]
+    run = client.get(f"/v1/runs/{run_id}").json()
+    assert run["status"] == "succeeded"
+    assert run["output"]["text"].startswith('Tool results: evaluate_expression: {"result": "42"}')
+
+    steps = client.get(f"/v1/runs/{run_id}/steps").json()
+    assert [(s["event"], s["name"], s["attempt"]) for s in steps["items"]] == [
+        ("tool_call", "evaluate_expression", 1),
+        ("tool_result", "evaluate_expression", 1),
+    ]
+    assert steps["items"][0]["args"] == {"expression": "6*7"}
+    assert json.loads(steps["items"][1]["result"]) == {"result": "42"}
+
+    resumed = read_events(client, run_id, last_event_id=call.id)
+    assert [e.event for e in resumed if e.event != "token"] == ["tool_result", "output", "done"]
+
+
+def test_steps_of_an_unknown_run_are_404(client: httpx.Client) -> None:
+    """A run that does not exist (or is another owner's) has no steps to show."""
+    answer = client.get("/v1/runs/00000000-0000-0000-0000-000000000000/steps")
+    assert answer.status_code == 404
+    assert answer.json()["code"] == "run_not_found"
+
+
+def test_cancel_mid_agent_stops_before_the_next_tool(
+    client: httpx.Client, sim: httpx.Client
+) -> None:
+    """Cancelled after its first tool result, while the model thinks about the next step, the
+    agent stops: no second tool call, run cancelled, nothing more asked of the model."""
+    _upload(client, "simple-agent-cancel")
+    sim.put("/_sim/config", json={"ttft_s": 1.5})
+    run_id = client.post(
+        "/v1/flows/simple-agent-cancel/runs",
+        json={"input": "evaluate_expression 1+1, then get_current_date"},
+    ).json()["id"]
+    seen: list[str] = []
+    with client.stream("GET", f"/v1/runs/{run_id}/events") as response:
+        events = iter_sse(response)
+        for event in events:
+            seen.append(event.event)
+            if event.event == "tool_result":
+                break
+        answer = client.post(f"/v1/runs/{run_id}/cancel")
+        assert answer.status_code == 202
+        for event in events:
+            seen.append(event.event)
+            if event.event == "done":
+                assert event.data == {"status": "cancelled"}
+                break
+    assert seen.count("tool_call") == 1, seen
+    run = wait_for_run(client, run_id)
+    assert run["status"] == "cancelled"
+    time.sleep(2)  # a model call still under way would have been recorded by now
+    assert len(sim.get("/_sim/requests").json()) <= 2
+    steps = client.get(f"/v1/runs/{run_id}/steps").json()["items"]
+    assert [s["event"] for s in steps] == ["tool_call", "tool_result"]
