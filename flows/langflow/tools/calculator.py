@@ -1,8 +1,8 @@
 """A safe arithmetic evaluator: LangFlow's Calculator, by an AST walk, never ``eval``.
 
 Only numbers, ``+ - * / ** % //``, unary ``+``/``-`` and parentheses are accepted. Bounds keep
-one expression from taking the worker's CPU or memory: the text's length, the exponent, and
-every intermediate result's size. Results are floats, formatted as LangFlow formats them
+one expression from taking the worker's CPU or memory: the text's length, the nesting depth,
+the exponent, and every intermediate result's size. Results are floats, formatted as LangFlow formats them
 (six decimals, trailing zeros dropped).
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 MAX_LENGTH = 1000  # characters of one expression
 MAX_EXPONENT = 1000  # |exponent| of **
 MAX_MAGNITUDE = 1e300  # any intermediate result
+MAX_DEPTH = 100  # nested operations (the walk is recursive)
 
 _BINARY: dict[type[ast.operator], Callable[[float, float], float]] = {
     ast.Add: operator.add,
@@ -43,7 +44,9 @@ def _checked(value: float) -> float:
     return value
 
 
-def _evaluate(node: ast.AST) -> float:
+def _evaluate(node: ast.AST, depth: int = 0) -> float:
+    if depth > MAX_DEPTH:
+        raise CalculationError("the expression is nested too deeply")
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, int | float):
             raise CalculationError(f"unsupported constant {node.value!r}")
@@ -52,9 +55,9 @@ def _evaluate(node: ast.AST) -> float:
         except OverflowError:
             raise CalculationError("a number is out of range") from None
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_evaluate(node.operand))
+        return _UNARY[type(node.op)](_evaluate(node.operand, depth + 1))
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left, right = _evaluate(node.left), _evaluate(node.right)
+        left, right = _evaluate(node.left, depth + 1), _evaluate(node.right, depth + 1)
         if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
             raise CalculationError(f"the exponent is larger than {MAX_EXPONENT}")
         try:
