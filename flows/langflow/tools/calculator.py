@@ -2,8 +2,8 @@
 
 Only numbers, ``+ - * / ** % //``, unary ``+``/``-`` and parentheses are accepted. Bounds keep
 one expression from taking the worker's CPU or memory: the text's length, the nesting depth,
-the exponent, and every intermediate result's size. Results are floats, formatted as LangFlow formats them
-(six decimals, trailing zeros dropped).
+the exponent, and every intermediate result's size. Results are floats, formatted as
+LangFlow formats them (six decimals, trailing zeros dropped).
 """
 
 from __future__ import annotations
