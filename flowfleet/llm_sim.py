@@ -282,6 +282,7 @@ class SimState:
         self.config = _validated(dataclasses.replace(config))
         self.rng = random.Random(config.seed)
         self.requests: deque[Any] = deque(maxlen=config.record)
+        self.searches: deque[Any] = deque(maxlen=config.record)  # POST /search bodies
         # Per streamed reply: when each token left (wall clock), for latency measurements.
         self.streams: deque[dict[str, Any]] = deque(maxlen=config.record)
         self.in_flight = 0  # completions being answered now
@@ -540,6 +541,33 @@ async def _answer(
     return _completion(completion_id, model, "".join(tokens), usage, tool, call_id)
 
 
+async def search(request: Request) -> Response:
+    """A Tavily-style web search, deterministic: ``max_results`` results about the query."""
+    try:
+        body = json.loads(await request.body())
+        query = str(body["query"])
+        count = max(1, min(int(body.get("max_results") or 5), 20))
+    except (ValueError, KeyError, TypeError):
+        return error_response(400, "body must be JSON with a 'query'")
+    request.app.state.sim.searches.append(body)
+    slug = re.sub(r"\W+", "-", query.lower()).strip("-")[:60]
+    results = [
+        {
+            "title": f"Result {i} for {query}",
+            "url": f"https://search.example/{slug}/{i}",
+            "content": f"About {query}: finding {i}.",
+            "score": round(1 - i / 100, 2),
+        }
+        for i in range(1, count + 1)
+    ]
+    return JSONResponse({"query": query, "results": results})
+
+
+async def get_searches(request: Request) -> Response:
+    """The recorded search request bodies, oldest first."""
+    return JSONResponse(list(request.app.state.sim.searches))
+
+
 async def list_models(request: Request) -> Response:
     """A few model ids; completions accept any model name."""
     data = [{"id": m, "object": "model", "created": 0, "owned_by": "llm-sim"} for m in MODELS]
@@ -554,6 +582,7 @@ async def get_requests(request: Request) -> Response:
 async def clear_requests(request: Request) -> Response:
     """Forget the recorded requests and streams."""
     request.app.state.sim.requests.clear()
+    request.app.state.sim.searches.clear()
     request.app.state.sim.streams.clear()
     return Response(status_code=204)
 
@@ -610,6 +639,8 @@ def create_app(config: SimConfig) -> Starlette:
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
+            Route("/search", search, methods=["POST"]),
+            Route("/_sim/searches", get_searches, methods=["GET"]),
             Route("/_sim/requests", get_requests, methods=["GET"]),
             Route("/_sim/requests", clear_requests, methods=["DELETE"]),
             Route("/_sim/streams", get_streams, methods=["GET"]),

@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     default_backend: str | None = None
     allow_adhoc_backends: bool = False
     llm_sim_url: str = LLM_SIM_DEFAULT_URL
+    # Web search for agents' search tools (docs/agents.md): a Tavily-style endpoint (POST
+    # {query, max_results} -> {results: [{title, url, content}]}); unset: llm-sim's /search.
+    search_url: str | None = None
+    search_api_key: SecretStr | None = None
     backend_lease_s: float = 15.0  # a backend place's lease; renewed while the call lasts
 
     # Signs webhook deliveries; production refuses the default and an empty value at start.

@@ -54,8 +54,10 @@ from flows.langflow.document import (
 )
 from flows.langflow.specs import OUTPUT_KINDS
 from flows.langflow.tool_components import (
+    APIRequestComponent,
     CalculatorComponent,
     CurrentDateComponent,
+    SearchToolComponent,
     URLComponent,
     tools_metadata,
 )
@@ -95,7 +97,9 @@ class CompiledLangflow:
                 problems.append(FlowProblem(f"{nid}: {exc}", nid, node.type))
             else:
                 comp = self.components[nid]
-                if isinstance(comp, AgentComponent | URLComponent):
+                if isinstance(
+                    comp, AgentComponent | URLComponent | SearchToolComponent | APIRequestComponent
+                ):
                     # Only the connected outputs are computed (a URL in tool mode fetches
                     # nothing until the agent calls it).
                     outs = {e.source_output or "" for e in doc.edges if e.source == nid}
@@ -132,6 +136,10 @@ class CompiledLangflow:
         if kind == "URLComponent":
             template = self.doc.nodes[nid].template
             return URLComponent(template, tools_metadata(template))
+        if kind in ("UnifiedWebSearch", "TavilySearchComponent", "SearchComponent"):
+            return SearchToolComponent(kind, tools_metadata(self.doc.nodes[nid].template))
+        if kind == "APIRequest":
+            return APIRequestComponent(tools_metadata(self.doc.nodes[nid].template))
         if kind == "CurrentDate":
             return CurrentDateComponent(tools_metadata(self.doc.nodes[nid].template))
         return SIMPLE_COMPONENTS[kind]()

@@ -22,7 +22,11 @@ from flows.langflow.components import Message, RunContext, as_text
 from flows.langflow.specs import TOOL_OUTPUT
 from flows.langflow.tools.calculator import calculate
 from flows.langflow.tools.current_date import current_date
+from flows.langflow.tools.search import SearchFailed, web_search
 from flows.langflow.tools.web import FetchFailed, fetch_pages
+from shared import egress
+from shared.errors import FlowfleetError
+from shared.settings import get_settings
 
 CALCULATOR_TOOL = (
     "evaluate_expression",
@@ -206,4 +210,139 @@ class URLComponent:
             rows = await self._rows(values, urls)
             outputs["page_results"] = rows
             outputs["raw_results"] = Message("\n\n".join(r["text"] for r in rows))
+        return outputs
+
+
+# Search components: (field holding the query, data output name, default tool).
+_SEARCH_KINDS: dict[str, tuple[str, str, tuple[str, str, dict[str, Any]]]] = {
+    "UnifiedWebSearch": (
+        "query",
+        "results",
+        (
+            "perform_search",
+            "Search the web, news, or RSS feeds.",
+            {"query": {"type": "string", "description": "Search keywords for news articles."}},
+        ),
+    ),
+    "TavilySearchComponent": (
+        "query",
+        "dataframe",
+        (
+            "fetch_content_dataframe",
+            "TavilySearchComponent. fetch_content_dataframe - **Tavily Search** is a search "
+            "engine optimized for LLMs and RAG.",
+            {"query": {"type": "string", "description": "The search query you want to execute."}},
+        ),
+    ),
+    "SearchComponent": (
+        "input_value",
+        "dataframe",
+        (
+            "fetch_content_dataframe",
+            "Call the searchapi.io API with result limiting",
+            {"input_value": {"type": "string", "description": "The search query."}},
+        ),
+    ),
+}
+
+
+class SearchToolComponent:
+    """LangFlow's web search components on flowfleet's one search backend."""
+
+    def __init__(self, kind: str, metadata: Sequence[Mapping[str, Any]] = ()) -> None:
+        self.query_field, self.output, self.default_tool = _SEARCH_KINDS[kind]
+        self.metadata = metadata
+        self.wanted: set[str] = {self.output}
+
+    async def _rows(self, values: Mapping[str, Any], query: str) -> list[dict[str, Any]]:
+        topic = str(values.get("topic") or "general")
+        max_results = values.get("max_results")
+        return await web_search(
+            query, max_results=int(max_results) if max_results else 5, topic=topic
+        )
+
+    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        outputs: dict[str, Any] = {}
+        if TOOL_OUTPUT in self.wanted:
+
+            async def call(args: dict[str, Any]) -> str:
+                query = as_text(args.get(self.query_field) or values.get(self.query_field))
+                try:
+                    rows = await self._rows(values, query)
+                except SearchFailed as exc:
+                    raise ToolException(f"Error searching: {exc}") from exc
+                return tool_text([{k: r[k] for k in ("title", "url", "content")} for r in rows])
+
+            outputs[TOOL_OUTPUT] = make_tools(self.metadata, self.default_tool, call)
+        if self.output in self.wanted:
+            outputs[self.output] = await self._rows(values, as_text(values.get(self.query_field)))
+        return outputs
+
+
+API_REQUEST_TOOL = (
+    "make_api_request",
+    "Make HTTP requests using URL or cURL commands.",
+    {"url_input": {"type": "string", "description": "Enter the URL for the request."}},
+)
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
+
+
+def _pairs(table: Any) -> dict[str, Any]:
+    if isinstance(table, dict):
+        return dict(table)
+    rows = table if isinstance(table, list) else []
+    return {str(r["key"]): r.get("value") for r in rows if isinstance(r, Mapping) and r.get("key")}
+
+
+class APIRequestComponent:
+    """LangFlow's API Request (URL mode) through the egress policy: ``{source, status_code,
+    response}`` (the body as JSON when it parses, else text). cURL mode is not run: flowfleet
+    does not parse shell commands; give ``url_input``."""
+
+    def __init__(self, metadata: Sequence[Mapping[str, Any]] = ()) -> None:
+        self.metadata = metadata
+        self.wanted: set[str] = {"data"}
+
+    async def request(self, values: Mapping[str, Any], url: str) -> dict[str, Any]:
+        method = str(values.get("method") or "GET").upper()
+        if method not in _METHODS:
+            raise ToolException(f"unsupported method {method!r}; use one of {sorted(_METHODS)}")
+        if not url.strip():
+            raise ToolException("no URL given: set url_input (cURL input is not supported)")
+        body = _pairs(values.get("body"))
+        try:
+            response = await egress.fetch(
+                get_settings(),
+                method,
+                url.strip(),
+                headers={k: str(v) for k, v in _pairs(values.get("headers")).items()},
+                params=_pairs(values.get("query_params")) or None,
+                json=body if body and method not in ("GET", "HEAD") else None,
+                timeout_s=float(values.get("timeout") or 0) or None,
+                follow_redirects=values.get("follow_redirects") is not False,
+            )
+        except FlowfleetError as exc:
+            raise ToolException(f"Error making request to {url}: {exc}") from exc
+        try:
+            payload: Any = response.json()
+        except ValueError:
+            payload = response.text()
+        return {"source": response.url, "status_code": response.status_code, "response": payload}
+
+    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        outputs: dict[str, Any] = {}
+        if TOOL_OUTPUT in self.wanted:
+
+            async def call(args: dict[str, Any]) -> str:
+                if args.get("curl_input") and not args.get("url_input"):
+                    raise ToolException("cURL input is not supported; call with url_input")
+                url = as_text(args.get("url_input") or values.get("url_input"))
+                return tool_text(await self.request(values, url))
+
+            outputs[TOOL_OUTPUT] = make_tools(self.metadata, API_REQUEST_TOOL, call)
+        if self.wanted - {TOOL_OUTPUT}:
+            try:
+                outputs["data"] = await self.request(values, as_text(values.get("url_input")))
+            except ToolException as exc:
+                raise ValueError(str(exc)) from exc
         return outputs

@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from flows.base import FlowInput, HistoryMessage
 from flows.langflow.compiler import compile_langflow
+from shared.settings import get_settings
 from tests.flows.conftest import sim_requests
 from tests.support.fixtures import LANGFLOW_FIXTURES
 
@@ -114,3 +116,55 @@ async def test_add_current_date_tool_switch(sim: str, disabled: bool) -> None:
     _agent(raw)["data"]["node"]["template"]["add_current_date_tool"]["value"] = not disabled
     await compile_langflow(raw).ainvoke(FlowInput("evaluate_expression 1+1"), {})
     assert ("get_current_date" in _tool_names(sim_requests(sim)[0])) is not disabled
+
+
+POKEDEX_AGENT_184 = LANGFLOW_FIXTURES / "starters-1.8.4" / "Pokédex Agent.json"
+
+
+async def test_web_search_tool_reaches_the_search_backend(
+    sim: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Simple Agent 1.13 (UnifiedWebSearch in tool mode): perform_search goes to the one
+    configured search backend (llm-sim's /search here) with the model's query, and the
+    results are the tool's answer."""
+    base = sim.removesuffix("/v1")
+    monkeypatch.setenv("FLOWFLEET_SEARCH_URL", f"{base}/search")
+    get_settings.cache_clear()
+    flow = compile_langflow(_load(SIMPLE_AGENT_113))
+    result = await flow.ainvoke(FlowInput("perform_search: langflow agents"), {})
+    (search,) = httpx.get(f"{base}/_sim/searches").json()
+    assert search["query"] == "perform_search: langflow agents"
+    assert search["max_results"] == 5
+    first, second = sim_requests(sim)
+    call = second["messages"][2]["tool_calls"][0]["function"]
+    assert call["name"] == "perform_search"
+    assert json.loads(call["arguments"]) == {
+        "query": "perform_search: langflow agents",
+        "search_mode": "Web",
+    }
+    rows = json.loads(second["messages"][3]["content"])
+    assert rows[0]["title"] == "Result 1 for perform_search: langflow agents"
+    assert len(rows) == 5
+    assert result.text is not None
+    assert "Result 1 for perform_search" in result.text
+
+
+async def test_api_request_tool_goes_through_the_egress_policy(
+    sim: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pokédex Agent's API Request tool: a loopback URL is refused by the egress policy and the
+    model reads the refusal as the tool's result; once the host is allow-listed, the same
+    call returns the response."""
+    base = sim.removesuffix("/v1")
+    question = f"make_api_request {base}/v1/models"
+    await compile_langflow(_load(POKEDEX_AGENT_184)).ainvoke(FlowInput(question), {})
+    refused = sim_requests(sim)[1]["messages"][-1]
+    assert refused["role"] == "tool"
+    assert "egress" in refused["content"].lower() or "refused" in refused["content"].lower()
+    httpx.delete(f"{base}/_sim/requests")
+    monkeypatch.setenv("FLOWFLEET_EGRESS_ALLOWED_HOSTS", '["127.0.0.1"]')
+    get_settings.cache_clear()
+    await compile_langflow(_load(POKEDEX_AGENT_184)).ainvoke(FlowInput(question), {})
+    answered = json.loads(sim_requests(sim)[1]["messages"][-1]["content"])
+    assert answered["status_code"] == 200
+    assert answered["response"]["object"] == "list"
