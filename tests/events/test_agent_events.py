@@ -8,10 +8,12 @@ import json
 import time
 
 import httpx
+import pytest
 
+from tests.support.faults import finishes, isolated_stack
 from tests.support.fixtures import LANGFLOW_FIXTURES
 from tests.support.sse import iter_sse, read_events
-from tests.support.stack import wait_for_run
+from tests.support.stack import start_worker, wait_for_run
 
 SIMPLE_AGENT_184 = LANGFLOW_FIXTURES / "starters-1.8.4" / "Simple Agent.json"
 
@@ -105,3 +107,48 @@ def test_cancel_mid_agent_stops_before_the_next_tool(
     assert len(sim.get("/_sim/requests").json()) <= 2
     steps = client.get(f"/v1/runs/{run_id}/steps").json()["items"]
     assert [s["event"] for s in steps] == ["tool_call", "tool_result"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_kill_9_mid_agent_completes_exactly_once(
+    infra: dict[str, str], llm_sim: str, sim: httpx.Client
+) -> None:
+    """kill -9 of the worker between an agent's tool result and its next model call: another
+    worker takes the run over and finishes it once (one result, one pair of session messages);
+    the steps show both attempts' tool calls, since tools run at least once."""
+    sim.put("/_sim/config", json={"ttft_s": 1.5})
+    with (
+        isolated_stack(llm_sim, infra["redis_url"], FLOWFLEET_VISIBILITY_TIMEOUT_S="10") as stack,
+        stack.client() as c,
+    ):
+        _upload(c, "simple-agent-kill")
+        run_id = c.post(
+            "/v1/flows/simple-agent-kill/runs",
+            json={"input": "evaluate_expression 2+3 then get_current_date", "session_id": "k9"},
+        ).json()["id"]
+        with c.stream("GET", f"/v1/runs/{run_id}/events") as response:
+            for event in iter_sse(response):
+                if event.event == "tool_result":
+                    break
+        stack.workers[0].kill()  # SIGKILL while the model is asked for the next step
+        stack.workers.append(start_worker(stack.env, "successor"))
+        run = wait_for_run(c, run_id, timeout=120)
+        steps = c.get(f"/v1/runs/{run_id}/steps").json()["items"]
+        messages = c.get("/v1/sessions/k9/messages").json()["messages"]
+        recorded = finishes(stack.workers)
+    assert run["status"] == "succeeded"
+    assert run["attempts"] == 2
+    assert recorded[run_id] == 1
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert ("tool_call", "evaluate_expression", 1) in [
+        (s["event"], s["name"], s["attempt"]) for s in steps
+    ]
+    second = [(s["event"], s["name"]) for s in steps if s["attempt"] == 2]
+    assert second == [
+        ("tool_call", "evaluate_expression"),
+        ("tool_result", "evaluate_expression"),
+        ("tool_call", "get_current_date"),
+        ("tool_result", "get_current_date"),
+    ]
+    assert "get_current_date: Current date and time in UTC" in run["output"]["text"]
