@@ -3,6 +3,7 @@ tools (tool-mode components, the current-date tool), history, limits and structu
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -168,3 +169,72 @@ async def test_api_request_tool_goes_through_the_egress_policy(
     answered = json.loads(sim_requests(sim)[1]["messages"][-1]["content"])
     assert answered["status_code"] == 200
     assert answered["response"]["object"] == "list"
+
+
+def _with_sub_agent(raw: dict[str, Any]) -> dict[str, Any]:
+    """Simple Agent plus a second Agent in tool mode connected to the first one's tools."""
+    main = _agent(raw)
+    sub = copy.deepcopy(main)
+    sub["id"] = "Agent-sub01"
+    sub["data"]["id"] = "Agent-sub01"
+    template = sub["data"]["node"]["template"]
+    template["system_prompt"]["value"] = "You are the sub agent."
+    raw["data"]["nodes"].append(sub)
+    edge = copy.deepcopy(
+        next(e for e in raw["data"]["edges"] if e["data"]["targetHandle"]["fieldName"] == "tools")
+    )
+    edge["source"] = "Agent-sub01"
+    edge["data"]["sourceHandle"].update(
+        {"id": "Agent-sub01", "name": "component_as_tool", "dataType": "Agent"}
+    )
+    edge["sourceHandle"] = ""
+    edge["id"] = "edge-sub-agent"
+    raw["data"]["edges"].append(edge)
+    return raw
+
+
+async def test_an_agent_as_another_agents_tool(sim: str) -> None:
+    """An Agent in tool mode is offered as message_response; calling it runs the inner
+    agent with the argument as its input and its own prompt and tools; its answer is the
+    outer agent's tool result."""
+    flow = compile_langflow(_with_sub_agent(_load(SIMPLE_AGENT_184)))
+    result = await flow.ainvoke(FlowInput("ask message_response about 3*3"), {})
+    outer_first, inner_first, inner_second, outer_second = sim_requests(sim)
+    assert "message_response" in _tool_names(outer_first)
+    assert inner_first["messages"][0] == {"role": "system", "content": "You are the sub agent."}
+    assert inner_first["messages"][1]["content"] == "ask message_response about 3*3"
+    # The inner agent has no connected tools: only its own current-date tool.
+    assert _tool_names(inner_first) == ["get_current_date"]
+    assert inner_second["messages"][-1]["content"].startswith("Current date and time in UTC")
+    assert outer_second["messages"][-1]["role"] == "tool"
+    assert outer_second["messages"][-1]["content"].startswith(
+        "Tool results: get_current_date: Current date and time in UTC"
+    )
+    assert result.text is not None
+    assert result.text.startswith("Tool results: message_response: Tool results: get_current")
+
+
+async def test_structured_response_fits_the_output_schema(sim: str) -> None:
+    """structured_response: after the loop, one forced call for output_schema with
+    format_instructions as the system message; the object is the output."""
+    raw = _load(SIMPLE_AGENT_184)
+    agent = _agent(raw)
+    agent["data"]["node"]["template"]["output_schema"]["value"] = [
+        {"name": "answer", "type": "str", "description": "the answer", "multiple": "False"}
+    ]
+    out_edge = next(e for e in raw["data"]["edges"] if e["source"] == agent["id"])
+    out_edge["data"]["sourceHandle"]["name"] = "structured_response"
+    out_edge["data"]["sourceHandle"]["output_types"] = ["Data"]
+    result = await compile_langflow(raw).ainvoke(FlowInput("evaluate_expression 1+1"), {})
+    requests = sim_requests(sim)
+    assert len(requests) == 3
+    forced = requests[2]
+    assert forced["tool_choice"]["function"]["name"] == "OutputModel"
+    instructions = agent["data"]["node"]["template"]["format_instructions"]["value"]
+    assert forced["messages"][0] == {"role": "system", "content": instructions}
+    # The agent's answer (after its calculator call) is what gets structured.
+    assert forced["messages"][1]["content"].startswith('Tool results: evaluate_expression: {"re')
+    assert result.text is not None
+    assert json.loads(result.text.removeprefix("```json\n").removesuffix("\n```")) == {
+        "answer": forced["messages"][1]["content"]
+    }
