@@ -193,7 +193,9 @@ class URLComponent:
 
             async def call(args: dict[str, Any]) -> str:
                 try:
-                    rows = await self._rows(values, _urls(args.get("urls")))
+                    # Arguments override the node's fields; none given, the node's URLs.
+                    urls = _urls(args.get("urls")) or self.urls or _urls(values.get("urls"))
+                    rows = await self._rows(values, urls)
                 except FetchFailed as exc:
                     raise ToolException(f"Error fetching URLs: {exc}") from exc
                 return tool_text(
