@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,20 +19,36 @@ from tests.support.stack import start_worker, wait_for_run
 SIMPLE_AGENT_184 = LANGFLOW_FIXTURES / "starters-1.8.4" / "Simple Agent.json"
 
 
-def _upload(client: httpx.Client, flow_id: str) -> None:
-    answer = client.put(f"/v1/flows/{flow_id}", content=SIMPLE_AGENT_184.read_bytes())
+SIMPLE_AGENT_113 = LANGFLOW_FIXTURES / "starters-1.13.0" / "Simple Agent.json"
+POKEDEX_AGENT_184 = LANGFLOW_FIXTURES / "starters-1.8.4" / "Pokédex Agent.json"
+# The tools each Simple Agent offers, as LangFlow names them, in the order offered.
+OFFERED = {
+    SIMPLE_AGENT_184: ["evaluate_expression", "fetch_content", "get_current_date"],
+    SIMPLE_AGENT_113: [
+        "fetch_content",
+        "perform_search",
+        "get_current_date",
+        "evaluate_expression",
+    ],
+}
+
+
+def _upload(client: httpx.Client, flow_id: str, path: Path = SIMPLE_AGENT_184) -> None:
+    answer = client.put(f"/v1/flows/{flow_id}", content=path.read_bytes())
     assert answer.status_code in (200, 201), answer.text
 
 
+@pytest.mark.parametrize("path", [SIMPLE_AGENT_184, SIMPLE_AGENT_113], ids=["1.8.4", "1.13.0"])
 def test_simple_agent_sse_shows_the_tool_call_then_its_result(
-    client: httpx.Client, sim: httpx.Client
+    client: httpx.Client, sim: httpx.Client, path: Path
 ) -> None:
     """The unmodified Simple Agent starter runs through the queue: SSE shows tool_call, then
     tool_result, then the output; llm-sim received the two tool-calling requests; the steps
     are kept on the run; a reader resuming after the tool_call gets the rest."""
-    _upload(client, "simple-agent")
+    flow_id = f"simple-agent-{path.parent.name.removeprefix('starters-').replace('.', '-')}"
+    _upload(client, flow_id, path)
     run_id = client.post(
-        "/v1/flows/simple-agent/runs", json={"input": "evaluate_expression: 6*7"}
+        f"/v1/flows/{flow_id}/runs", json={"input": "evaluate_expression: 6*7"}
     ).json()["id"]
     events = read_events(client, run_id)
     kinds = [e.event for e in events if e.event != "token"]
@@ -45,11 +62,7 @@ def test_simple_agent_sse_shows_the_tool_call_then_its_result(
     assert json.loads(result.data["result"]) == {"result": "42"}
 
     first, second = sim.get("/_sim/requests").json()
-    assert [t["function"]["name"] for t in first["tools"]] == [
-        "evaluate_expression",
-        "fetch_content",
-        "get_current_date",
-    ]
+    assert [t["function"]["name"] for t in first["tools"]] == OFFERED[path]
     assert [m["role"] for m in second["messages"]] == ["system", "user", "assistant", "tool"]
     assert second["messages"][3]["tool_call_id"] == call.data["id"]
     run = client.get(f"/v1/runs/{run_id}").json()
@@ -66,6 +79,32 @@ def test_simple_agent_sse_shows_the_tool_call_then_its_result(
 
     resumed = read_events(client, run_id, last_event_id=call.id)
     assert [e.event for e in resumed if e.event != "token"] == ["tool_result", "output", "done"]
+
+
+@pytest.mark.parametrize(
+    ("path", "question"),
+    [
+        (POKEDEX_AGENT_184, "make_api_request http://10.0.0.7/admin"),
+        (SIMPLE_AGENT_184, "fetch_content http://169.254.169.254/latest/meta-data/"),
+    ],
+    ids=["api-request-private", "url-metadata"],
+)
+def test_agent_tools_cannot_reach_private_or_metadata_addresses(
+    client: httpx.Client, sim: httpx.Client, path: Path, question: str
+) -> None:
+    """A tool asked for a private or cloud-metadata address is refused by the egress policy:
+    the tool_result event is an error naming the refusal, the model reads it, the run ends."""
+    flow_id = f"egress-{path.stem.lower().replace(' ', '-').replace('é', 'e')}"
+    _upload(client, flow_id, path)
+    run_id = client.post(f"/v1/flows/{flow_id}/runs", json={"input": question}).json()["id"]
+    events = read_events(client, run_id)
+    result = next(e for e in events if e.event == "tool_result")
+    assert result.data["status"] == "error"
+    assert "refused" in result.data["result"] or "not allowed" in result.data["result"]
+    told = sim.get("/_sim/requests").json()[-1]["messages"][-1]
+    assert told["role"] == "tool"
+    assert told["content"] == result.data["result"]
+    assert wait_for_run(client, run_id)["status"] == "succeeded"
 
 
 def test_steps_of_an_unknown_run_are_404(client: httpx.Client) -> None:
