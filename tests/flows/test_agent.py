@@ -238,3 +238,17 @@ async def test_structured_response_fits_the_output_schema(sim: str) -> None:
     assert json.loads(result.text.removeprefix("```json\n").removesuffix("\n```")) == {
         "answer": forced["messages"][1]["content"]
     }
+
+
+async def test_agent_with_stream_on_streams_its_model_calls(sim: str) -> None:
+    """The Agent's stream field asks the model for a stream on every step; tool calls arrive
+    as stream deltas and the loop is the same."""
+    raw = _load(SIMPLE_AGENT_113)
+    _agent(raw)["data"]["node"]["template"]["stream"]["value"] = True
+    result = await compile_langflow(raw).ainvoke(FlowInput("evaluate_expression 5*5"), {})
+    first, second = sim_requests(sim)
+    assert first["stream"] is True
+    assert second["stream"] is True
+    assert json.loads(second["messages"][-1]["content"]) == {"result": "25"}
+    assert result.text is not None
+    assert result.text.startswith('Tool results: evaluate_expression: {"result": "25"}')
