@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from flows.base import HistoryMessage
 from flows.langflow.conditions import evaluate_condition
-from flows.langflow.values import prompt_variables
+from flows.langflow.values import prompt_variables, selected_model_name
 from flows.models import ModelSpec
 
 MACHINE, USER = "Machine", "User"
@@ -330,15 +330,8 @@ def model_spec(kind: str, values: Mapping[str, Any]) -> ModelSpec:
     model_name = values.get("model_name") or None
     temperature = values.get("temperature")
     if kind == "Agent":
-        # 1.8+: ``model`` is LangFlow's ModelInput, a list of {provider, name, metadata};
-        # 1.6/1.7: ``agent_llm`` (the provider) with ``model_name``.
-        chosen = values.get("model")
-        if isinstance(chosen, list) and chosen and isinstance(chosen[0], dict):
-            model_name = chosen[0].get("name") or model_name
-        elif isinstance(chosen, str) and chosen:
-            model_name = chosen
         return ModelSpec(
-            model_name=model_name,
+            model_name=selected_model_name(dict(values)),
             api_key_env=values.get("api_key__env"),
             temperature=temperature,
             max_tokens=values.get("max_tokens") or None,

@@ -17,16 +17,16 @@ from flows.langflow.document import (
     parse_document,
 )
 from flows.langflow.validation import validate_document
-from flows.langflow.values import literal_values
+from flows.langflow.values import literal_values, selected_model_name
 
 
 def model_names(doc: LangflowDocument) -> list[str]:
     """Model names the flow's model nodes ask for, in node order, unique."""
     names: list[str] = []
     for node in doc.nodes.values():
-        if node.spec and node.spec.is_model:
+        if node.spec and (node.spec.is_model or node.kind == "Agent"):
             values, _ = literal_values(node)
-            name = values.get("model_name")
+            name = selected_model_name(values) if node.kind == "Agent" else values.get("model_name")
             if name and name not in names:
                 names.append(name)
     return names

@@ -115,6 +115,20 @@ def literal_values(node: LangflowNode) -> tuple[dict[str, Any], list[FlowProblem
     return values, problems
 
 
+def selected_model_name(values: dict[str, Any]) -> str | None:
+    """The model an Agent names: 1.8+ ``model`` (ModelInput: ``[{provider, name, ...}]``),
+    else 1.6/1.7 ``model_name`` (beside ``agent_llm``, the provider)."""
+    chosen = values.get("model")
+    if isinstance(chosen, list) and chosen and isinstance(chosen[0], dict):
+        name = chosen[0].get("name")
+        if isinstance(name, str) and name:
+            return name
+    elif isinstance(chosen, str) and chosen:
+        return chosen
+    name = values.get("model_name")
+    return name if isinstance(name, str) and name else None
+
+
 def prompt_variables(template: str) -> list[str]:
     """Variables of an f-string template (``{{``/``}}`` are literal braces). Raises ValueError."""
     names: list[str] = []

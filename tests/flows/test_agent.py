@@ -252,3 +252,12 @@ async def test_agent_with_stream_on_streams_its_model_calls(sim: str) -> None:
     assert json.loads(second["messages"][-1]["content"]) == {"result": "25"}
     assert result.text is not None
     assert result.text.startswith('Tool results: evaluate_expression: {"result": "25"}')
+
+
+def test_registry_lists_the_agents_model() -> None:
+    """The flow registry lists the model an Agent names (1.8+ ModelInput field)."""
+    from flows.langflow.describe import model_names
+    from flows.langflow.document import parse_document
+
+    doc = parse_document(SIMPLE_AGENT_184.read_text())
+    assert model_names(doc) == ["claude-opus-4-5-20251101"]
