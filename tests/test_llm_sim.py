@@ -7,6 +7,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import openai
@@ -366,3 +367,91 @@ async def test_stats_report_the_in_flight_high_water_mark(sim_url: str) -> None:
         assert all(r.status_code == 200 for r in replies)
         stats = (await client.get("/_sim/stats")).json()
     assert stats == {"completions": 4, "in_flight": 0, "max_in_flight": 4}
+
+
+def _sim_model(sim_url: str, *, streaming: bool) -> ChatOpenAI:
+    return ChatOpenAI(
+        base_url=f"{sim_url}/v1",
+        api_key="x",  # type: ignore[arg-type]
+        model="sim-1",
+        streaming=streaming,
+        max_retries=0,
+    )
+
+
+def _calc_tool(expression: str) -> str:
+    """Evaluate an arithmetic expression."""
+    return "42"
+
+
+def _fetch_tool(urls: list[str]) -> str:
+    """Fetch the content of web pages."""
+    return "page"
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_tools_offered_get_a_call_then_an_answer_with_the_result(
+    sim_url: str, streaming: bool
+) -> None:
+    """An agent's first request calls the tool with arguments from the input and the schema;
+    after the tool result, the reply is text carrying what the tool returned."""
+    from langchain_core.messages import HumanMessage, ToolMessage
+    from langchain_core.tools import StructuredTool
+
+    tools = [
+        StructuredTool.from_function(_calc_tool, name="evaluate_expression"),
+        StructuredTool.from_function(_fetch_tool, name="fetch_content"),
+    ]
+    model = _sim_model(sim_url, streaming=streaming).bind_tools(tools)
+    history: list[Any] = [HumanMessage("please evaluate_expression of 6 * 7 now")]
+    first = await model.ainvoke(history)
+    assert first.tool_calls == [
+        {
+            "name": "evaluate_expression",
+            "args": {"expression": "6 * 7"},
+            "id": "call_sim0",
+            "type": "tool_call",
+        }
+    ]
+    history += [first, ToolMessage("42", tool_call_id="call_sim0")]
+    second = await model.ainvoke(history)
+    assert not second.tool_calls
+    assert str(second.content).startswith("Tool results: evaluate_expression: 42 [")
+    requests = httpx.get(f"{sim_url}/_sim/requests").json()
+    assert [m["role"] for m in requests[1]["messages"]] == ["user", "assistant", "tool"]
+    assert {t["function"]["name"] for t in requests[0]["tools"]} == {
+        "evaluate_expression",
+        "fetch_content",
+    }
+
+
+async def test_tools_named_in_the_input_are_called_in_turn(sim_url: str) -> None:
+    """Two tools named in the input: two calls in the order named, then one answer; an
+    input naming none calls the first tool; URL-like array arguments get the URLs."""
+    from langchain_core.messages import HumanMessage, ToolMessage
+    from langchain_core.tools import StructuredTool
+
+    tools = [
+        StructuredTool.from_function(_calc_tool, name="evaluate_expression"),
+        StructuredTool.from_function(_fetch_tool, name="fetch_content"),
+    ]
+    model = _sim_model(sim_url, streaming=False).bind_tools(tools)
+    history: list[Any] = [
+        HumanMessage("fetch_content of https://example.com/a. then evaluate_expression 1+2")
+    ]
+    first = await model.ainvoke(history)
+    assert first.tool_calls[0]["name"] == "fetch_content"
+    assert first.tool_calls[0]["args"] == {"urls": ["https://example.com/a"]}
+    history += [first, ToolMessage("page", tool_call_id=first.tool_calls[0]["id"])]
+    second = await model.ainvoke(history)
+    assert second.tool_calls[0]["name"] == "evaluate_expression"
+    assert second.tool_calls[0]["args"] == {"expression": "1+2"}
+    assert second.tool_calls[0]["id"] != first.tool_calls[0]["id"]
+    history += [second, ToolMessage("3", tool_call_id=second.tool_calls[0]["id"])]
+    third = await model.ainvoke(history)
+    assert str(third.content).startswith(
+        "Tool results: fetch_content: page; evaluate_expression: 3 ["
+    )
+    plain = await model.ainvoke([HumanMessage("hello")])
+    assert plain.tool_calls[0]["name"] == "evaluate_expression"
+    assert plain.tool_calls[0]["args"] == {"expression": "hello"}

@@ -116,6 +116,9 @@ def base_env(database_url: str, redis_url: str, sim_url: str, **extra: str) -> d
             "FLOWFLEET_BREAKER_FAILURES": "100000",
             "FLOWFLEET_BACKEND_BACKOFF_BASE_S": "0.05",
             "FLOWFLEET_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            # Test receivers and tool servers listen on loopback; the egress policy refuses
+            # loopback unless admitted (tests of the refusal build their own settings).
+            "FLOWFLEET_EGRESS_ALLOWED_HOSTS": '["127.0.0.1", "localhost"]',
             "FLOWFLEET_WEBHOOK_RETRY_BASE_S": "0.2",
         }
     )
