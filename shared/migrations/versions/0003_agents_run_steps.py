@@ -1,7 +1,7 @@
 """agents: run_steps, the tool calls and results of a run's agents
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-03 09:45:00
 """
 
