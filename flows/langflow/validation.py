@@ -11,6 +11,7 @@ from flows.langflow.conditions import regex_problem
 from flows.langflow.document import LangflowDocument, LangflowEdge, LangflowNode, node_problem
 from flows.langflow.specs import ROUTER_OPERATORS, SCHEMA_TYPES, FieldSpec, accepts
 from flows.langflow.values import field_type, literal_values, prompt_variables, typed_value
+from flows.routing import model_tweak_refusal
 
 
 def field_spec(node: LangflowNode, name: str) -> FieldSpec | None:
@@ -298,6 +299,13 @@ def validate_tweaks(doc: LangflowDocument, tweaks: Mapping[str, Any]) -> list[Fl
             continue
         before = len(problems)
         for name, value in fields.items():
+            if (
+                node.spec
+                and node.spec.is_model
+                and (refused := model_tweak_refusal(node.id, name, value))
+            ):
+                problems.append(node_problem(refused, node, name))
+                continue
             if field_spec(node, name) is None and name not in node.template:
                 problems.append(
                     node_problem(f"tweak names unknown field {name!r} of {node_id}", node, name)
