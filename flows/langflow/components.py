@@ -335,6 +335,7 @@ def model_spec(kind: str, values: Mapping[str, Any]) -> ModelSpec:
             temperature = None
         return ModelSpec(
             model_name=model_name,
+            provider=values.get("provider") or None,
             api_key_env=values.get("api_key__env"),
             temperature=temperature,
             streaming=None,  # per run: ModelComponent.run asks for a stream when `stream` is on

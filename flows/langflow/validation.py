@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flows.base import FlowProblem
+from flows.langflow.backend_check import routing_problems
 from flows.langflow.conditions import regex_problem
 from flows.langflow.document import LangflowDocument, LangflowEdge, LangflowNode, node_problem
 from flows.langflow.specs import ROUTER_OPERATORS, SCHEMA_TYPES, FieldSpec, accepts
@@ -83,17 +84,6 @@ def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowP
         )
     values, value_problems = literal_values(node)
     problems.extend(value_problems)
-    if node.spec.is_model and node.kind == "LanguageModelComponent":
-        provider = values.get("provider") or "OpenAI"
-        if provider != "OpenAI":
-            problems.append(
-                node_problem(
-                    f"component {node.id} uses provider {provider!r}; only OpenAI "
-                    "(and OpenAI-compatible servers) is supported: set provider to OpenAI",
-                    node,
-                    "provider",
-                )
-            )
     if node.kind == "Memory":
         if values.get("mode") not in (None, "", "Retrieve"):
             problems.append(
@@ -266,6 +256,7 @@ def validate_document(doc: LangflowDocument) -> list[FlowProblem]:
         problems.extend(_edge_problems(doc, edge))
     for node in doc.nodes.values():
         problems.extend(_required_problems(doc, node))
+    problems.extend(routing_problems(doc))  # a backend for every model node
     for nid in _cycle_nodes(doc):
         node = doc.nodes[nid]
         problems.append(
