@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import httpx2
 import openai
@@ -176,6 +176,10 @@ class Resilient(BaseChatModel):
     serves ChatOpenAI, ChatAnthropic and ChatGoogleGenerativeAI alike.
     """
 
+    # LangChain's ``stream=`` switch of ainvoke reaches ``_agenerate`` as a kwarg too:
+    # ChatOpenAI reads it; others (ChatGoogleGenerativeAI) would send it on and be refused.
+    _keeps_stream_kwarg: ClassVar[bool] = True
+
     def _breaker(self) -> tuple[RetryPolicy, CircuitBreaker]:
         meta = self.metadata or {}
         name = str(meta.get("flowfleet_backend") or "default")
@@ -194,6 +198,8 @@ class Resilient(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         policy, breaker = self._breaker()
+        if not self._keeps_stream_kwarg:
+            kwargs.pop("stream", None)
         attempt = 0
         while True:
             breaker.before_call()
@@ -216,6 +222,8 @@ class Resilient(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         policy, breaker = self._breaker()
+        if not self._keeps_stream_kwarg:
+            kwargs.pop("stream", None)
         attempt = 0
         while True:
             breaker.before_call()
@@ -399,6 +407,6 @@ def _resilient(base: type[BaseChatModel]) -> type[BaseChatModel]:
     """``base`` with ``Resilient`` mixed in (one class per base, made on first use)."""
     cls = _resilient_classes.get(base)
     if cls is None:
-        cls = type(f"Resilient{base.__name__}", (Resilient, base), {})
+        cls = type(f"Resilient{base.__name__}", (Resilient, base), {"_keeps_stream_kwarg": False})
         _resilient_classes[base] = cls
     return cls
