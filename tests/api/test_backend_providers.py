@@ -64,7 +64,8 @@ def test_provider_model_node_runs_in_its_wire_format(
     if api == "anthropic":
         assert call["path"] == "/v1/messages"
         assert body["model"] == model_name
-        assert "messages" in body and body["system"]
+        assert "messages" in body
+        assert body["system"]
     else:
         assert call["path"].endswith(f"/models/{model_name}:generateContent")
         assert body["contents"][-1]["role"] == "user"
