@@ -6,15 +6,17 @@ nodes have none, so in the embedded default they reach llm-sim in their own wire
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from flowfleet.llm_sim import reply_text
 from flowfleet.llm_sim_wire import anthropic_messages, gemini_messages
 from tests.flows.langflow_fixtures import load, node_of
-from tests.support.stack import WEBHOOK_SECRET, wait_for_run
+from tests.support.stack import WEBHOOK_SECRET, Stack, wait_for_run
 
 QUESTION = "What is RAG?"
 
@@ -79,6 +81,51 @@ def test_provider_model_node_runs_in_its_wire_format(
     assert done["usage"]["input_tokens"] > 0
     assert done["usage"]["output_tokens"] > 0
     assert model_name in done["usage"]["by_model"]
+
+
+def _tokens(stack: Stack, run_id: str) -> list[str]:
+    r = redis.Redis.from_url(stack.env["FLOWFLEET_REDIS_URL"])
+    try:
+        key = f"{stack.env['FLOWFLEET_REDIS_NAMESPACE']}run:{run_id}:events"
+        return [
+            json.loads(fields[b"data"])["text"]
+            for _, fields in r.xrange(key)
+            if fields[b"event"] == b"token"
+        ]
+    finally:
+        r.close()
+
+
+@pytest.mark.parametrize(
+    ("provider", "api", "to_messages"),
+    [("Anthropic", "anthropic", anthropic_messages), ("Google", "gemini", gemini_messages)],
+    ids=["anthropic", "google"],
+)
+def test_provider_model_node_streams_tokens_when_asked(
+    client: httpx.Client, sim: httpx.Client, stack: Stack, provider: str, api: str, to_messages: Any
+) -> None:
+    """The node's `stream` on (a tweak, as in LangFlow): the call streams in the provider's
+    format and each token is a run event, as on the OpenAI path."""
+    flow, _ = _provider_flow(provider, "m-1")
+    flow_id = f"provider-stream-{api}"
+    assert client.put(f"/v1/flows/{flow_id}", json=flow).status_code in (200, 201)
+    node = node_of(flow, "LanguageModelComponent")["id"]
+
+    done = _run(client, flow_id, input=QUESTION, tweaks={node: {"stream": True}})
+
+    assert done["status"] == "succeeded", done
+    calls = sim.get("/_sim/calls").json()
+    assert len(calls) == 1, [(c["path"], c["body"].get("stream")) for c in calls]
+    call = calls[0]
+    if api == "anthropic":
+        assert call["body"]["stream"] is True
+    else:
+        assert call["path"].endswith(":streamGenerateContent")
+    expected = reply_text(to_messages(call["body"]))
+    assert done["output"]["text"] == expected
+    tokens = _tokens(stack, done["id"])
+    assert tokens  # tokens that arrive together may share an event
+    assert "".join(tokens) == expected
 
 
 def test_a_flow_cannot_choose_the_key_sent(client: httpx.Client, sim: httpx.Client) -> None:
