@@ -159,3 +159,26 @@ def test_a_flow_timeout_never_lengthens_the_backends(sim: str) -> None:
         "flowfleet_max_concurrency": None,
         "flowfleet_client_timeout": False,
     }
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "google"])
+async def test_anthropic_and_gemini_calls_retry_and_give_up_like_openai(
+    sim: str, monkeypatch: pytest.MonkeyPatch, provider: str
+) -> None:
+    """The same retry policy and error mapping on every API: a 503 is retried
+    FLOWFLEET_BACKEND_RETRIES times, then the run's error names the status and attempts."""
+    monkeypatch.setenv("FLOWFLEET_LLM_SIM_URL", sim)
+    monkeypatch.setenv("FLOWFLEET_BACKEND_RETRIES", "2")
+    monkeypatch.setenv("FLOWFLEET_BACKEND_BACKOFF_BASE_S", "0.01")
+    get_settings.cache_clear()
+    root = sim.removesuffix("/v1")
+    httpx.put(f"{root}/_sim/config", json={"error_rate": 1, "error_status": [503]})
+    try:
+        model = chat_model(ModelSpec(model_name="m", provider=provider, streaming=False))
+        with pytest.raises(BackendError, match="answered HTTP 503 after 3 attempts"):
+            await model.ainvoke([HumanMessage("x")])
+    finally:
+        httpx.put(f"{root}/_sim/config", json={"error_rate": 0})
+    calls = _calls(sim)
+    assert len(calls) == 3
+    assert {c["api"] for c in calls} == {"gemini" if provider == "google" else "anthropic"}
