@@ -3,8 +3,9 @@ model names and connection fields stay the operator's (issue 20, items 1 and 7).
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -14,7 +15,7 @@ from flows.base import FlowInput
 from flows.langflow.compiler import compile_langflow
 from flows.langflow.document import parse_document
 from flows.langflow.validation import validate_tweaks
-from flows.models import chat_model
+from flows.models import chat_model, set_limiter
 from flows.retry import breaker_for
 from flows.routing import ModelSpec
 from shared.errors import BackendError
@@ -182,3 +183,49 @@ async def test_anthropic_and_gemini_calls_retry_and_give_up_like_openai(
     calls = _calls(sim)
     assert len(calls) == 3
     assert {c["api"] for c in calls} == {"gemini" if provider == "google" else "anthropic"}
+
+
+class _CountingLimiter:
+    """The process limiter's interface (``flows.models.Limiter``), counting places taken."""
+
+    def __init__(self) -> None:
+        self.taken: list[tuple[str, int]] = []
+
+    @contextlib.asynccontextmanager
+    async def slot(self, backend: str, limit: int) -> AsyncIterator[None]:
+        self.taken.append((backend, limit))
+        yield
+
+
+@pytest.mark.parametrize("api", ["anthropic", "google"])
+async def test_anthropic_and_gemini_calls_hold_a_fleet_wide_place(
+    sim: str, monkeypatch: pytest.MonkeyPatch, api: str
+) -> None:
+    """A backend's max_concurrency applies to every API: each call holds one place."""
+    root = sim.removesuffix("/v1")
+    monkeypatch.setenv(
+        "FLOWFLEET_BACKENDS",
+        json.dumps(
+            [
+                {"name": "sim", "base_url": sim},
+                {
+                    "name": f"limited-{api}",
+                    "base_url": root,
+                    "api": api,
+                    "providers": [api],
+                    "max_concurrency": 3,
+                },
+            ]
+        ),
+    )
+    get_settings.cache_clear()
+    limiter = _CountingLimiter()
+    set_limiter(limiter)
+    try:
+        for streaming in (False, True):
+            model = chat_model(ModelSpec(model_name="m", provider=api, streaming=streaming))
+            await model.ainvoke([HumanMessage("x")])
+    finally:
+        set_limiter(None)
+    assert limiter.taken == [(f"limited-{api}", 3)] * 2
+    assert len(_calls(sim)) == 2
