@@ -2,11 +2,12 @@
 
 It speaks OpenAI chat completions (``POST /v1/chat/completions``), Anthropic Messages
 (``POST /v1/messages``) and Gemini (``POST /v1beta/models/{model}:generateContent`` and
-``:streamGenerateContent``, also under ``/v1/models/``), each streaming or not. Anthropic and Gemini requests are read
-as the OpenAI-style message list they amount to (``anthropic_messages``, ``gemini_messages``),
-so the reply to the same conversation is the same text in every API. Every request is
-recorded (``GET /_sim/requests``: bodies as sent; ``GET /_sim/calls``: API, path, headers and
-body), so a test can check what reached a backend, credentials included.
+``:streamGenerateContent``, also under ``/v1/models/``), each streaming or not. Anthropic
+and Gemini requests are read as the OpenAI-style message list they amount to
+(``anthropic_messages``, ``gemini_messages``), so the reply to the same conversation is the
+same text in every API. Every request is recorded (``GET /_sim/requests``: bodies as sent;
+``GET /_sim/calls``: API, path, headers and body), so a test can check what reached a
+backend, credentials included.
 
 Tests and benchmarks point `langchain-openai` (or the `openai` client) at it instead of a real
 model server. The reply depends only on the request messages (see `reply_text`), so a test can
