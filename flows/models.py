@@ -368,6 +368,9 @@ def _google_model(spec: ModelSpec, backend: BackendConfig, timeout: float) -> Ba
         "model": spec.model_name or "default",
         "base_url": backend.base_url,
         "google_api_key": backend.api_key(),
+        # The Gemini API at base_url with the backend's key: never Vertex AI with ambient
+        # credentials, whatever GOOGLE_GENAI_USE_VERTEXAI says in the worker's environment.
+        "vertexai": False,
         "timeout": timeout,
         "max_retries": 0,  # retries are Resilient's policy (flows/retry.py)
     }
