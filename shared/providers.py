@@ -32,6 +32,8 @@ _ALIASES = {
     "openrouter": "openrouter",
     "xai": "xai",
     "ibmwatsonx": "ibm-watsonx",
+    "ibmwatsonxai": "ibm-watsonx",
+    "watsonxai": "ibm-watsonx",
     "watsonx": "ibm-watsonx",
     "ibm": "ibm-watsonx",
     "vllm": "vllm",
