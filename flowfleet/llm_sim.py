@@ -1,4 +1,13 @@
-"""OpenAI-compatible LLM simulator: deterministic replies, tunable latency and injected faults.
+"""LLM simulator: deterministic replies, tunable latency and injected faults, in three APIs.
+
+It speaks OpenAI chat completions (``POST /v1/chat/completions``), Anthropic Messages
+(``POST /v1/messages``) and Gemini (``POST /v1beta/models/{model}:generateContent`` and
+``:streamGenerateContent``, also under ``/v1/models/``), each streaming or not. Anthropic
+and Gemini requests are read as the OpenAI-style message list they amount to
+(``anthropic_messages``, ``gemini_messages``), so the reply to the same conversation is the
+same text in every API. Every request is recorded (``GET /_sim/requests``: bodies as sent;
+``GET /_sim/calls``: API, path, headers and body), so a test can check what reached a
+backend, credentials included.
 
 Tests and benchmarks point `langchain-openai` (or the `openai` client) at it instead of a real
 model server. The reply depends only on the request messages (see `reply_text`), so a test can
@@ -283,6 +292,8 @@ class SimState:
         self.rng = random.Random(config.seed)
         self.requests: deque[Any] = deque(maxlen=config.record)
         self.searches: deque[Any] = deque(maxlen=config.record)  # POST /search bodies
+        # Per request, in the order of ``requests``: API, path, headers and body.
+        self.calls: deque[dict[str, Any]] = deque(maxlen=config.record)
         # Per streamed reply: when each token left (wall clock), for latency measurements.
         self.streams: deque[dict[str, Any]] = deque(maxlen=config.record)
         self.in_flight = 0  # completions being answered now
@@ -312,8 +323,16 @@ class SimState:
             self.rng = random.Random(self.config.seed)
         if self.config.record != self.requests.maxlen:
             self.requests = deque(self.requests, maxlen=self.config.record)
+            self.calls = deque(self.calls, maxlen=self.config.record)
             self.streams = deque(self.streams, maxlen=self.config.record)
         return self.config
+
+    def record(self, request: Request, api: str, body: dict[str, Any]) -> None:
+        """Keep a request: its body in ``requests``, with API, path and headers in ``calls``."""
+        self.requests.append(body)
+        self.calls.append(
+            {"api": api, "path": request.url.path, "headers": dict(request.headers), "body": body}
+        )
 
     def draw_fault(self) -> tuple[int | None, bool]:
         """Roll for this request: (error status or None, whether to hang)."""
@@ -480,7 +499,7 @@ async def chat_completions(request: Request) -> Response:
     sim: SimState = request.app.state.sim
     config = sim.config  # one snapshot, so a config change never alters a reply under way
     status, hang = sim.draw_fault()
-    sim.requests.append(body)
+    sim.record(request, "openai", body)
     if status is not None:
         return _injected_error(status)
     sim.enter()
@@ -579,10 +598,16 @@ async def get_requests(request: Request) -> Response:
     return JSONResponse(list(request.app.state.sim.requests))
 
 
+async def get_calls(request: Request) -> Response:
+    """The recorded requests with their API, path and headers, oldest first."""
+    return JSONResponse(list(request.app.state.sim.calls))
+
+
 async def clear_requests(request: Request) -> Response:
     """Forget the recorded requests and streams."""
     request.app.state.sim.requests.clear()
     request.app.state.sim.searches.clear()
+    request.app.state.sim.calls.clear()
     request.app.state.sim.streams.clear()
     return Response(status_code=204)
 
@@ -635,13 +660,21 @@ async def healthz(request: Request) -> Response:
 
 def create_app(config: SimConfig) -> Starlette:
     """The simulator as an ASGI app; `config` is copied, change it through PUT /_sim/config."""
+    # The Anthropic and Gemini routes build on this module's helpers.
+    from flowfleet.llm_sim_wire import anthropic_messages_endpoint, gemini_endpoint
+
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/search", search, methods=["POST"]),
             Route("/_sim/searches", get_searches, methods=["GET"]),
+            Route("/v1/messages", anthropic_messages_endpoint, methods=["POST"]),
+            # google-genai sends v1beta by default, v1 when given a base URL.
+            Route("/v1beta/models/{target}", gemini_endpoint, methods=["POST"]),
+            Route("/v1/models/{target}", gemini_endpoint, methods=["POST"]),
             Route("/_sim/requests", get_requests, methods=["GET"]),
+            Route("/_sim/calls", get_calls, methods=["GET"]),
             Route("/_sim/requests", clear_requests, methods=["DELETE"]),
             Route("/_sim/streams", get_streams, methods=["GET"]),
             Route("/_sim/config", get_config, methods=["GET"]),

@@ -12,29 +12,45 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.providers import Api, normalise_provider
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LLM_SIM_DEFAULT_URL = "http://127.0.0.1:8001/v1"
 DEFAULT_WEBHOOK_SECRET = "change-me"  # the embedded default; refused in production
 
 
 class BackendConfig(BaseModel):
-    """One OpenAI-compatible LLM server (OpenAI, vLLM, TGI, llm-sim...)."""
+    """One LLM server and the API it speaks (OpenAI-compatible, Anthropic Messages, Gemini).
+
+    docs/providers.md: the YAML/env format and which provider maps to which API.
+    """
 
     name: str
     base_url: str
+    api: Api = "openai"
+    # LangFlow providers this backend serves (normalised: "Google Generative AI" -> google).
+    providers: list[str] = Field(default_factory=list)
     api_key_env: str | None = None  # name of the variable holding the key, never the key
     models: list[str] = Field(default_factory=lambda: ["*"])  # fnmatch patterns
     max_concurrency: int | None = None  # fleet-wide limit, None = unlimited
     timeout_s: float = 120.0
+    # A base URL a flow named that no operator configured: it never gets a configured key.
+    adhoc: bool = False
 
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("providers")
+    @classmethod
+    def _normalise_providers(cls, value: list[str]) -> list[str]:
+        return [normalise_provider(p) for p in value]
+
     def api_key(self) -> str:
+        """The key sent to this backend: its own configured variable's value, nothing else."""
         # OpenAI-compatible servers without auth still need a non-empty key in the client.
-        if self.api_key_env:
+        if self.api_key_env and not self.adhoc:
             return os.environ.get(self.api_key_env, "") or "not-set"
         return "not-set"
 
@@ -120,6 +136,10 @@ class Settings(BaseSettings):
     backends_file: Path | None = None
     default_backend: str | None = None
     allow_adhoc_backends: bool = False
+    # Model connection fields a per-run tweak may change (none by default: a tweak of
+    # openai_api_base or timeout would pick where a call goes or trip the shared breaker).
+    # Secret fields (api_key) are never tweakable. docs/security.md, "Secrets".
+    tweakable_model_fields: list[str] = Field(default_factory=list)
     llm_sim_url: str = LLM_SIM_DEFAULT_URL
     # Web search for agents' search tools (docs/agents.md): a Tavily-style endpoint (POST
     # {query, max_results} -> {results: [{title, url, content}]}); unset: llm-sim's /search.

@@ -113,7 +113,7 @@ class CompiledLangflow:
             try:
                 self.components[nid] = self._build(nid, node.kind or "", values)
             except BackendNotAllowed as exc:
-                problems.append(FlowProblem(str(exc), nid, node.type, "openai_api_base"))
+                problems.append(FlowProblem(str(exc), nid, node.type, exc.field))
             except ValueError as exc:  # e.g. a prompt LangChain refuses
                 problems.append(FlowProblem(f"{nid}: {exc}", nid, node.type))
             else:

@@ -104,6 +104,8 @@ def base_env(database_url: str, redis_url: str, sim_url: str, **extra: str) -> d
             "FLOWFLEET_REDIS_NAMESPACE": f"fftest-{tag}:",
             "FLOWFLEET_QUEUE_NAME": f"fftest-{tag}",
             "FLOWFLEET_BACKENDS": f'[{{"name": "sim", "base_url": "{sim_url}/v1"}}]',
+            # Providers with no backend (Anthropic, Gemini...) go to llm-sim in their own API.
+            "FLOWFLEET_LLM_SIM_URL": f"{sim_url}/v1",
             "FLOWFLEET_LOG_FORMAT": "json",
             "FLOWFLEET_LEASE_S": "3",
             "FLOWFLEET_SWEEP_INTERVAL_S": "1",
