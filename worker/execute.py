@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
 from langchain_core.callbacks import UsageMetadataCallbackHandler
-from sqlalchemy import BindParameter, and_, bindparam, insert, or_, select, update
+from sqlalchemy import BindParameter, Float, and_, bindparam, insert, or_, select, update
 
 from flows.base import CompiledFlow, FlowInput, FlowResult, FlowValidationError, HistoryMessage
 from flows.retry import run_deadline
 from flows.routing import BackendNotAllowed
 from shared import events
+from shared.db_clock import now_plus
 from shared.errors import FlowError, RunFailure, RunTimeout
 from shared.logging import get_logger
 from shared.models import RUNS, FlowVersion, Run, SessionMessage, utcnow
@@ -66,10 +67,8 @@ _CLAIM = (
         RUNS.c.id == _param("id"),
         or_(
             RUNS.c.status == "queued",
-            and_(
-                RUNS.c.status == "running",
-                RUNS.c.lease_expires_at < _param("started_at", "now"),
-            ),
+            # Leases are judged by the database's clock (shared/db_clock.py), never ours.
+            and_(RUNS.c.status == "running", RUNS.c.lease_expires_at < now_plus(0)),
         ),
     )
     .values(
@@ -77,7 +76,7 @@ _CLAIM = (
         started_at=_param("started_at", "now"),
         attempts=RUNS.c.attempts + 1,
         lease_owner=_param("lease_owner", "owner"),
-        lease_expires_at=_param("lease_expires_at", "lease_until"),
+        lease_expires_at=now_plus(bindparam("p_lease_s", type_=Float)),
     )
     .returning(*RUNS.c)
 )
@@ -102,6 +101,11 @@ _FINISH = (
     )
     .values({column: _param(column) for column in _FINISH_COLUMNS})
 )
+# Who finished the run, and when: a finish that matched no row reads this back to tell
+# "my commit landed but its acknowledgement was lost" from "another worker took it over".
+_FINISHED = select(RUNS.c.status, RUNS.c.worker, RUNS.c.finished_at).where(
+    RUNS.c.id == _param("id")
+)
 _ADD_TURNS = insert(SessionMessage)
 _HISTORY = (
     select(SessionMessage.role, SessionMessage.content)
@@ -125,7 +129,7 @@ async def claim_run(ctx: WorkerContext, run_id: str) -> tuple[Run, list[HistoryM
                     "p_id": run_id,
                     "p_now": now,
                     "p_owner": ctx.worker_id,
-                    "p_lease_until": now + timedelta(seconds=ctx.settings.lease_s),
+                    "p_lease_s": ctx.settings.lease_s,
                 },
             )
         ).first()
@@ -172,16 +176,19 @@ async def finish_run(
     usage: dict[str, Any] | None = None,
     status: str | None = None,
     cached: bool = False,
+    finished_at: datetime | None = None,
 ) -> dict[str, Any] | None:
     """Record the outcome, and on success the session's two messages, in one transaction.
 
     Returns the columns written, or None when this worker no longer holds the lease
-    (another one took the run over), in which case nothing is written.
+    (another one took the run over), in which case nothing is written. Retried with the
+    same ``finished_at`` after a lost commit acknowledgement, it finds its own write and
+    returns it, so the run's `done` event and webhook still go out.
     """
     status = status or ("succeeded" if error is None else "failed")
     values: dict[str, Any] = {
         "status": status,
-        "finished_at": utcnow(),
+        "finished_at": finished_at or utcnow(),
         "lease_owner": None,
         "lease_expires_at": None,
         "worker": ctx.worker_id,
@@ -208,7 +215,11 @@ async def finish_run(
     # A lone UPDATE commits by itself; with the session's turns, one transaction holds both.
     async with (ctx.engine if turns else ctx.statements).begin() as conn:
         if (await conn.execute(_FINISH, params)).rowcount != 1:
-            return None
+            row = (await conn.execute(_FINISHED, {"p_id": run.id})).first()
+            mine = row is not None and tuple(row) == (status, ctx.worker_id, values["finished_at"])
+            if mine:
+                log.info("run.finish_already_committed", run_id=run.id)
+            return values if mine else None
         if turns:
             await conn.execute(_ADD_TURNS, turns)
     return values
@@ -295,6 +306,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
     await announced
     await tokens.close()  # its last token events go before the run's final ones
     outcome = "cancelled" if cancelled else "succeeded" if error is None else "failed"
+    finished_at = utcnow()  # one value for every try: it identifies this finish's write
     try:
         # Still in flight (lease renewed) while the result write rides out a database outage.
         written = await durably(
@@ -306,6 +318,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
                 usage=_usage(usage),
                 status=outcome,
                 cached=cached,
+                finished_at=finished_at,
             ),
             run_id=run_id,
             within_s=ctx.settings.finish_retry_s,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from sqlalchemy import select, update
 
 from shared.db import transaction
+from shared.db_clock import now_plus
 from shared.logging import get_logger
-from shared.models import RUNS, Run, utcnow
+from shared.models import RUNS, Run
 from shared.queue import enqueue_run
 from worker.context import WorkerContext
 
@@ -24,17 +24,20 @@ async def renew_leases(ctx: WorkerContext) -> int:
         result = await conn.execute(
             update(RUNS)
             .where(RUNS.c.lease_owner == ctx.worker_id, RUNS.c.status == "running")
-            .values(lease_expires_at=utcnow() + timedelta(seconds=ctx.settings.lease_s))
+            .values(lease_expires_at=now_plus(ctx.settings.lease_s))
         )
     return int(result.rowcount or 0)
 
 
 async def sweep(ctx: WorkerContext) -> list[str]:
-    """Re-enqueue runs whose worker died (lease expired) or whose message was lost."""
-    now = utcnow()
+    """Re-enqueue runs whose worker died (lease expired) or whose message was lost.
+
+    Every "before" is on the database's clock (shared/db_clock.py): a leader whose own
+    clock runs ahead re-queues nothing that is not really late.
+    """
     # One lease of grace: after a database outage the owner's heartbeat renews first.
-    expired_before = now - timedelta(seconds=ctx.settings.lease_s)
-    stale_queued = now - timedelta(seconds=ctx.settings.queued_stale_s)
+    expired_before = now_plus(-ctx.settings.lease_s)
+    stale_queued = now_plus(-ctx.settings.queued_stale_s)
     async with transaction(ctx.sessions) as session:
         expired = list(
             (
