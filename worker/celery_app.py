@@ -14,12 +14,13 @@ from flows.models import close_http_clients, set_limiter
 from shared import telemetry
 from shared.backend_limits import BackendLimiter
 from shared.gc_tuning import tune_gc
-from shared.logging import configure_logging, get_logger
+from shared.logging import configure_logging, error_text, get_logger
 from shared.queue import RUN_TASK, enqueue_run, make_celery
 from shared.settings import get_settings
 from worker.admission import AdmissionGate
 from worker.broker import transport_for
 from worker.context import LoopThread, WorkerContext, build_context
+from worker.deliveries import announce, beat, forget
 from worker.shutdown import Drain
 
 settings = get_settings()
@@ -46,6 +47,11 @@ def runtime() -> tuple[LoopThread, WorkerContext]:
             loop = LoopThread()
             ctx = build_context(settings, app)
             _runtime = (loop, ctx)
+            # Registered as alive before the first delivery can arrive (worker/deliveries.py).
+            try:
+                loop.run(beat(ctx), timeout=10)
+            except Exception as exc:  # Redis is away: the maintenance loop beats later
+                log.warning("worker.heartbeat_failed", error=error_text(exc))
             set_limiter(BackendLimiter(ctx.redis, settings, holder_prefix=ctx.worker_id))
             from worker.maintenance import maintain
 
@@ -91,6 +97,8 @@ def _on_worker_shutdown(**_: Any) -> None:
         if in_flight := drain.in_flight():  # a cold shutdown cut the wait short
             drain.hand_back(loop, ctx)
             log.warning("worker.stopped_with_runs", count=len(in_flight))
+        if not drain.in_flight():
+            loop.run(forget(ctx), timeout=5)  # nothing held: no sweep needed for this worker
         loop.run(ctx.close_pools(), timeout=5)
         loop.run(close_http_clients(), timeout=5)
         loop.stop()
@@ -100,6 +108,15 @@ def _on_worker_shutdown(**_: Any) -> None:
 def run_flow(self: Task, run_id: str) -> str:
     """Execute one run; the run id is the whole message."""
     loop, ctx = runtime()
+    ctx.held.add(run_id)  # until it returns: if this process dies, the sweep re-queues it
+    asyncio.run_coroutine_threadsafe(announce(ctx, run_id), loop.loop)
+    try:
+        return _admitted_run(self, loop, ctx, run_id)
+    finally:
+        ctx.held.discard(run_id)
+
+
+def _admitted_run(self: Task, loop: LoopThread, ctx: WorkerContext, run_id: str) -> str:
     if not gate.enter(give_up=drain.draining.is_set):
         enqueue_run(app, run_id)  # shutting down while it waited for a place: put it back
         return "requeued"

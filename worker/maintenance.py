@@ -8,9 +8,10 @@ from sqlalchemy import select, update
 
 from shared.db import transaction
 from shared.db_clock import now_plus
-from shared.logging import get_logger
+from shared.logging import error_text, get_logger
 from shared.models import RUNS, Run
 from shared.queue import enqueue_run
+from worker import deliveries
 from worker.context import WorkerContext
 
 log = get_logger("worker.maintenance")
@@ -67,11 +68,13 @@ async def sweep(ctx: WorkerContext) -> list[str]:
             ).all()
         )
     requeue = expired + [run_id for run_id in lost if await _first_requeue(ctx, run_id)]
+    # Delivered to a worker that died before claiming them: no lease to expire (deliveries.py).
+    orphaned = await deliveries.requeue_from_dead_workers(ctx)
     for run_id in requeue:
         await asyncio.to_thread(enqueue_run, ctx.celery, run_id)
     if requeue:
         log.warning("runs.requeued", expired=len(expired), lost=len(requeue) - len(expired))
-    return requeue
+    return requeue + orphaned
 
 
 async def _first_requeue(ctx: WorkerContext, run_id: str) -> bool:
@@ -99,13 +102,17 @@ async def maintain(ctx: WorkerContext) -> None:
     loop = asyncio.get_running_loop()
     while True:
         try:
+            await deliveries.beat(ctx)  # Redis only: it goes on while the database is away
+        except Exception as exc:
+            log.warning("worker.heartbeat_failed", error=error_text(exc))
+        try:
             await renew_leases(ctx)
             if loop.time() >= next_sweep:
                 next_sweep = loop.time() + ctx.settings.sweep_interval_s
                 if await _is_leader(ctx):
                     await sweep(ctx)
         except Exception as exc:  # the database or Redis is away; try again next beat
-            log.warning("worker.maintenance_failed", error=type(exc).__name__)
+            log.warning("worker.maintenance_failed", error=error_text(exc))
         await asyncio.sleep(min(heartbeat, ctx.settings.sweep_interval_s))
 
 
