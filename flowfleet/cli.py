@@ -42,8 +42,11 @@ def worker(
     concurrency: Annotated[int | None, typer.Option(help="Runs in flight per process")] = None,
 ) -> None:
     """Run a Celery worker that executes runs."""
-    from worker.celery_app import app as celery_app
-    from worker.celery_app import settings
+    from shared.settings import get_settings
+    from worker.celery_app import create_worker_app
+
+    settings = get_settings()
+    celery_app = create_worker_app(settings).celery
 
     argv = [
         "worker",

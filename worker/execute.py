@@ -22,7 +22,7 @@ from flows.routing import BackendNotAllowed
 from shared import events
 from shared.db_clock import now_plus
 from shared.errors import FlowError, RunFailure, RunTimeout
-from shared.logging import get_logger
+from shared.logging import error_text, get_logger
 from shared.models import RUNS, FlowVersion, Run, SessionMessage, utcnow
 from worker import cancel, metrics, response_cache, webhooks
 from worker.backend_errors import as_run_failure
@@ -45,7 +45,7 @@ async def _publish(
     try:
         await events.publish(ctx.events, ctx.settings, run_id, event, data, final=final)  # type: ignore[arg-type]
     except Exception as exc:
-        log.warning("run.event_lost", run_id=run_id, event_type=event, error=type(exc).__name__)
+        log.warning("run.event_lost", run_id=run_id, event_type=event, error=error_text(exc))
 
 
 def _param(column: str, name: str | None = None) -> BindParameter[Any]:

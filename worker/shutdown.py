@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from sqlalchemy import update
 
 from shared.db import transaction
-from shared.logging import get_logger
+from shared.logging import error_text, get_logger
 from shared.models import Run
 from shared.queue import enqueue_run
 from worker.context import LoopThread, WorkerContext
@@ -70,7 +70,7 @@ class Drain:
         try:
             released = loop.run(release(ctx, list(futures)), timeout=15)
         except Exception as exc:  # the database is away: the leases expire and the sweep acts
-            log.error("worker.hand_back_failed", error=type(exc).__name__, runs=len(futures))
+            log.error("worker.hand_back_failed", error=error_text(exc), runs=len(futures))
             released = []
         for run_id, future in futures.items():
             if run_id in released:
