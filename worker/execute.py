@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,8 +23,10 @@ from flows.routing import BackendNotAllowed
 from shared import events
 from shared.db_clock import now_plus
 from shared.errors import FlowError, RunFailure, RunTimeout
+from shared.events import EventType
 from shared.logging import error_text, get_logger
 from shared.models import RUNS, FlowVersion, Run, SessionMessage, utcnow
+from shared.run_status import RunStatus
 from worker import cancel, metrics, response_cache, webhooks
 from worker.backend_errors import as_run_failure
 from worker.context import WorkerContext
@@ -235,6 +238,18 @@ def _usage(handler: UsageMetadataCallbackHandler) -> dict[str, Any] | None:
     return {**totals, "by_model": dict(handler.usage_metadata)}
 
 
+@dataclass
+class Outcome:
+    """What running a flow came to, before it is recorded."""
+
+    status: RunStatus
+    result: FlowResult | None
+    error: RunFailure | None
+    usage: dict[str, Any] | None
+    cached: bool  # the response cache answered
+    from_cache: bool  # the compiled flow came from the flow cache
+
+
 async def execute_run(ctx: WorkerContext, run_id: str) -> str:
     """Run one run end to end; returns its outcome ("skipped" when not ours to run)."""
     # A database outage at claim time must not drop the delivery (the message is acked).
@@ -251,10 +266,23 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
     started = time.perf_counter()
     ctx.in_flight.add(run_id)
     metrics.run_started(run.flow_id, run.created_at, run.started_at)
+    try:
+        outcome = await run_flow(ctx, run, history)
+    except asyncio.CancelledError:
+        ctx.in_flight.discard(run_id)  # shutdown took it back (worker/shutdown.py)
+        raise
+    return await record_outcome(ctx, run, outcome, started)
+
+
+async def run_flow(ctx: WorkerContext, run: Run, history: list[HistoryMessage]) -> Outcome:
+    """Run a claimed run's flow (or answer from the response cache); never raises a failure."""
+    run_id = run.id
     # Not awaited here: it leaves in one Redis batch with the run's first cancel check
     # instead of a round trip of its own; awaited before the run's last events.
     announced = asyncio.ensure_future(
-        _publish(ctx, run_id, "status", {"status": "running", "attempt": run.attempts})
+        _publish(
+            ctx, run_id, EventType.STATUS, {"status": RunStatus.RUNNING, "attempt": run.attempts}
+        )
     )
     usage = InlineUsage()
     tokens = BatchedTokenPublisher(
@@ -294,18 +322,25 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
             await response_cache.store(ctx, run, result)
     except cancel.RunCancelled:
         cancelled = True
-    except asyncio.CancelledError:
-        ctx.in_flight.discard(run_id)  # shutdown took it back (worker/shutdown.py)
-        raise
     except TimeoutError:
         error = RunTimeout(f"the run took longer than {ctx.settings.run_timeout_s:g} s")
     except (FlowValidationError, BackendNotAllowed) as exc:
         error = FlowError(str(exc))
+    except asyncio.CancelledError:
+        raise
     except Exception as exc:
         error = as_run_failure(exc)
     await announced
     await tokens.close()  # its last token events go before the run's final ones
-    outcome = "cancelled" if cancelled else "succeeded" if error is None else "failed"
+    if cancelled:
+        return Outcome(RunStatus.CANCELLED, None, None, _usage(usage), cached, from_cache)
+    status = RunStatus.SUCCEEDED if error is None else RunStatus.FAILED
+    return Outcome(status, result, error, _usage(usage), cached, from_cache)
+
+
+async def record_outcome(ctx: WorkerContext, run: Run, outcome: Outcome, started: float) -> str:
+    """Write the outcome once (durably), then its events, log line and webhook."""
+    run_id = run.id
     finished_at = utcnow()  # one value for every try: it identifies this finish's write
     try:
         # Still in flight (lease renewed) while the result write rides out a database outage.
@@ -313,11 +348,11 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
             lambda: finish_run(
                 ctx,
                 run,
-                result=None if cancelled else result,
-                error=None if cancelled else error,
-                usage=_usage(usage),
-                status=outcome,
-                cached=cached,
+                result=outcome.result,
+                error=outcome.error,
+                usage=outcome.usage,
+                status=outcome.status.value,
+                cached=outcome.cached,
                 finished_at=finished_at,
             ),
             run_id=run_id,
@@ -328,36 +363,40 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
         raise
     finally:
         ctx.in_flight.discard(run_id)
-    recorded = written is not None
-    metrics.run_finished(
-        run.flow_id, outcome if recorded else "lease_lost", time.perf_counter() - started
-    )
+    status = str(outcome.status) if written is not None else "lease_lost"
+    metrics.run_finished(run.flow_id, status, time.perf_counter() - started)
     if written is not None:
-        # The events say what was committed (the output is not built a second time).
-        finals: list[tuple[str, dict[str, Any]]] = []
-        if written["output"] is not None:
-            finals.append(("output", written["output"]))
-        if written["error_code"] is not None:
-            finals.append(
-                ("error", {"code": written["error_code"], "message": written["error_message"]})
-            )
-        # Issued together, they leave in one Redis batch, in order: a waiting client hears
-        # `done` one round trip after the commit, not one per event. `done` carries the row
-        # as committed, so the waiter answers without reading it back.
-        final = {**written, "started_at": run.started_at, "attempts": run.attempts}
-        await asyncio.gather(
-            *(_publish(ctx, run_id, event, data) for event, data in finals),
-            _publish(ctx, run_id, "done", {"status": outcome}, final=final),
-        )
+        await _publish_finals(ctx, run, written, outcome.status)
     log.info(
         "run.finished",
         run_id=run_id,
         flow_id=run.flow_id,
-        status=outcome if recorded else "lease_lost",
+        status=status,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
-        error=error.code if error else None,
-        flow_cache="hit" if from_cache else "compiled",
+        error=outcome.error.code if outcome.error else None,
+        flow_cache="hit" if outcome.from_cache else "compiled",
     )
-    if recorded:
+    if written is not None:
         await webhooks.schedule(ctx, run)
-    return outcome if recorded else "lease_lost"
+    return status
+
+
+async def _publish_finals(
+    ctx: WorkerContext, run: Run, written: dict[str, Any], status: RunStatus
+) -> None:
+    # The events say what was committed (the output is not built a second time).
+    finals: list[tuple[str, dict[str, Any]]] = []
+    if written["output"] is not None:
+        finals.append((EventType.OUTPUT, written["output"]))
+    if written["error_code"] is not None:
+        finals.append(
+            (EventType.ERROR, {"code": written["error_code"], "message": written["error_message"]})
+        )
+    # Issued together, they leave in one Redis batch, in order: a waiting client hears
+    # `done` one round trip after the commit, not one per event. `done` carries the row
+    # as committed, so the waiter answers without reading it back.
+    final = {**written, "started_at": run.started_at, "attempts": run.attempts}
+    await asyncio.gather(
+        *(_publish(ctx, run.id, event, data) for event, data in finals),
+        _publish(ctx, run.id, EventType.DONE, {"status": status}, final=final),
+    )
