@@ -69,13 +69,13 @@ _CLAIM = (
     .where(
         RUNS.c.id == _param("id"),
         or_(
-            RUNS.c.status == "queued",
+            RUNS.c.status == RunStatus.QUEUED,
             # Leases are judged by the database's clock (shared/db_clock.py), never ours.
-            and_(RUNS.c.status == "running", RUNS.c.lease_expires_at < now_plus(0)),
+            and_(RUNS.c.status == RunStatus.RUNNING, RUNS.c.lease_expires_at < now_plus(0)),
         ),
     )
     .values(
-        status="running",
+        status=RunStatus.RUNNING,
         started_at=_param("started_at", "now"),
         attempts=RUNS.c.attempts + 1,
         lease_owner=_param("lease_owner", "owner"),
@@ -99,7 +99,7 @@ _FINISH = (
     update(RUNS)
     .where(
         RUNS.c.id == _param("id"),
-        RUNS.c.status == "running",
+        RUNS.c.status == RunStatus.RUNNING,
         RUNS.c.lease_owner == _param("lease_owner", "owner"),
     )
     .values({column: _param(column) for column in _FINISH_COLUMNS})
@@ -188,7 +188,7 @@ async def finish_run(
     same ``finished_at`` after a lost commit acknowledgement, it finds its own write and
     returns it, so the run's `done` event and webhook still go out.
     """
-    status = status or ("succeeded" if error is None else "failed")
+    status = status or (RunStatus.SUCCEEDED if error is None else RunStatus.FAILED)
     values: dict[str, Any] = {
         "status": status,
         "finished_at": finished_at or utcnow(),
@@ -203,7 +203,7 @@ async def finish_run(
     }
     params = {"p_id": run.id, "p_owner": ctx.worker_id, **_params(values)}
     turns: list[dict[str, Any]] = []
-    if status == "succeeded" and run.session_id and result is not None:
+    if status == RunStatus.SUCCEEDED and run.session_id and result is not None:
         said = (("user", run.input or ""), ("assistant", result.text or ""))
         turns = [
             {

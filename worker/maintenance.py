@@ -11,6 +11,7 @@ from shared.db_clock import now_plus
 from shared.logging import error_text, get_logger
 from shared.models import RUNS, Run
 from shared.queue import enqueue_run
+from shared.run_status import RunStatus
 from worker import deliveries
 from worker.context import WorkerContext
 
@@ -24,7 +25,7 @@ async def renew_leases(ctx: WorkerContext) -> int:
     async with ctx.leases.begin() as conn:
         result = await conn.execute(
             update(RUNS)
-            .where(RUNS.c.lease_owner == ctx.worker_id, RUNS.c.status == "running")
+            .where(RUNS.c.lease_owner == ctx.worker_id, RUNS.c.status == RunStatus.RUNNING)
             .values(lease_expires_at=now_plus(ctx.settings.lease_s))
         )
     return int(result.rowcount or 0)
@@ -44,7 +45,7 @@ async def sweep(ctx: WorkerContext) -> list[str]:
             (
                 await session.scalars(
                     select(Run.id).where(
-                        Run.status == "running", Run.lease_expires_at < expired_before
+                        Run.status == RunStatus.RUNNING, Run.lease_expires_at < expired_before
                     )
                 )
             ).all()
@@ -54,16 +55,18 @@ async def sweep(ctx: WorkerContext) -> list[str]:
                 update(Run)
                 .where(
                     Run.id.in_(expired),
-                    Run.status == "running",
+                    Run.status == RunStatus.RUNNING,
                     Run.lease_expires_at < expired_before,
                 )
-                .values(status="queued", lease_owner=None, lease_expires_at=None)
+                .values(status=RunStatus.QUEUED, lease_owner=None, lease_expires_at=None)
                 .execution_options(synchronize_session=False)
             )
         lost = list(
             (
                 await session.scalars(
-                    select(Run.id).where(Run.status == "queued", Run.created_at < stale_queued)
+                    select(Run.id).where(
+                        Run.status == RunStatus.QUEUED, Run.created_at < stale_queued
+                    )
                 )
             ).all()
         )
