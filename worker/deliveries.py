@@ -9,8 +9,9 @@ returns it. So each worker publishes what it holds, and when it stops beating:
 - ``<ns>deliveries:workers``: sorted set, worker id -> its last heartbeat (Redis's clock,
   the one clock every process shares).
 - ``<ns>deliveries:held:<worker id>``: set of the run ids it received and has not finished
-  with. A run is added as it arrives (batched, before the admission gate) and the whole set
-  is rewritten on every heartbeat.
+  with. A run is added as it arrives (batched, before the admission gate); each heartbeat
+  adds what is held and removes what was let go since the last one (never a rewrite, which
+  could drop a run announced between the snapshot and the write).
 
 The sweep leader takes every worker whose heartbeat is older than a lease, re-enqueues
 those of its held runs the database still has ``queued``, and forgets the worker. A
@@ -43,19 +44,29 @@ class HeldRuns:
 
     def __init__(self) -> None:
         self._ids: set[str] = set()
+        self._released: set[str] = set()  # let go since the last heartbeat
         self._lock = threading.Lock()
 
     def add(self, run_id: str) -> None:
         with self._lock:
             self._ids.add(run_id)
+            self._released.discard(run_id)
 
     def discard(self, run_id: str) -> None:
         with self._lock:
             self._ids.discard(run_id)
+            self._released.add(run_id)
 
-    def snapshot(self) -> list[str]:
+    def take_changes(self) -> tuple[list[str], list[str]]:
+        """(held now, released since the last call)."""
         with self._lock:
-            return list(self._ids)
+            released, self._released = self._released, set()
+            return list(self._ids), list(released)
+
+    def unsent(self, released: list[str]) -> None:
+        """A heartbeat failed: these releases go with the next one (unless held again)."""
+        with self._lock:
+            self._released.update(r for r in released if r not in self._ids)
 
 
 def _workers_key(ctx: WorkerContext) -> str:
@@ -82,15 +93,20 @@ async def announce(ctx: WorkerContext, run_id: str) -> None:
 async def beat(ctx: WorkerContext) -> None:
     """Say this worker is alive and which runs it holds, in one transaction."""
     now = await _redis_now(ctx)
-    held = ctx.held.snapshot()
+    held, released = ctx.held.take_changes()
     key = _held_key(ctx, ctx.worker_id)
-    async with ctx.redis.pipeline(transaction=True) as pipe:
-        pipe.zadd(_workers_key(ctx), {ctx.worker_id: now})
-        pipe.delete(key)
-        if held:
-            pipe.sadd(key, *held)
+    try:
+        async with ctx.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(_workers_key(ctx), {ctx.worker_id: now})
+            if released:
+                pipe.srem(key, *released)
+            if held:
+                pipe.sadd(key, *held)
             pipe.expire(key, HELD_TTL_S)
-        await pipe.execute()
+            await pipe.execute()
+    except BaseException:
+        ctx.held.unsent(released)
+        raise
 
 
 async def forget(ctx: WorkerContext) -> None:
