@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from shared.db_clock import now_plus
 from shared.logging import error_text, get_logger
 from shared.models import RUNS
 from shared.queue import enqueue_run
@@ -157,4 +158,49 @@ async def requeue_from_dead_workers(ctx: WorkerContext) -> list[str]:
             requeued=len(queued),
         )
         requeued += queued
+    return requeued
+
+
+async def requeue_unheld(ctx: WorkerContext) -> list[str]:
+    """Re-enqueue queued runs no message can still bring: none waiting, no live worker holds.
+
+    A worker killed between taking a message off the queue and recording it as
+    unacknowledged (kombu's Redis transport does the two apart) loses the message: the
+    run stays ``queued`` with nobody to bring it. When the queue is empty (no backlog that
+    could still deliver it) and no live worker holds a run queued for two leases, it is
+    re-enqueued, at most once per two leases. A backlog is left to ``queued_stale_s``.
+    """
+    if await ctx.redis.llen(ctx.settings.queue_name) > 0:
+        return []
+    lease_s = ctx.settings.lease_s
+    live_since = await _redis_now(ctx) - lease_s
+    live = await ctx.redis.zrangebyscore(_workers_key(ctx), live_since, "+inf")
+    held: set[str] = set()
+    for worker_id in live:
+        name = worker_id.decode() if isinstance(worker_id, bytes) else str(worker_id)
+        held |= {
+            r.decode() if isinstance(r, bytes) else str(r)
+            for r in await ctx.redis.smembers(_held_key(ctx, name))
+        }
+    async with ctx.sessions() as session:
+        stale = (
+            await session.scalars(
+                select(RUNS.c.id)
+                .where(
+                    RUNS.c.status == RunStatus.QUEUED,
+                    RUNS.c.created_at < now_plus(-2 * lease_s),
+                )
+                .limit(1000)
+            )
+        ).all()
+    requeued: list[str] = []
+    for run_id in stale:
+        if run_id in held:
+            continue
+        mark = ctx.settings.redis_key("deliveries", "requeued", run_id)
+        if await ctx.redis.set(mark, "1", nx=True, ex=max(1, int(2 * lease_s))):
+            await asyncio.to_thread(enqueue_run, ctx.celery, run_id)
+            requeued.append(run_id)
+    if requeued:
+        log.warning("runs.unheld_requeued", count=len(requeued))
     return requeued

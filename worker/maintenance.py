@@ -73,6 +73,7 @@ async def sweep(ctx: WorkerContext) -> list[str]:
     requeue = expired + [run_id for run_id in lost if await _first_requeue(ctx, run_id)]
     # Delivered to a worker that died before claiming them: no lease to expire (deliveries.py).
     orphaned = await deliveries.requeue_from_dead_workers(ctx)
+    orphaned += await deliveries.requeue_unheld(ctx)  # lost between queue and record
     for run_id in requeue:
         await asyncio.to_thread(enqueue_run, ctx.celery, run_id)
     if requeue:
