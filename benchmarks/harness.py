@@ -383,12 +383,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "two tool calls a run)",
     )
     p.add_argument(
-        "--agent-levels", type=lambda s: [int(x) for x in s.split(",")], default=[64, 256]
+        "--agent-levels",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[64, 256],
+        help="client counts for the agent flow",
     )
     p.add_argument(
         "--agent-designs",
         type=_names(designs.FLOW_DESIGNS["agent"]),
         default=list(designs.FLOW_DESIGNS["agent"]),
+        help="designs for the agent flow (flowfleet, direct)",
     )
     p.add_argument(
         "--designs",
