@@ -9,8 +9,8 @@ starters it is an Agent's tool (``component_as_tool``: ``retrieve_memory(search_
 
 LangFlow's Memory Base is a vector store its server fills with the flow's conversations.
 flowfleet's is the session history it already keeps in PostgreSQL, owner-scoped: the run's
-earlier turns, ranked by the words they share with the query (no embeddings; ties: the
-newest first). ``memory_base`` (the store's name) is not used: there is one history.
+earlier turns that share words with the query, ranked by the share of the query's words
+they hold (no embeddings; ties: the newest first). ``memory_base`` (the store's name) is not used: there is one history.
 ``filter_by_session`` off does not widen the search to other sessions: a flow reads only
 the run's own conversation.
 """
@@ -52,10 +52,10 @@ def search_history(
     if not wanted:
         return []
     scored = []
-    turns = list(ctx.history)
-    for index, turn in enumerate(turns):
+    for index, turn in enumerate(ctx.history):
         score = len(wanted & _words(turn.text)) / len(wanted)
-        scored.append((score, index, turn))
+        if score > 0:  # a turn sharing no word with the query is not a match
+            scored.append((score, index, turn))
     # Most words in common first; among equals the newest turn (as recall usually wants).
     scored.sort(key=lambda s: (-s[0], -s[1]))
     rows = []
