@@ -10,9 +10,9 @@ starters it is an Agent's tool (``component_as_tool``: ``retrieve_memory(search_
 LangFlow's Memory Base is a vector store its server fills with the flow's conversations.
 flowfleet's is the session history it already keeps in PostgreSQL, owner-scoped: the run's
 earlier turns that share words with the query, ranked by the share of the query's words
-they hold (no embeddings; ties: the newest first). ``memory_base`` (the store's name) is not used: there is one history.
-``filter_by_session`` off does not widen the search to other sessions: a flow reads only
-the run's own conversation.
+they hold (no embeddings; ties: the newest first). ``memory_base`` (the store's name) is
+not used: there is one history. ``filter_by_session`` off does not widen the search to
+other sessions: a flow reads only the run's own conversation.
 """
 
 from __future__ import annotations
