@@ -1,7 +1,9 @@
 """LangFlow's agent starters, unmodified, run through the queue (API, Redis, a worker,
 PostgreSQL, llm-sim): their SSE shows each tool call then its result, in order, and llm-sim
 received the requests the agents' chain implies. Research Agent, Travel Planning Agents and
-Pokédex Agent (1.8.4), Sequential Tasks Agents (1.13, three agents in sequence).
+Pokédex Agent (1.8.4), Sequential Tasks Agents (1.13, three agents in sequence); Memory
+Chatbot (1.13) recalling an earlier run of its session; an Agent whose MCP Tools node names
+a configured MCP server.
 
 The stack here is its own (tests/support/faults.isolated_stack) so the search tools reach
 llm-sim's /search (FLOWFLEET_SEARCH_URL); a local HTTP server stands in for pokeapi.co and
@@ -21,6 +23,7 @@ import pytest
 
 from tests.support.faults import isolated_stack
 from tests.support.fixtures import LANGFLOW_FIXTURES
+from tests.support.mcp_server import MCPServer, mcp_agent_flow
 from tests.support.sse import SseEvent, read_events
 from tests.support.stack import Stack, wait_for_run
 
@@ -67,9 +70,21 @@ class ToolServer:
 
 
 @pytest.fixture(scope="module")
-def agents_stack(infra: dict[str, str], llm_sim: str) -> Iterator[Stack]:
+def mcp_server() -> Iterator[MCPServer]:
+    server = MCPServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def agents_stack(infra: dict[str, str], llm_sim: str, mcp_server: MCPServer) -> Iterator[Stack]:
     SEARCH_URL[:] = [f"{llm_sim}/search"]
-    with isolated_stack(llm_sim, infra["redis_url"], FLOWFLEET_SEARCH_URL=SEARCH_URL[0]) as s:
+    with isolated_stack(
+        llm_sim,
+        infra["redis_url"],
+        FLOWFLEET_SEARCH_URL=SEARCH_URL[0],
+        FLOWFLEET_MCP_SERVERS=json.dumps({"notes": mcp_server.url}),
+    ) as s:
         yield s
 
 
@@ -256,3 +271,65 @@ def test_sequential_tasks_agents(agents_client: httpx.Client, sim: httpx.Client)
     (search,) = sim.get("/_sim/searches").json()
     assert search["query"] == "perform_search: tidal power"
     assert wait_for_run(agents_client, run_id)["status"] == "succeeded"
+
+
+def test_memory_chatbot_recalls_an_earlier_run_of_the_session(
+    agents_client: httpx.Client, sim: httpx.Client
+) -> None:
+    """Memory Chatbot (1.13): the first run of a session stores its turns; the second
+    run's retrieve_memory call answers the earlier turn that matches (flowfleet's
+    owner-scoped session history is the Memory Base); another session recalls nothing."""
+    path = STARTERS_113 / "Memory Chatbot.json"
+    upload = agents_client.put("/v1/flows/starter-memory-chatbot", content=path.read_bytes())
+    assert upload.status_code in (200, 201), upload.text
+
+    def run(text: str, session: str) -> tuple[str, list[SseEvent]]:
+        body = {"input": text, "session_id": session}
+        run_id = agents_client.post("/v1/flows/starter-memory-chatbot/runs", json=body).json()["id"]
+        events = read_events(agents_client, run_id)
+        assert wait_for_run(agents_client, run_id)["status"] == "succeeded"
+        return run_id, events
+
+    run("get_current_date My favourite colour is teal", "mem-1")
+    _, events = run("retrieve_memory favourite colour", "mem-1")
+    assert _tool_events(events) == [
+        ("tool_call", "retrieve_memory"),
+        ("tool_result", "retrieve_memory"),
+    ]
+    rows = json.loads(next(e for e in events if e.event == "tool_result").data["result"])
+    assert rows[0]["content"] == "get_current_date My favourite colour is teal"
+    assert rows[0]["sender"] == "User"
+    assert rows[0]["_score"] == 0.6667  # "favourite colour" of "retrieve_memory favourite colour"
+    _, other = run("retrieve_memory favourite colour", "mem-2")
+    assert json.loads(next(e for e in other if e.event == "tool_result").data["result"]) == []
+
+
+def test_agent_with_mcp_tools_through_the_queue(
+    agents_client: httpx.Client, sim: httpx.Client, mcp_server: MCPServer
+) -> None:
+    """An Agent whose MCP Tools node names "notes" (FLOWFLEET_MCP_SERVERS maps it to a real
+    MCP server): the worker lists the server's tools, the model calls lookup_note, the
+    server runs it, SSE shows the call then its result; a server name the deployment does
+    not configure is a 422 naming the node and the server."""
+    flow = mcp_agent_flow("notes")
+    upload = agents_client.put("/v1/flows/starter-mcp", json=flow)
+    assert upload.status_code in (200, 201), upload.text
+    run_id = agents_client.post(
+        "/v1/flows/starter-mcp/runs", json={"input": "lookup_note releases"}
+    ).json()["id"]
+    events = read_events(agents_client, run_id)
+    assert _tool_events(events) == [("tool_call", "lookup_note"), ("tool_result", "lookup_note")]
+    call = next(e for e in events if e.event == "tool_call")
+    assert call.data["args"] == {"topic": "lookup_note releases"}
+    result = next(e for e in events if e.event == "tool_result")
+    assert result.data["result"] == "note on lookup_note releases: ship on Fridays"
+    assert "lookup_note releases" in mcp_server.calls
+    first, second = sim.get("/_sim/requests").json()
+    assert "lookup_note" in _offered(first)
+    assert second["messages"][-1]["content"] == result.data["result"]
+    assert wait_for_run(agents_client, run_id)["status"] == "succeeded"
+
+    refused = agents_client.put("/v1/flows/starter-mcp-other", json=mcp_agent_flow("payroll"))
+    assert refused.status_code == 422, refused.text
+    assert "MCP server 'payroll'" in refused.text
+    assert "notes" in refused.text

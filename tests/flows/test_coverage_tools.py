@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,8 +16,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import uvicorn
-from mcp.server.fastmcp import FastMCP
 
 from flowfleet.llm_sim import reply_text
 from flows.base import FlowInput, FlowValidationError, HistoryMessage
@@ -28,10 +25,10 @@ from flows.langflow.tools.arxiv import arxiv_query, parse_atom
 from shared.settings import get_settings
 from tests.flows.conftest import sim_requests
 from tests.support.fixtures import LANGFLOW_FIXTURES
+from tests.support.mcp_server import MCPServer, mcp_agent_flow
 
 MEMORY_CHATBOT = LANGFLOW_FIXTURES / "starters-1.13.0" / "Memory Chatbot.json"
 TRANSLATION_LOOP = LANGFLOW_FIXTURES / "starters-1.8.4" / "Research Translation Loop.json"
-SIMPLE_AGENT_184 = LANGFLOW_FIXTURES / "starters-1.8.4" / "Simple Agent.json"
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -215,54 +212,11 @@ def test_arxiv_query_and_atom_rows() -> None:
 # --- MCP Tools -------------------------------------------------------------------------------
 
 
-class MCPServer:
-    """A real MCP server (the SDK's FastMCP, streamable HTTP) with one tool, in a thread."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-        mcp = FastMCP("notes", stateless_http=True, json_response=True)
-
-        @mcp.tool()
-        def lookup_note(topic: str) -> str:
-            """Look up the team's note about a topic."""
-            self.calls.append(topic)
-            return f"note on {topic}: ship on Fridays"
-
-        config = uvicorn.Config(
-            mcp.streamable_http_app(), host="127.0.0.1", port=0, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the MCP server did not start"
-            time.sleep(0.05)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/mcp"
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def mcp_server() -> Iterator[MCPServer]:
     server = MCPServer()
     yield server
     server.close()
-
-
-def mcp_agent_flow(server_name: str) -> dict[str, Any]:
-    """Simple Agent (1.8.4) whose Calculator node is an MCP Tools node naming the server."""
-    flow = _load(SIMPLE_AGENT_184)
-    node = next(n for n in flow["data"]["nodes"] if n["data"].get("type") == "CalculatorComponent")
-    node["data"]["type"] = "MCPTools"
-    node["data"]["node"]["template"] = {
-        "mcp_server": {"type": "mcp", "value": {"name": server_name, "config": {}}},
-        "tools_metadata": {"type": "tools", "value": []},
-    }
-    return flow
 
 
 async def test_agent_calls_a_configured_mcp_servers_tool(
