@@ -12,16 +12,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
 
 from api.auth import RUNS_READ, RUNS_WRITE, Caller, requires
 from api.problems import problem_response
+from api.routes.openai_compat import openai_error
 from api.services import events as event_service
 from api.services import flows as flow_service
 from api.services import langflow_compat as lf
 from api.services import submit as submit_service
 from api.services.events import SSE_HEADERS
 from api.state import Db, State
-from shared.errors import FlowNotFound
+from shared.errors import FlowfleetError, FlowNotFound
 from shared.models import Run
 
 router = APIRouter(prefix="/api/v1", tags=["langflow"])
@@ -121,3 +123,153 @@ async def get_flow(flow_id_or_name: str, db: Db, caller: Caller) -> dict[str, An
     except FlowNotFound as exc:
         raise lf.not_found(flow_id_or_name) from exc
     return lf.langflow_flow(flow)
+
+
+@router.post("/responses", dependencies=[requires(RUNS_WRITE)], response_model=None)
+async def create_response(request: Request, state: State, caller: Caller) -> Response:
+    """OpenAI's Responses API over a flow (``model`` is the flow id or listed UUID), as
+    LangFlow serves it: ``previous_response_id`` continues that conversation's session."""
+    try:
+        req = lf.ResponsesRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err.get("loc", ())) or None
+        return openai_error(400, f"{field}: {err.get('msg', 'invalid')}", "invalid", param=field)
+    if req.tools is not None:
+        return openai_error(
+            400, "Tools are not supported yet", "tools_not_supported", param="tools"
+        )
+    who = submit_service.submitter(
+        state.settings, caller, request.client.host if request.client else None
+    )
+    session = lf.responses_session(req)
+    try:
+        async with state.sessions() as db:
+            flow_id = await lf.resolve_flow_id(db, req.model, owner=caller.visible_owner)
+            streaming = (
+                await lf.stream_tweaks(db, flow_id, owner=caller.visible_owner)
+                if req.stream
+                else None
+            )
+        body = lf.run_request(
+            lf.SimplifiedRequest(input_value=lf.responses_input(req), session_id=session),
+            flow_id,
+            streaming,
+        )
+        run = (await submit_service.submit(state, who, flow_id=flow_id, body=body)).run
+    except FlowNotFound:
+        return openai_error(
+            404, f"Flow with id '{req.model}' not found", "flow_not_found", param="model"
+        )
+    except FlowfleetError as exc:
+        field = exc.extra.get("field")
+        return openai_error(
+            exc.status,
+            exc.message,
+            exc.code,
+            param=None if field is None else str(field),
+            headers=exc.headers(),
+        )
+    headers = {"X-Flowfleet-Run-Id": run.id}
+    if req.stream:
+        return StreamingResponse(
+            _response_events(state, run, req, session, caller.visible_owner),
+            media_type="text/event-stream",
+            headers={**SSE_HEADERS, **headers},
+        )
+    run, finished = await event_service.wait_for(
+        state, run, state.settings.wait_max_s, caller.visible_owner
+    )
+    if not finished:
+        return openai_error(504, f"run {run.id} did not finish in time; it goes on", "timeout")
+    if run.status != "succeeded":
+        error = lf.failure(run)
+        status = 409 if run.status == "cancelled" else 502
+        return openai_error(status, error.message, error.code, headers=headers)
+    return JSONResponse(lf.response_object(req, session, run), headers=headers)
+
+
+async def _response_events(
+    state: State, run: Run, req: lf.ResponsesRequest, response_id: str, owner: str | None
+) -> AsyncIterator[bytes]:
+    """The run as the Responses API's typed stream events, which OpenAI's clients parse."""
+    seq = iter(range(1_000_000_000))
+    item_id = f"msg_{response_id}"
+    at = {"item_id": item_id, "output_index": 0, "content_index": 0}
+    pending = lf.response_object(req, response_id, run, status="in_progress")
+    yield lf.sse({"type": "response.created", "sequence_number": next(seq), "response": pending})
+    yield lf.sse(
+        {"type": "response.in_progress", "sequence_number": next(seq), "response": pending}
+    )
+    item = lf.output_message(response_id, "", "in_progress")
+    yield lf.sse(
+        {
+            "type": "response.output_item.added",
+            "sequence_number": next(seq),
+            "output_index": 0,
+            "item": {**item, "content": []},
+        }
+    )
+    part = {"type": "output_text", "text": "", "annotations": []}
+    yield lf.sse(
+        {"type": "response.content_part.added", "sequence_number": next(seq), **at, "part": part}
+    )
+    text = ""
+    async for _, event, data in event_service.follow(state, run, owner=owner):
+        if event == "token" and data.get("text"):
+            text += str(data["text"])
+            delta = {"delta": str(data["text"]), "logprobs": []}
+            yield lf.sse(
+                {"type": "response.output_text.delta", "sequence_number": next(seq), **at, **delta}
+            )
+        elif event == "done":
+            final = await event_service.load_run(state, run.id, owner)
+            if final.status != "succeeded":
+                error = lf.failure(final)
+                failed = lf.response_object(req, response_id, final, status="failed", text="")
+                failed["error"] = {"code": error.code, "message": error.message}
+                yield lf.sse(
+                    {"type": "response.failed", "sequence_number": next(seq), "response": failed}
+                )
+                return
+            answer = str((final.output or {}).get("text") or "")
+            if not text and answer:  # a model that did not stream: its answer in one delta
+                yield lf.sse(
+                    {
+                        "type": "response.output_text.delta",
+                        "sequence_number": next(seq),
+                        **at,
+                        "delta": answer,
+                        "logprobs": [],
+                    }
+                )
+            done_part = {**part, "text": answer}
+            yield lf.sse(
+                {
+                    "type": "response.output_text.done",
+                    "sequence_number": next(seq),
+                    **at,
+                    "text": answer,
+                    "logprobs": [],
+                }
+            )
+            yield lf.sse(
+                {
+                    "type": "response.content_part.done",
+                    "sequence_number": next(seq),
+                    **at,
+                    "part": done_part,
+                }
+            )
+            yield lf.sse(
+                {
+                    "type": "response.output_item.done",
+                    "sequence_number": next(seq),
+                    "output_index": 0,
+                    "item": lf.output_message(response_id, answer),
+                }
+            )
+            completed = lf.response_object(req, response_id, final)
+            yield lf.sse(
+                {"type": "response.completed", "sequence_number": next(seq), "response": completed}
+            )

@@ -285,3 +285,103 @@ def langflow_flow(flow: Flow) -> dict[str, Any]:
         "webhook": False,
         "access_type": "PRIVATE",
     }
+
+
+# --- OpenAI Responses API (LangFlow's ``POST /api/v1/responses``): ``model`` names the flow.
+
+
+class ResponsesRequest(BaseModel):
+    """The fields of a Responses API request that LangFlow uses; others are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    input: str | list[Any]
+    stream: bool = False
+    previous_response_id: str | None = None
+    tools: list[Any] | None = None
+
+
+def responses_input(req: ResponsesRequest) -> str:
+    """The run's input: the string, or the text of the last user item of an input list."""
+    if isinstance(req.input, str):
+        return req.input
+    for item in reversed(req.input):
+        if not isinstance(item, dict) or item.get("role", "user") != "user":
+            continue
+        content = item.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            return "".join(
+                str(p.get("text", ""))
+                for p in content
+                if isinstance(p, dict) and p.get("type") in ("input_text", "text")
+            )
+    raise InvalidRequest("input must be a string or hold a user message", field="input")
+
+
+def responses_session(req: ResponsesRequest) -> str:
+    """As in LangFlow, ``previous_response_id`` is the session, and a response's id is its
+    session's: a conversation keeps one id; a request without one starts a new session."""
+    return req.previous_response_id or str(uuid.uuid4())
+
+
+def output_message(response_id: str, text: str, status: str = "completed") -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": f"msg_{response_id}",
+        "status": status,
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
+
+
+def response_object(
+    req: ResponsesRequest,
+    response_id: str,
+    run: Run,
+    *,
+    status: str = "completed",
+    text: str | None = None,
+) -> dict[str, Any]:
+    """An OpenAI ``Response`` object for the run (``output_text`` is what clients read)."""
+    usage = run.usage or {}
+    tokens_in, tokens_out = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+    answer = text if text is not None else str((run.output or {}).get("text") or "")
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": int(run.created_at.timestamp()),
+        "status": status,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": None,
+        "max_output_tokens": None,
+        "model": req.model,
+        "output": [] if status == "in_progress" else [output_message(response_id, answer)],
+        "parallel_tool_calls": True,
+        "previous_response_id": req.previous_response_id,
+        "reasoning": {"effort": None, "summary": None},
+        "store": True,
+        "temperature": 1.0,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": {
+            "input_tokens": tokens_in,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": tokens_out,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": tokens_in + tokens_out,
+        },
+        "user": None,
+        "metadata": {},
+    }
+
+
+def sse(event: dict[str, Any]) -> bytes:
+    """One Responses stream event: ``event:`` names its type, ``data:`` holds it."""
+    return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
