@@ -16,7 +16,6 @@ from pydantic import ValidationError
 
 from api.auth import RUNS_READ, RUNS_WRITE, Caller, requires
 from api.problems import problem_response
-from api.routes.openai_compat import openai_error
 from api.services import events as event_service
 from api.services import flows as flow_service
 from api.services import langflow_compat as lf
@@ -134,9 +133,9 @@ async def create_response(request: Request, state: State, caller: Caller) -> Res
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err.get("loc", ())) or None
-        return openai_error(400, f"{field}: {err.get('msg', 'invalid')}", "invalid", param=field)
+        return lf.openai_error(400, f"{field}: {err.get('msg', 'invalid')}", "invalid", param=field)
     if req.tools is not None:
-        return openai_error(
+        return lf.openai_error(
             400, "Tools are not supported yet", "tools_not_supported", param="tools"
         )
     who = submit_service.submitter(
@@ -158,12 +157,12 @@ async def create_response(request: Request, state: State, caller: Caller) -> Res
         )
         run = (await submit_service.submit(state, who, flow_id=flow_id, body=body)).run
     except FlowNotFound:
-        return openai_error(
+        return lf.openai_error(
             404, f"Flow with id '{req.model}' not found", "flow_not_found", param="model"
         )
     except FlowfleetError as exc:
         field = exc.extra.get("field")
-        return openai_error(
+        return lf.openai_error(
             exc.status,
             exc.message,
             exc.code,
@@ -181,11 +180,11 @@ async def create_response(request: Request, state: State, caller: Caller) -> Res
         state, run, state.settings.wait_max_s, caller.visible_owner
     )
     if not finished:
-        return openai_error(504, f"run {run.id} did not finish in time; it goes on", "timeout")
+        return lf.openai_error(504, f"run {run.id} did not finish in time; it goes on", "timeout")
     if run.status != "succeeded":
         error = lf.failure(run)
         status = 409 if run.status == "cancelled" else 502
-        return openai_error(status, error.message, error.code, headers=headers)
+        return lf.openai_error(status, error.message, error.code, headers=headers)
     return JSONResponse(lf.response_object(req, session, run), headers=headers)
 
 
