@@ -7,6 +7,7 @@ one submits and follows the run's events. Shapes are in ``api.services.langflow_
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -22,13 +23,15 @@ from api.services import langflow_compat as lf
 from api.services import submit as submit_service
 from api.services.events import SSE_HEADERS
 from api.state import Db, State
-from shared.errors import FlowfleetError, FlowNotFound
+from shared.errors import FlowfleetError, FlowNotFound, InvalidRequest
 from shared.models import Run
 
-router = APIRouter(prefix="/api/v1", tags=["langflow"])
+router = APIRouter(tags=["langflow"])
 
 
-@router.post("/run/{flow_id_or_name}", dependencies=[requires(RUNS_WRITE)], response_model=None)
+@router.post(
+    "/api/v1/run/{flow_id_or_name}", dependencies=[requires(RUNS_WRITE)], response_model=None
+)
 async def run_flow(
     flow_id_or_name: str,
     request: Request,
@@ -80,32 +83,37 @@ async def run_flow(
     return JSONResponse(lf.run_response(run, req), headers=headers)
 
 
-async def _stream(
+async def _events(
     state: State, run: Run, req: lf.SimplifiedRequest, owner: str | None
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """The run's events as LangFlow streams a run: the user's message, the AI message being
     written, its tokens, the finished message, then ``end`` with the whole response."""
     if run.input is not None:
-        yield lf.line("add_message", lf.message(run, run.input, machine=False))
-    yield lf.line("add_message", lf.message(run, "", machine=True))
+        yield "add_message", lf.message(run, run.input, machine=False)
+    yield "add_message", lf.message(run, "", machine=True)
     async for _, event, data in event_service.follow(state, run, owner=owner):
         if event == "token" and data.get("text"):
-            yield lf.line("token", lf.token(run, None, str(data["text"])))
+            yield "token", lf.token(run, None, str(data["text"]))
         elif event == "done":
             final = await event_service.load_run(state, run.id, owner)
             if final.status == "succeeded":
                 for component_id, text in lf.selected_outputs(final, req):
-                    yield lf.line(
-                        "add_message",
-                        lf.message(final, text, machine=True, component_id=component_id),
-                    )
-                yield lf.line("end", {"result": lf.run_response(final, req)})
+                    message = lf.message(final, text, machine=True, component_id=component_id)
+                    yield "add_message", message
+                yield "end", {"result": lf.run_response(final, req)}
             else:
                 error = lf.failure(final)
-                yield lf.line("error", {"error": error.message, "code": error.code})
+                yield "error", {"error": error.message, "code": error.code}
 
 
-@router.get("/flows/", dependencies=[requires(RUNS_READ)])
+async def _stream(
+    state: State, run: Run, req: lf.SimplifiedRequest, owner: str | None
+) -> AsyncIterator[bytes]:
+    async for event, data in _events(state, run, req, owner):
+        yield lf.line(event, data)
+
+
+@router.get("/api/v1/flows/", dependencies=[requires(RUNS_READ)])
 async def list_flows(db: Db, caller: Caller) -> list[dict[str, Any]]:
     """The flows this key may run, as LangFlow lists them (``endpoint_name`` is the id)."""
     return [
@@ -113,7 +121,7 @@ async def list_flows(db: Db, caller: Caller) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/flows/{flow_id_or_name}", dependencies=[requires(RUNS_READ)])
+@router.get("/api/v1/flows/{flow_id_or_name}", dependencies=[requires(RUNS_READ)])
 async def get_flow(flow_id_or_name: str, db: Db, caller: Caller) -> dict[str, Any]:
     """One flow, by its flowfleet id or the UUID it is listed under."""
     flow_id = await lf.resolve_flow_id(db, flow_id_or_name, owner=caller.visible_owner)
@@ -124,7 +132,7 @@ async def get_flow(flow_id_or_name: str, db: Db, caller: Caller) -> dict[str, An
     return lf.langflow_flow(flow)
 
 
-@router.post("/responses", dependencies=[requires(RUNS_WRITE)], response_model=None)
+@router.post("/api/v1/responses", dependencies=[requires(RUNS_WRITE)], response_model=None)
 async def create_response(request: Request, state: State, caller: Caller) -> Response:
     """OpenAI's Responses API over a flow (``model`` is the flow id or listed UUID), as
     LangFlow serves it: ``previous_response_id`` continues that conversation's session."""
@@ -272,3 +280,73 @@ async def _response_events(
             yield lf.sse(
                 {"type": "response.completed", "sequence_number": next(seq), "response": completed}
             )
+
+
+@router.post("/api/v2/workflows", dependencies=[requires(RUNS_WRITE)], response_model=None)
+async def execute_workflow(request: Request, state: State, caller: Caller) -> Response:
+    """LangFlow's v2 Workflow API: sync (submit and wait), ``stream`` (the run's events),
+    ``background`` (a job to poll and stop); ``inputs`` are ``"component.param": value``."""
+    try:
+        wf = lf.WorkflowRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err.get("loc", ())) or "body"
+        raise InvalidRequest(f"{field}: {err.get('msg', 'invalid')}", field=field) from exc
+    req = lf.workflow_request(wf)
+    who = submit_service.submitter(
+        state.settings, caller, request.client.host if request.client else None
+    )
+    async with state.sessions() as db:
+        flow_id = await lf.resolve_flow_id(db, wf.flow_id, owner=caller.visible_owner)
+        streaming = (
+            await lf.stream_tweaks(db, flow_id, owner=caller.visible_owner) if wf.stream else None
+        )
+    try:
+        accepted = await submit_service.submit(
+            state, who, flow_id=flow_id, body=lf.run_request(req, flow_id, streaming)
+        )
+    except FlowNotFound as exc:
+        raise lf.not_found(wf.flow_id) from exc
+    run = accepted.run
+    headers = {"X-Flowfleet-Run-Id": run.id}
+    if wf.background:
+        return JSONResponse(lf.job_response(run), headers=headers)
+    if wf.stream:
+        return StreamingResponse(
+            _workflow_stream(state, run, req, caller.visible_owner),
+            media_type="text/event-stream",
+            headers={**SSE_HEADERS, **headers},
+        )
+    run, _ = await event_service.wait_for(
+        state, run, state.settings.wait_max_s, caller.visible_owner
+    )
+    # Not finished in time: the answer says so (queued / in_progress) with its job id to poll.
+    return JSONResponse(lf.workflow_response(run, wf.inputs or {}), headers=headers)
+
+
+async def _workflow_stream(
+    state: State, run: Run, req: lf.SimplifiedRequest, owner: str | None
+) -> AsyncIterator[bytes]:
+    async for event, data in _events(state, run, req, owner):
+        yield lf.workflow_event(run, event, data)
+
+
+@router.get("/api/v2/workflows", dependencies=[requires(RUNS_READ)])
+async def workflow_status(
+    state: State, caller: Caller, job_id: Annotated[str, Query()]
+) -> dict[str, Any]:
+    """A job's status and, once it finished, its outputs or errors."""
+    run = await event_service.load_run(state, job_id, caller.visible_owner)
+    return lf.workflow_response(run)
+
+
+@router.post("/api/v2/workflows/stop", dependencies=[requires(RUNS_WRITE)])
+async def stop_workflow(request: Request, state: State, caller: Caller) -> dict[str, Any]:
+    """Stop a job: a queued run is cancelled at once, a running one when its worker notices."""
+    try:
+        job_id = str(json.loads(await request.body())["job_id"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidRequest('send {"job_id": "<job id>"}', field="job_id") from exc
+    run = await lf.stop_run(state, job_id, owner=caller.visible_owner)
+    said = "cancelled" if run.status == "cancelled" else "stop requested; it stops shortly"
+    return {"job_id": run.id, "message": f"Job {run.id} {said}"}

@@ -9,17 +9,23 @@ by a blank line, served as ``text/event-stream``), as LangFlow's own clients par
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.services import events as event_service
 from api.services import flows as flow_service
+from api.services import runs as run_service
+from api.state import AppState
 from shared.errors import FlowNotFound, InvalidRequest, RunFailure
 from shared.models import Flow, Run
+from shared.queue import WEBHOOK_TASK
 from shared.schemas import RunCreate
 
 # LangFlow's clients type a flow's id as a UUID (langflow-sdk's ``Flow.id: UUID``); a
@@ -401,3 +407,130 @@ def response_object(
 def sse(event: dict[str, Any]) -> bytes:
     """One Responses stream event: ``event:`` names its type, ``data:`` holds it."""
     return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+
+
+# --- LangFlow's v2 Workflow API: ``POST /api/v2/workflows`` (sync, stream, background),
+# ``GET /api/v2/workflows?job_id=`` and ``POST /api/v2/workflows/stop``; a job is a run.
+
+_INPUT_KINDS = ("ChatInput", "TextInput")
+JOB_STATUS = {
+    "queued": "queued",
+    "running": "in_progress",
+    "succeeded": "completed",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
+
+
+class WorkflowRequest(BaseModel):
+    """LangFlow's ``WorkflowExecutionRequest`` (it forbids other fields; so do we)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    flow_id: str
+    inputs: dict[str, Any] | None = None
+    stream: bool = False
+    background: bool = False
+
+
+def workflow_request(req: WorkflowRequest) -> SimplifiedRequest:
+    """Flat ``"component.param": value`` inputs as a v1 request: an input component's
+    ``input_value`` is the run's input, any ``session_id`` its session, the rest tweaks."""
+    tweaks: dict[str, dict[str, Any]] = {}
+    input_value: str | None = None
+    session_id: str | None = None
+    for key, value in (req.inputs or {}).items():
+        component, dot, param = key.rpartition(".")
+        if not dot or not component or not param:
+            raise InvalidRequest(
+                f"inputs key {key!r} must be 'component_id.param_name'", field="inputs"
+            )
+        if param == "input_value" and component.split("-", 1)[0] in _INPUT_KINDS:
+            input_value = None if value is None else str(value)
+        elif param == "session_id":
+            session_id = None if value is None else str(value)
+        else:
+            tweaks.setdefault(component, {})[param] = value
+    return SimplifiedRequest(input_value=input_value, session_id=session_id, tweaks=tweaks)
+
+
+def _iso(when: datetime | None) -> str:
+    return (when or datetime.now(UTC)).astimezone(UTC).isoformat()
+
+
+def job_status(run: Run) -> str:
+    if run.status == "failed" and run.error_code == "timeout":
+        return "timed_out"
+    return JOB_STATUS.get(run.status, run.status)
+
+
+def workflow_response(run: Run, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A ``WorkflowExecutionResponse`` for the run: each output component's content."""
+    outputs: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
+    status = job_status(run)
+    if run.status == "succeeded":
+        every = SimplifiedRequest(output_type="any")
+        for component, text in selected_outputs(run, every):
+            outputs[component or "output"] = {
+                "type": "message",
+                "status": status,
+                "content": text,
+                "metadata": {"component_id": component},
+            }
+    elif run.error_code or run.status == "cancelled":
+        failed = failure(run)
+        errors.append({"error": failed.message, "code": failed.code, "details": None})
+    return {
+        "flow_id": run.flow_id,
+        "job_id": run.id,
+        "object": "response",
+        "created_timestamp": _iso(run.created_at),
+        "status": status,
+        "errors": errors,
+        "inputs": inputs if inputs is not None else _run_inputs(run),
+        "outputs": outputs,
+    }
+
+
+def _run_inputs(run: Run) -> dict[str, Any]:
+    return {} if run.input is None else {"input_value": run.input}
+
+
+def job_response(run: Run) -> dict[str, Any]:
+    """A ``WorkflowJobResponse``: the job was queued; where to poll and stop it."""
+    return {
+        "job_id": run.id,
+        "flow_id": run.flow_id,
+        "object": "job",
+        "created_timestamp": _iso(run.created_at),
+        "status": job_status(run),
+        "links": {
+            "status": f"/api/v2/workflows?job_id={run.id}",
+            "stop": "/api/v2/workflows/stop",
+        },
+        "errors": [],
+    }
+
+
+def workflow_event(run: Run, kind: str, raw: dict[str, Any]) -> bytes:
+    """One ``WorkflowStreamEvent`` as an SSE message."""
+    event = {"type": kind, "run_id": run.id, "timestamp": int(time.time()), "raw_event": raw}
+    return f"event: {kind}\ndata: {json.dumps(event)}\n\n".encode()
+
+
+async def stop_run(state: AppState, run_id: str, *, owner: str | None) -> Run:
+    """Cancel a run as ``POST /v1/runs/{id}/cancel`` does: a queued one now (followers and
+    its webhook told), a running one flagged for its worker. 409 if it already finished."""
+    async with state.sessions() as db:
+        run = await run_service.cancel_run(db, run_id, owner=owner)
+        await db.commit()
+    if run.status == "cancelled":
+        await event_service.announce_cancelled(state, run)
+        if run.webhook_url:
+            await anyio.to_thread.run_sync(
+                lambda: state.celery.send_task(WEBHOOK_TASK, args=[run.id])
+            )
+    else:
+        await event_service.flag_cancel(state, run.id)
+    return run
