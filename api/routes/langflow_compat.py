@@ -7,7 +7,6 @@ one submits and follows the run's events. Shapes are in ``api.services.langflow_
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -344,8 +343,8 @@ async def workflow_status(
 async def stop_workflow(request: Request, state: State, caller: Caller) -> dict[str, Any]:
     """Stop a job: a queued run is cancelled at once, a running one when its worker notices."""
     try:
-        job_id = str(json.loads(await request.body())["job_id"])
-    except (ValueError, KeyError, TypeError) as exc:
+        job_id = lf.StopRequest.model_validate_json(await request.body()).job_id
+    except ValidationError as exc:
         raise InvalidRequest('send {"job_id": "<job id>"}', field="job_id") from exc
     run = await lf.stop_run(state, job_id, owner=caller.visible_owner)
     said = "cancelled" if run.status == "cancelled" else "stop requested; it stops shortly"

@@ -433,6 +433,12 @@ class WorkflowRequest(BaseModel):
     background: bool = False
 
 
+class StopRequest(BaseModel):
+    """LangFlow's ``WorkflowStopRequest``."""
+
+    job_id: str
+
+
 def workflow_request(req: WorkflowRequest) -> SimplifiedRequest:
     """Flat ``"component.param": value`` inputs as a v1 request: an input component's
     ``input_value`` is the run's input, any ``session_id`` its session, the rest tweaks."""

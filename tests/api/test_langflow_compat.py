@@ -170,3 +170,15 @@ def test_python_flow_answers_as_its_chat_output(client: httpx.Client) -> None:
     body: dict[str, Any] = client.post("/api/v1/run/prompt", json={"input_value": "py"}).json()
     text = body["outputs"][0]["outputs"][0]["results"]["message"]["text"]
     assert text.startswith("You said: py")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [f"/api/v1/run/{FLOW}", "/api/v1/responses", "/api/v2/workflows", "/api/v2/workflows/stop"],
+)
+def test_a_50000_deep_or_malformed_body_is_4xx(client: httpx.Client, path: str) -> None:
+    deep = b'{"input_value": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    for body in (deep, b"{not json", b'{"input_value": "a\\u0000b"}'):
+        response = client.post(path, content=body, headers={"content-type": "application/json"})
+        assert 400 <= response.status_code < 500, (body[:20], response.text)
+        assert "Traceback" not in response.text
