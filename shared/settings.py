@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     max_metadata_bytes: int = 16 * 1024
     max_flow_bytes: int = 1024 * 1024  # an uploaded LangFlow export (within max_body_bytes)
     max_flow_nodes: int = 200
+    # Files (POST /v1/files, LangFlow's File component): bytes stored in the database.
+    max_file_bytes: int = 10 * 1024 * 1024  # one uploaded file
+    max_files_per_owner: int = 1000
+    max_files_per_node: int = 20  # file ids one File node reads in a run
+    # Parsing a file in a run (flows/files.py): its time, pages, text and unpacked size.
+    file_parse_timeout_s: float = 30.0
+    max_file_pages: int = 500  # PDF
+    max_file_chars: int = 2_000_000  # the text parsed out of one file
+    max_file_unpacked_bytes: int = 50 * 1024 * 1024  # DOCX: the declared sizes of its parts
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
 
