@@ -13,7 +13,7 @@ from api import metrics, problems
 from api.auth import KeyCache, guard
 from api.limits import BodyLimitMiddleware
 from api.ratelimit import QueueGauge, RateLimiter
-from api.routes import events, flows, health, openai_compat, runs, sessions
+from api.routes import events, files, flows, health, openai_compat, runs, sessions
 from api.run_writer import RunWriter
 from api.services.flows import refresh_flow_refs, save_definition
 from api.state import AppState
@@ -112,13 +112,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         dependencies=[Depends(guard)],
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        paths=files.body_limits(settings),
+    )
     app.add_middleware(metrics.ObservabilityMiddleware)  # outermost: sees every answer
     if settings.metrics_enabled:
         metrics.install_queue_collector(settings)
         app.include_router(metrics.router)
     problems.install(app)
-    for module in (runs, events, openai_compat, flows, sessions, health):
+    for module in (runs, events, openai_compat, flows, sessions, files, health):
         app.include_router(module.router)
     return app
 

@@ -11,6 +11,7 @@ from api.auth import RUNS_READ, RUNS_WRITE, Caller, requires
 from api.limits import check_run_limits
 from api.routes.events import wait_for
 from api.services import events as event_service
+from api.services import files as file_service
 from api.services import flows as flow_service
 from api.services import runs as run_service
 from api.state import Db, SessionOnDemand, State
@@ -67,6 +68,9 @@ async def submit_run(
     async with SessionOnDemand(state.sessions) as db:
         flow = await flow_service.flow_for_submit(db, flow_id, owner=caller.visible_owner)
         await flow_service.check_tweaks(db, flow, body.tweaks)
+        await file_service.check_run_files(
+            db, flow, body.tweaks, owner=caller.owner, settings=state.settings
+        )
         await state.queue_gauge.check(state.settings, db, flow.id)
         if idempotency_key:
             run, created = await run_service.create_run_idempotent(
@@ -125,6 +129,10 @@ async def submit_batch(
         if item.webhook:
             validate_url(state.settings, item.webhook)
     flow = await flow_service.flow_for_submit(db, flow_id, owner=caller.visible_owner)
+    for item in body.inputs:
+        await file_service.check_run_files(
+            db, flow, item.tweaks, owner=caller.owner, settings=state.settings
+        )
     await state.queue_gauge.check(state.settings, db, flow.id, adding=len(body.inputs))
     runs = await run_service.create_runs(db, flow=flow, bodies=body.inputs, owner=caller.owner)
     await db.commit()

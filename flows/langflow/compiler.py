@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flows.base import FlowInput, FlowProblem, FlowResult, FlowValidationError
+from flows.files import FileLimits
 from flows.langflow.components import (
     INACTIVE,
     SIMPLE_COMPONENTS,
@@ -51,10 +52,12 @@ from flows.langflow.document import (
     input_nodes,
     parse_document,
 )
+from flows.langflow.file_node import FILE_KIND, FileComponent
 from flows.langflow.specs import OUTPUT_KINDS
 from flows.langflow.validation import topological_layers, validate_document, validate_tweaks
 from flows.langflow.values import field_type, literal_values, typed_value
 from flows.models import BackendNotAllowed, chat_model
+from shared.settings import get_settings
 
 # Model fields whose change needs another model object (everything but the messages).
 _MESSAGE_FIELDS = frozenset({"input_value", "system_message", "stream"})
@@ -108,6 +111,11 @@ class CompiledLangflow:
             return ModelComponent(nid, kind, chat_model(spec), spec)
         if kind == "StructuredOutput":
             return StructuredOutputComponent(nid)
+        if kind == FILE_KIND:
+            settings = get_settings()
+            return FileComponent(
+                nid, FileLimits.from_settings(settings), settings.max_files_per_node
+            )
         return SIMPLE_COMPONENTS[kind]()
 
     def _run_values(self, flow_input: FlowInput) -> dict[str, dict[str, Any]]:
@@ -136,6 +144,7 @@ class CompiledLangflow:
         ctx = RunContext(
             config=config,
             history=tuple(flow_input.history),
+            files=flow_input.files,
             user_name=str(values[self._user_node].get("sender_name") or "User")
             if self._user_node
             else "User",

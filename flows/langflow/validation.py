@@ -9,6 +9,7 @@ from typing import Any
 from flows.base import FlowProblem
 from flows.langflow.conditions import regex_problem
 from flows.langflow.document import LangflowDocument, LangflowEdge, LangflowNode, node_problem
+from flows.langflow.file_node import FILE_KIND, file_node_problems
 from flows.langflow.specs import ROUTER_OPERATORS, SCHEMA_TYPES, FieldSpec, accepts
 from flows.langflow.values import field_type, literal_values, prompt_variables, typed_value
 
@@ -147,6 +148,8 @@ def kind_problems(
                 )
     if node.kind == "StructuredOutput":
         problems.extend(schema_problems(node, values.get("output_schema") or []))
+    if node.kind == FILE_KIND:
+        problems.extend(file_node_problems(node, values, connected))
     return problems
 
 

@@ -7,12 +7,14 @@ import string
 from typing import Any
 
 from flows.base import FlowProblem
+from flows.files import file_ids
 from flows.langflow.document import LangflowNode, node_problem
 
 _INT_TYPES = {"int"}
 _FLOAT_TYPES = {"float", "slider"}
 _DICT_TYPES = {"dict", "NestedDict"}
 _TABLE_TYPES = {"table"}
+_FILE_TYPES = {"file"}
 
 
 def field_type(node: LangflowNode, name: str) -> str:
@@ -73,7 +75,9 @@ def typed_value(ftype: str, value: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
             raise ValueError(f"expected a list of row objects, got {value!r}")
         return value
-    # str, prompt, multiline, other, tab, file...: text
+    if ftype in _FILE_TYPES:  # File's path: file ids (flows/langflow/file_node.py)
+        return file_ids(value)
+    # str, prompt, multiline, other, tab...: text
     if value is None:
         return ""
     if isinstance(value, list):  # e.g. multi-select: keep the first like a single value
