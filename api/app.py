@@ -11,8 +11,9 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from api import metrics, problems
 from api.auth import KeyCache, guard
+from api.edge import EdgeMiddleware
 from api.limits import BodyLimitMiddleware
-from api.ratelimit import QueueGauge, RateLimiter
+from api.ratelimit import QueueGauge, RateLimiter, capped
 from api.routes import events, files, flows, health, openai_compat, runs, sessions
 from api.run_writer import RunWriter
 from api.services.flows import refresh_flow_refs, save_definition
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         paths=files.body_limits(settings),
     )
+    app.add_middleware(EdgeMiddleware, settings=settings)  # Host, NUL in the URL
     app.add_middleware(metrics.ObservabilityMiddleware)  # outermost: sees every answer
     if settings.metrics_enabled:
         metrics.install_queue_collector(settings)
@@ -138,7 +140,7 @@ async def _keep_submit_caches_fresh(state: AppState, every_s: float = 0.5) -> No
         await asyncio.sleep(every_s)
         try:
             async with state.sessions() as session:
-                if state.settings.max_queued_runs or state.settings.max_queued_per_flow:
+                if capped(state.settings):
                     await state.queue_gauge.refresh(session)  # only read when a cap is set
                 await refresh_flow_refs(session)
         except Exception as exc:  # the database is away: requests will say so

@@ -22,6 +22,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from redis.exceptions import RedisError
 
+from api.ratelimit import rate_identity
 from api.state import AppState, app_state
 from shared.errors import InsufficientScope, RateLimited, Unauthorized
 from shared.keys import find_key, hash_key
@@ -173,11 +174,8 @@ async def guard(request: Request, response: Response) -> None:
         if not principal.allows(scope):
             raise InsufficientScope(f"this needs the {scope!r} scope", required_scope=scope)
     request.state.principal = principal
-    identity = (
-        f"key:{principal.owner}"
-        if state.settings.auth_on
-        else f"ip:{request.client.host if request.client else 'unknown'}"
-    )
+    client = request.client.host if request.client else None
+    identity = rate_identity(state.settings, principal.owner, client)
     if state.settings.rate_limit_per_s <= 0:
         return
     try:

@@ -8,10 +8,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
+from shared.db_errors import client_error
 from shared.errors import BackendUnavailable, FlowfleetError, InvalidRequest
 from shared.logging import get_logger
 
@@ -77,6 +78,22 @@ def install(app: FastAPI) -> None:
         error.code = _HTTP_CODES.get(exc.status_code, "http_error")
         error.title = error.code.replace("_", " ").capitalize()
         return problem_response(error, request, dict(exc.headers or {}))
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(IntegrityError)
+    @app.exception_handler(UnicodeError)
+    async def _bad_data(request: Request, exc: Exception) -> JSONResponse:
+        # The request's own value (a NUL in a query parameter, an over-long name): retrying
+        # cannot help, so it is the client's 4xx, not "database unreachable".
+        error = client_error(exc) or InvalidRequest("a value in the request cannot be stored")
+        log.info("api.bad_data", error=type(exc).__name__, path=request.url.path)
+        return problem_response(error, request)
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        # A body nested thousands deep exhausts a recursive parser or walk.
+        error = InvalidRequest("the request nests too deeply; flatten it", field="body")
+        return problem_response(error, request)
 
     @app.exception_handler(RedisError)
     @app.exception_handler(OperationalError)

@@ -3,10 +3,10 @@ one LPUSH (group commit).
 
 Accepting a run costs an INSERT, a COMMIT and an LPUSH. Done per request, each is a round
 trip with its own fixed cost in this process (a pooled connection, SQLAlchemy's unit of
-work, psycopg, redis-py) plus a WAL flush in PostgreSQL; measured, that held one API process
-to ~450 accepted runs/s. Here the runs submitted while a write is on the wire wait for it
-and go into the next write together. An idle API writes a run at once, as a batch of one:
-nothing waits for a timer.
+work, psycopg, redis-py) plus a WAL flush in PostgreSQL, which caps a process's accepted
+runs per second (docs/architecture.md, "Measurements"). Here the runs submitted while a
+write is on the wire wait for it and go into the next write together. An idle API writes a
+run at once, as a batch of one: nothing waits for a timer.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.db_errors import client_error, is_bad_data
 from shared.errors import BackendUnavailable
 from shared.logging import get_logger
 from shared.models import RUNS, Run
@@ -67,7 +68,7 @@ class RunWriter:
 
     async def accept(self, run: Run) -> None:
         """Store ``run`` and queue it. If either store fails, nothing of it is kept and the
-        error is raised (the API answers 503)."""
+        error is raised: a 4xx for a value the database refuses, else the API answers 503."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Taken here, in the request's context: the shared write runs in another task.
         self._pending.append((run, propagation_headers(), future))
@@ -86,23 +87,51 @@ class RunWriter:
             self._drainer = None
 
     async def _write(self, batch: list[Pending]) -> None:
-        runs = [run for run, _, _ in batch]
-        # A Core INSERT of the rows: the ORM's unit of work (identity map, events, per-object
-        # bookkeeping) measured ~8 % of a submit's CPU, for objects nothing reads back.
-        rows = [{column: getattr(run, column) for column in _NEW_RUN_COLUMNS} for run in runs]
-        try:
-            async with self.sessions() as session:
-                await session.execute(_INSERT_RUNS, rows)
-                await session.commit()
-        except Exception as exc:  # the database's error: the API answers 503 for each
-            _settle(batch, error=exc)
+        stored = await self._store(batch)
+        if not stored:
             return
+        runs = [run for run, _, _ in stored]
         try:
-            await self.enqueue(runs, [headers for _, headers, _ in batch])
+            await self.enqueue(runs, [headers for _, headers, _ in stored])
         except BackendUnavailable as exc:
-            _settle(batch, error=exc)
+            _settle(stored, error=exc)
             return
-        _settle(batch)
+        _settle(stored)
+
+    async def _store(self, batch: list[Pending]) -> list[Pending]:
+        """Insert the batch's rows; settles each that fails and returns those stored.
+
+        The rows share one statement, so one request's value the database refuses (a NUL
+        byte, an over-long string) fails them all: then each row is written on its own, and
+        only the request whose value it was is refused (4xx). An outage fails them all (503).
+        """
+        try:
+            await self._insert(batch)
+            return batch
+        except Exception as exc:
+            if len(batch) == 1 or not is_bad_data(exc):
+                _settle(batch, error=client_error(exc) or exc)
+                return []
+            log.warning("runs.group_write_split", runs=len(batch), error=type(exc).__name__)
+        stored: list[Pending] = []
+        for pending in batch:
+            try:
+                await self._insert([pending])
+            except Exception as exc:
+                _settle([pending], error=client_error(exc) or exc)
+            else:
+                stored.append(pending)
+        return stored
+
+    async def _insert(self, batch: list[Pending]) -> None:
+        # A Core INSERT of the rows: the ORM's unit of work (identity map, events, per-object
+        # bookkeeping) is a real share of a submit's CPU, for objects nothing reads back.
+        rows = [
+            {column: getattr(run, column) for column in _NEW_RUN_COLUMNS} for run, _, _ in batch
+        ]
+        async with self.sessions() as session:
+            await session.execute(_INSERT_RUNS, rows)
+            await session.commit()
 
     async def enqueue(self, runs: list[Run], headers: list[dict[str, str]] | None = None) -> None:
         """Queue committed runs with one LPUSH (``headers``: each run's propagation headers,

@@ -147,6 +147,21 @@ class QueueFull(FlowfleetError):
     retry_after = 5
 
 
+class KeyQueueFull(RateLimited):
+    """This key's share of the queue is used up; other keys still submit."""
+
+    code, title = "key_queue_full", "This key has too many queued runs"
+    retry_after = 5
+
+
+class UnsupportedMediaType(FlowfleetError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
+
+
+class InvalidHost(FlowfleetError):
+    status, code, title = 400, "invalid_host", "Host not allowed"
+
+
 # Run failures (stored on the run as error {code, message}; never raised to a client).
 class RunFailure(FlowfleetError):
     code, title = "run_failed", "Run failed"

@@ -2,13 +2,47 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+# A NUL byte or a lone UTF-16 surrogate cannot be stored (PostgreSQL text refuses NUL, and a
+# surrogate cannot be encoded as UTF-8): refused where a client sends it, naming where it is,
+# so one client's bad string never reaches a write it shares with other clients' runs.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable_at(value: Any, path: str) -> str | None:
+    """The path of the first string (key or value) in ``value`` that cannot be stored."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:  # iterative: a deeply nested value cannot exhaust the recursion limit
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                return where
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if isinstance(key, str) and _UNSTORABLE.search(key):
+                    return f"{where}.{_UNSTORABLE.sub('?', key)} (the key)"
+                stack.append((inner, f"{where}.{key}"))
+        elif isinstance(item, list | tuple):
+            stack.extend((inner, f"{where}[{i}]") for i, inner in enumerate(item))
+    return None
+
+
+def refuse_unstorable(value: Any, path: str) -> None:
+    """Raise ValueError naming the field when ``value`` holds a NUL or a lone surrogate."""
+    where = unstorable_at(value, path)
+    if where is not None:
+        raise ValueError(
+            f"{where} contains a NUL character or a lone UTF-16 surrogate, which cannot be "
+            "stored; remove it or send valid UTF-8 text"
+        )
 
 
 class RunCreate(BaseModel):
@@ -29,6 +63,12 @@ class RunCreate(BaseModel):
     webhook: str | None = Field(
         default=None, max_length=2048, description="URL that receives the finished run."
     )
+
+    @field_validator("input", "session_id", "tweaks", "metadata", "webhook")
+    @classmethod
+    def _storable(cls, value: Any, info: Any) -> Any:
+        refuse_unstorable(value, info.field_name)
+        return value
 
 
 class BatchCreate(BaseModel):

@@ -1,7 +1,7 @@
 """Answers from Redis for repeated session-less runs of flows that opt in.
 
 A flow opts in with ``FLOWFLEET_CACHE_FLOWS='{"flow-id": ttl_seconds}'``. A run
-without a session whose flow version, input and tweaks match an answer stored
+without a session whose owner (key), flow version, input and tweaks match an answer stored
 within the TTL is answered from the cache without calling any backend, and
 recorded with ``cached: true``. Redis may lose the cache; a lost entry is a miss.
 """
@@ -30,9 +30,13 @@ def ttl_for(ctx: WorkerContext, run: Run) -> float | None:
 
 
 def cache_key(ctx: WorkerContext, run: Run) -> str:
-    """The key of a run's answer: flow id and version, input, tweaks."""
+    """The key of a run's answer: owner, flow id and version, input, tweaks.
+
+    The owner is part of it: a hit is fast, so a shared entry would let one tenant learn
+    by timing (or by the ``cached`` flag) what another asked.
+    """
     material = json.dumps(
-        [run.flow_id, run.flow_version, run.input, run.tweaks or {}],
+        [run.owner, run.flow_id, run.flow_version, run.input, run.tweaks or {}],
         sort_keys=True,
         separators=(",", ":"),
     )

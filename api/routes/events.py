@@ -11,12 +11,11 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.auth import RUNS_READ, Caller, requires
 from api.services import events as event_service
+from api.services.events import SSE_HEADERS, wait_for
 from api.state import State
-from shared.models import Run
 from shared.schemas import RunOut, run_out
 
 router = APIRouter(prefix="/v1", tags=["runs"], dependencies=[requires(RUNS_READ)])
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @router.get(
@@ -60,12 +59,3 @@ async def wait_run(
     """Answer when the run finishes, or with its current state after ``timeout`` seconds."""
     run, _ = await wait_for(state, run_id, timeout, caller.visible_owner)
     return run_out(run)
-
-
-async def wait_for(
-    state: State, run: Run | str, timeout: float, owner: str | None
-) -> tuple[Run, bool]:
-    """The run (a just-submitted one, or read by id) after waiting at most ``timeout``
-    (capped) seconds for it to finish."""
-    timeout = min(timeout, state.settings.wait_max_s)
-    return await event_service.wait_terminal(state, run, timeout, owner=owner)

@@ -18,11 +18,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.auth import RUNS_READ, RUNS_WRITE, Caller, requires
-from api.routes.events import SSE_HEADERS, wait_for
-from api.routes.runs import accept
 from api.services import events as event_service
 from api.services import flows as flow_service
-from api.services import runs as run_service
+from api.services import submit as submit_service
+from api.services.events import SSE_HEADERS
 from api.state import Db, State
 from shared.errors import FlowfleetError, FlowNotFound, InvalidRequest
 from shared.models import Run
@@ -43,18 +42,64 @@ class ChatRequest(BaseModel):
     user: str | None = None
 
 
-def openai_error(status: int, message: str, code: str, kind: str | None = None) -> JSONResponse:
+def openai_error(
+    status: int,
+    message: str,
+    code: str,
+    kind: str | None = None,
+    *,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     """An error in OpenAI's shape, which OpenAI clients parse and raise."""
     kind = kind or ("invalid_request_error" if status < 500 else "server_error")
-    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    return JSONResponse(body, status_code=status)
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _text(message: dict[str, Any]) -> str:
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _text(message: dict[str, Any], where: str) -> str:
+    """A message's text: a string, or the text parts of a list of content parts."""
     content = message.get("content")
     if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        texts = []
+        for j, part in enumerate(content):
+            if not isinstance(part, dict) or "text" not in part:
+                continue  # images and other parts carry no text for the flow
+            if not isinstance(part["text"], str):
+                raise InvalidRequest(
+                    "a text content part's text must be a string",
+                    field=f"{where}.content[{j}].text",
+                )
+            texts.append(part["text"])
+        return "".join(texts)
     return "" if content is None else str(content)
+
+
+def run_request(chat: ChatRequest, session_header: str | None) -> RunCreate:
+    """The run a chat completion asks for: the last user turn, in the session named by
+    ``X-Session-Id`` or ``user``."""
+    turns = [(i, m) for i, m in enumerate(chat.messages) if m.get("role") == "user"]
+    if not turns:
+        raise InvalidRequest("messages must contain a user message", field="messages")
+    i, last = turns[-1]
+    where = f"messages[{i}]"
+    fields = {
+        "input": f"{where}.content",
+        "session_id": "X-Session-Id" if session_header else "user",
+    }
+    try:
+        return RunCreate(input=_text(last, where), session_id=session_header or chat.user)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = fields.get(str(err.get("loc", ("input",))[0]), "messages")
+        raise InvalidRequest(f"{field}: {err.get('msg', 'invalid')}", field=field) from exc
 
 
 def _usage(run: Run) -> dict[str, int]:
@@ -90,27 +135,39 @@ def _failure(run: Run) -> JSONResponse:
 @router.post("/chat/completions", dependencies=[requires(RUNS_WRITE)], response_model=None)
 async def chat_completions(
     request: Request,
-    db: Db,
     state: State,
     caller: Caller,
     x_session_id: Annotated[str | None, Header(alias="X-Session-Id")] = None,
 ) -> Response:
     """Run the flow named by ``model`` on the last user message; OpenAI's response shape."""
+    if not _is_json(request.headers.get("content-type")):
+        # A web page can POST text/plain across origins without a preflight; JSON it cannot.
+        return openai_error(
+            415,
+            "send the request as JSON (Content-Type: application/json)",
+            "unsupported_media_type",
+        )
     try:
         chat = ChatRequest.model_validate_json(await request.body())
-        user_turns = [m for m in chat.messages if m.get("role") == "user"]
-        if not user_turns:
-            raise InvalidRequest("messages must contain a user message", field="messages")
-        body = RunCreate(input=_text(user_turns[-1]), session_id=x_session_id or chat.user)
-        flow = await flow_service.flow_for_submit(db, chat.model, owner=caller.visible_owner)
     except ValidationError as exc:
         return openai_error(400, str(exc).splitlines()[0] + ": " + _first_error(exc), "invalid")
+    try:
+        who = submit_service.submitter(
+            state.settings, caller, request.client.host if request.client else None
+        )
+        body = run_request(chat, x_session_id)
+        run = (await submit_service.submit(state, who, flow_id=chat.model, body=body)).run
     except FlowNotFound:
-        return openai_error(404, f"no flow named {chat.model!r}", "model_not_found")
+        return openai_error(404, f"no flow named {chat.model!r}", "model_not_found", param="model")
     except FlowfleetError as exc:
-        return openai_error(exc.status, exc.message, exc.code)
-    run = run_service.new_run(flow, body, caller.owner)
-    await accept(db, state, run)  # also returns the connection: none held while it runs
+        field = exc.extra.get("field")
+        return openai_error(
+            exc.status,
+            exc.message,
+            exc.code,
+            param=None if field is None else str(field),
+            headers=exc.headers(),
+        )
     headers = {"X-Flowfleet-Run-Id": run.id}
     if chat.stream:
         include_usage = bool((chat.stream_options or {}).get("include_usage"))
@@ -118,7 +175,9 @@ async def chat_completions(
         return EventSourceResponse(
             stream, headers={**SSE_HEADERS, **headers}, ping=state.settings.sse_ping_s, sep="\n"
         )
-    run, finished = await wait_for(state, run, state.settings.wait_max_s, caller.visible_owner)
+    run, finished = await event_service.wait_for(
+        state, run, state.settings.wait_max_s, caller.visible_owner
+    )
     if not finished:
         return openai_error(504, f"run {run.id} did not finish in time; it goes on", "timeout")
     if run.status != "succeeded":
@@ -175,7 +234,7 @@ async def _stream(
 
 @router.get("/models", dependencies=[requires(RUNS_READ)])
 async def list_models(db: Db, caller: Caller) -> dict[str, Any]:
-    """Every flow this key may run, as an OpenAI model whose id is the flow id."""
+    """Every flow, as an OpenAI model whose id is the flow id."""
     flows = await flow_service.list_flows(db, owner=caller.visible_owner)
     data = [
         {

@@ -5,21 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
-from api.auth import RUNS_READ, RUNS_WRITE, Caller, requires
-from api.limits import check_run_limits
-from api.routes.events import wait_for
+from api.auth import RUNS_READ, RUNS_WRITE, Caller, Principal, requires
 from api.services import events as event_service
-from api.services import files as file_service
-from api.services import flows as flow_service
 from api.services import runs as run_service
-from api.state import Db, SessionOnDemand, State
+from api.services import submit as submit_service
+from api.services.submit import Submitter
+from api.state import AppState, Db, State
 from flows.definitions import FLOW_ID_PATTERN
-from shared.errors import InvalidRequest
 from shared.logging import get_logger
-from shared.metrics import RUNS_SUBMITTED
-from shared.models import Run
 from shared.queue import WEBHOOK_TASK
 from shared.schemas import (
     BatchAccepted,
@@ -30,7 +25,6 @@ from shared.schemas import (
     RunStatus,
     run_out,
 )
-from shared.webhooks import validate_url
 
 router = APIRouter(prefix="/v1", tags=["runs"])
 log = get_logger("api.runs")
@@ -46,12 +40,15 @@ FlowId = Annotated[str, Path(pattern=FLOW_ID_PATTERN)]
         200: {"description": "finished within ?wait=, or an Idempotency-Key replay"},
         404: {"description": "flow_not_found"},
         409: {"description": "idempotency_conflict"},
-        503: {"description": "backend_unavailable"},
+        413: {"description": "payload_too_large"},
+        429: {"description": "rate_limited, key_queue_full"},
+        503: {"description": "backend_unavailable, queue_full"},
     },
 )
 async def submit_run(
     flow_id: FlowId,
     body: RunCreate,
+    request: Request,
     state: State,
     caller: Caller,
     response: Response,
@@ -61,51 +58,22 @@ async def submit_run(
     wait: Annotated[float | None, Query(ge=0, description="seconds to wait for the end")] = None,
 ) -> RunOut:
     """Record a run and queue it; answers at once with the run (poll its Location)."""
-    check_run_limits(body, state.settings)
-    if body.webhook:
-        validate_url(state.settings, body.webhook)
-    created = True
-    async with SessionOnDemand(state.sessions) as db:
-        flow = await flow_service.flow_for_submit(db, flow_id, owner=caller.visible_owner)
-        await flow_service.check_tweaks(db, flow, body.tweaks)
-        await file_service.check_run_files(
-            db, flow, body.tweaks, owner=caller.owner, settings=state.settings
-        )
-        await state.queue_gauge.check(state.settings, db, flow.id)
-        if idempotency_key:
-            run, created = await run_service.create_run_idempotent(
-                db,
-                flow=flow,
-                body=body,
-                key=idempotency_key,
-                owner=caller.owner,
-                ttl_s=state.settings.idempotency_ttl_s,
-            )
-            await db.commit()
-        else:
-            run = run_service.new_run(flow, body, caller.owner)
-    # The session is closed: no pooled connection is held while waiting for the shared write.
-    if not idempotency_key:
-        await state.run_writer.accept(run)
-    elif created:
-        await state.run_writer.enqueue([run])
-    if created:
-        log.info("run.submitted", run_id=run.id, flow_id=flow_id)
-        RUNS_SUBMITTED.labels(flow_id).inc()
-    else:
+    accepted = await submit_service.submit(
+        state,
+        _submitter(state, caller, request),
+        flow_id=flow_id,
+        body=body,
+        idempotency_key=idempotency_key,
+    )
+    run = accepted.run
+    if not accepted.created:
         response.status_code = status.HTTP_200_OK  # the original run of this key
     response.headers["Location"] = f"/v1/runs/{run.id}"
     if wait:
-        run, finished = await wait_for(state, run, wait, caller.visible_owner)
+        run, finished = await event_service.wait_for(state, run, wait, caller.visible_owner)
         if finished:
             response.status_code = status.HTTP_200_OK
     return run_out(run)
-
-
-async def accept(db: Db, state: State, run: Run) -> None:
-    """Store and queue a new run (written together with other requests' runs)."""
-    await db.close()  # no pooled connection held while waiting for the shared write
-    await state.run_writer.accept(run)
 
 
 @router.post(
@@ -113,34 +81,27 @@ async def accept(db: Db, state: State, run: Run) -> None:
     dependencies=[requires(RUNS_WRITE)],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=BatchAccepted,
-    responses={404: {"description": "flow_not_found"}, 422: {"description": "too many inputs"}},
+    responses={
+        404: {"description": "flow_not_found"},
+        422: {"description": "too many inputs, or an input is invalid"},
+        429: {"description": "rate_limited (one token per run), key_queue_full"},
+        503: {"description": "backend_unavailable, queue_full"},
+    },
 )
 async def submit_batch(
-    flow_id: FlowId, body: BatchCreate, db: Db, state: State, caller: Caller
+    flow_id: FlowId, body: BatchCreate, request: Request, state: State, caller: Caller
 ) -> BatchAccepted:
     """Record one run per input in one transaction, then queue each; answers their ids."""
-    if len(body.inputs) > state.settings.max_batch:
-        raise InvalidRequest(
-            f"a batch holds at most {state.settings.max_batch} inputs, got {len(body.inputs)}",
-            field="inputs",
-        )
-    for item in body.inputs:
-        check_run_limits(item, state.settings)
-        if item.webhook:
-            validate_url(state.settings, item.webhook)
-    flow = await flow_service.flow_for_submit(db, flow_id, owner=caller.visible_owner)
-    for item in body.inputs:
-        await file_service.check_run_files(
-            db, flow, item.tweaks, owner=caller.owner, settings=state.settings
-        )
-    await state.queue_gauge.check(state.settings, db, flow.id, adding=len(body.inputs))
-    runs = await run_service.create_runs(db, flow=flow, bodies=body.inputs, owner=caller.owner)
-    await db.commit()
-    ids = [run.id for run in runs]
-    await state.run_writer.enqueue(runs)  # one LPUSH; unreachable: the rows go, 503
-    log.info("batch.submitted", flow_id=flow_id, runs=len(ids))
-    RUNS_SUBMITTED.labels(flow_id).inc(len(ids))
-    return BatchAccepted(run_ids=ids)
+    runs = await submit_service.submit_batch(
+        state, _submitter(state, caller, request), flow_id=flow_id, bodies=body.inputs
+    )
+    return BatchAccepted(run_ids=[run.id for run in runs])
+
+
+def _submitter(state: AppState, caller: Principal, request: Request) -> Submitter:
+    return submit_service.submitter(
+        state.settings, caller, request.client.host if request.client else None
+    )
 
 
 @router.post(
@@ -178,19 +139,20 @@ async def cancel_run(
     dependencies=[requires(RUNS_WRITE)],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RunOut,
-    responses={404: {"description": "run_not_found"}, 409: {"description": "run_not_finished"}},
+    responses={
+        404: {"description": "run_not_found"},
+        409: {"description": "run_not_finished"},
+        429: {"description": "rate_limited, key_queue_full"},
+        503: {"description": "backend_unavailable, queue_full"},
+    },
 )
 async def retry_run(
-    run_id: str, db: Db, state: State, caller: Caller, response: Response
+    run_id: str, request: Request, state: State, caller: Caller, response: Response
 ) -> RunOut:
     """Submit a finished run again (same input, session, tweaks) as a new run."""
-    original = await run_service.get_run(db, run_id, owner=caller.visible_owner)
-    await state.queue_gauge.check(state.settings, db, original.flow_id)
-    run = await run_service.retry_run(
-        db, original, owner=caller.owner, flow_owner=caller.visible_owner
+    run = await submit_service.retry(
+        state, _submitter(state, caller, request), run_id=run_id, visible_owner=caller.visible_owner
     )
-    await accept(db, state, run)
-    log.info("run.resubmitted", run_id=run.id, retry_of=original.id)
     response.headers["Location"] = f"/v1/runs/{run.id}"
     return run_out(run)
 

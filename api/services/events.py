@@ -18,6 +18,7 @@ from shared.errors import InvalidRequest, RunNotFound
 from shared.models import TERMINAL_STATUSES, Run
 
 EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _DATETIME_COLUMNS = frozenset({"started_at", "finished_at", "lease_expires_at"})
 
 
@@ -85,6 +86,15 @@ async def follow(
                 if after == "0-0" or not after.startswith("0-") or event[0] > after:
                     yield event
         return
+
+
+async def wait_for(
+    state: AppState, run: Run | str, timeout: float, owner: str | None
+) -> tuple[Run, bool]:
+    """The run (a just-submitted one, or read by id) after waiting at most ``timeout``
+    (capped by ``wait_max_s``) seconds for it to finish."""
+    timeout = min(timeout, state.settings.wait_max_s)
+    return await wait_terminal(state, run, timeout, owner=owner)
 
 
 async def wait_terminal(

@@ -6,15 +6,14 @@ import base64
 import hashlib
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.services.flows import FlowRef, get_flow
+from api.services.flows import FlowRef
 from shared.errors import (
-    FlowNotFound,
     IdempotencyConflict,
     InvalidRequest,
     RunFinished,
@@ -22,7 +21,7 @@ from shared.errors import (
     RunNotFound,
 )
 from shared.models import ANONYMOUS, TERMINAL_STATUSES, Flow, Run, SessionMessage, utcnow
-from shared.schemas import RunCreate
+from shared.schemas import RunCreate, unstorable_at
 
 FlowLike = Flow | FlowRef
 
@@ -108,7 +107,8 @@ async def create_run_idempotent(
             continue
         if winner.request_hash != digest:
             raise IdempotencyConflict(
-                "this Idempotency-Key was used for a different request in the last 24 h"
+                "this Idempotency-Key was used for a different request "
+                f"in the last {ttl_s} s; use a new key"
             )
         return winner, False
     raise IdempotencyConflict("the Idempotency-Key is contended; retry the request")
@@ -143,25 +143,17 @@ async def get_run(session: AsyncSession, run_id: str, *, owner: str | None = Non
     return run
 
 
-async def retry_run(
-    session: AsyncSession, original: Run, *, owner: str, flow_owner: str | None
-) -> Run:
-    """A new queued run (not yet stored) with the original's input, session and tweaks, on
-    the current flow, if the caller (``flow_owner``: its visible owner) may still reach it."""
+def retry_body(original: Run) -> RunCreate:
+    """The request that submits a finished run again: its input, session, tweaks, webhook."""
     if original.status not in TERMINAL_STATUSES:
         raise RunNotFinished(f"run {original.id} is {original.status}; retry a finished run")
-    try:
-        flow = await get_flow(session, original.flow_id, owner=flow_owner)
-    except FlowNotFound as exc:
-        raise FlowNotFound(f"flow {original.flow_id!r} no longer exists") from exc
-    again = RunCreate.model_construct(
+    return RunCreate.model_construct(
         input=original.input,
         session_id=original.session_id,
         tweaks=original.tweaks or {},
         metadata={**(original.meta or {}), "retry_of": original.id},
         webhook=original.webhook_url,
     )
-    return new_run(flow, again, owner)
 
 
 def _encode_cursor(run: Run) -> str:
@@ -170,10 +162,16 @@ def _encode_cursor(run: Run) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    # A cursor comes back from the client: anything it can be edited into is a 422, never a
+    # 500 (an out-of-range date overflows; a naive one cannot compare with the column).
     try:
         created, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), run_id
-    except ValueError as exc:
+        at = datetime.fromisoformat(created)
+        if at.tzinfo is None or unstorable_at(run_id, "cursor") or len(run_id) > 64:
+            raise ValueError("not a cursor")
+        at.astimezone(UTC)  # overflows here, not in the driver, when near datetime's ends
+        return at, run_id
+    except (ValueError, OverflowError) as exc:
         raise InvalidRequest("cursor is not one this API returned", field="cursor") from exc
 
 

@@ -99,3 +99,15 @@ async def test_replicas_together_never_pass_the_shared_limit(limiters: Limiters)
     # Every token spent came out of the one bucket (the burst, plus what refilled meanwhile);
     # at most four tokens of a chunk are left stranded on each replica.
     assert burst - 4 * 4 <= allowed <= burst + rate * elapsed + 1
+
+
+async def test_spending_many_tokens_is_all_or_none(limiters: Limiters) -> None:
+    """A batch's runs take their tokens together: refused, it takes none of them."""
+    limiter = limiters(10, 100)
+    assert (await limiter.spend("key:batch", 60)).allowed
+    refused = await limiter.spend("key:batch", 60)
+    assert not refused.allowed
+    assert refused.retry_after_s >= 2  # 20 tokens short at 10/s
+    assert 40 <= (await _bucket(limiter, "key:batch"))[0] < 41  # the refusal took nothing
+    assert (await limiter.spend("key:batch", 40)).allowed
+    assert not (await limiter.hit("key:batch")).allowed
