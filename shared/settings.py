@@ -214,6 +214,11 @@ class Settings(BaseSettings):
         return bool(self.auth_enabled)
 
     @property
+    def max_file_body_bytes(self) -> int:
+        """An upload's request-body limit: the file limit plus its multipart framing."""
+        return self.max_file_bytes + 64 * 1024
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

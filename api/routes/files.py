@@ -21,7 +21,6 @@ from shared.settings import Settings
 router = APIRouter(prefix="/v1", tags=["files"])
 log = get_logger("api.files")
 FILES_PATH = "/v1/files"
-MULTIPART_SLACK = 64 * 1024  # the multipart framing around the file's bytes
 
 
 class FileOut(BaseModel):
@@ -63,7 +62,7 @@ def body_limits(settings: Settings) -> dict[str, tuple[int, Callable[[], Flowfle
             limit_bytes=settings.max_file_bytes,
         )
 
-    return {FILES_PATH: (settings.max_file_bytes + MULTIPART_SLACK, too_large)}
+    return {FILES_PATH: (settings.max_file_body_bytes, too_large)}
 
 
 @router.post(
