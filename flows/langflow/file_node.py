@@ -12,6 +12,9 @@ by ``flows.files`` (bounded). Outputs, as LangFlow (lfx ``BaseFileComponent``):
 - ``json`` (Structured Content of a single .json): the parsed document;
 - ``path`` (File Path): the files' names, one per line (never a server path).
 
+A file that fails to parse fails the run (``file_parse_failed`` naming it), unless the
+node's ``silent_errors`` is on: then it is left out, as LangFlow does.
+
 Refused at upload (a 422 naming node and field): Docling's Advanced Parser, storage other
 than the uploaded files (AWS S3, Google Drive), and a connected ``file_path`` (a path on
 the server). The helpers here are light (the API checks files at submit with them); the
@@ -26,7 +29,7 @@ from typing import Any
 from flows.base import FlowProblem
 from flows.files import FileLimits, ParsedFile, file_ids, read_files
 from flows.langflow.document import LangflowNode, node_problem
-from shared.errors import FlowError
+from shared.errors import FileParseFailed, FlowError
 
 FILE_KIND = "File"
 PATH_FIELD = "path"
@@ -115,7 +118,21 @@ class FileComponent:
         source = getattr(ctx, "files", None)
         if source is None:
             raise FlowError(f"File node {self.node_id}: this run has no file store")
-        parsed = await read_files(source, ids, self.limits)
+        parsed: list[ParsedFile] = []
+        for file_id in ids:
+            try:
+                parsed.extend(await read_files(source, [file_id], self.limits))
+            except FileParseFailed:
+                if values.get("silent_errors") is not True:
+                    raise
+                # LangFlow's silent_errors: a file that fails to parse is left out.
+        if not parsed:
+            return {
+                "message": Message(""),
+                "dataframe": [],
+                "json": {},
+                "path": Message(""),
+            }
         separator = values.get("separator")
         separator = "\n\n" if not separator else str(separator)
         first = parsed[0]
