@@ -29,6 +29,7 @@ from worker.context import WorkerContext
 from worker.delivery import durably, exhausted
 from worker.files import RunFiles
 from worker.streaming import BatchedTokenPublisher, InlineUsage
+from worker.tool_events import ToolEvents
 
 log = get_logger("worker.execute")
 HISTORY_LIMIT = 200
@@ -276,6 +277,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
                     tokens,
                     cancel.CancelCheck(ctx, run_id),
                     metrics.LLMMetrics(),
+                    ToolEvents(ctx, run_id, run.attempts),
                 ],
                 "metadata": {"run_id": run_id, "flow_id": run.flow_id},
                 "run_name": f"flowfleet:{run.flow_id}",
