@@ -346,6 +346,10 @@ class ParseCache:
 
 
 PARSED = ParseCache()
+# Parses under way, by the same key: runs that start together on the same document (a burst
+# of Document Q&A runs on a cold worker) wait for one parse instead of each reading the
+# bytes and parsing them.
+_parsing: dict[tuple[str, str], asyncio.Future[ParsedFile]] = {}
 
 
 async def read_file(source: FileSource, file_id: str, limits: FileLimits) -> ParsedFile:
@@ -353,8 +357,31 @@ async def read_file(source: FileSource, file_id: str, limits: FileLimits) -> Par
     info = await source.info(file_id)
     key = (info.sha256, extension(info.name))
     cached = PARSED.get(key)
+    if cached is None and key in _parsing:
+        try:
+            cached = await asyncio.shield(_parsing[key])
+        except Exception:
+            cached = None  # parse it here, so the error names this run's own file
     if cached is not None:
         return ParsedFile(info.name, cached.text, cached.rows, cached.data)
+    future: asyncio.Future[ParsedFile] = asyncio.get_running_loop().create_future()
+    _parsing[key] = future
+    try:
+        parsed = await _parse(source, info, file_id, limits)
+    except BaseException as exc:
+        future.set_exception(exc if isinstance(exc, Exception) else FileParseFailed("cancelled"))
+        future.exception()  # retrieved here: a failure nobody waited for is not logged
+        raise
+    finally:
+        _parsing.pop(key, None)
+    future.set_result(parsed)
+    PARSED.put(key, parsed)
+    return parsed
+
+
+async def _parse(
+    source: FileSource, info: FileInfo, file_id: str, limits: FileLimits
+) -> ParsedFile:
     data = await source.content(file_id)
     try:
         # A thread: the worker's loop keeps serving other runs while this one parses. The
@@ -368,7 +395,6 @@ async def read_file(source: FileSource, file_id: str, limits: FileLimits) -> Par
             f"parsing {_label(info.name, file_id)} took longer than {limits.timeout_s:g} s "
             "(FLOWFLEET_FILE_PARSE_TIMEOUT_S)"
         ) from None
-    PARSED.put(key, parsed)
     return parsed
 
 

@@ -177,3 +177,37 @@ def test_read_file_of_a_missing_file_is_file_not_found() -> None:
     with pytest.raises(FileUnavailable) as caught:
         asyncio.run(read_file(_Source({}), "nope", LIMITS))
     assert caught.value.code == "file_not_found"
+
+
+def test_runs_reading_the_same_content_at_once_parse_it_once() -> None:
+    import flows.files as files
+
+    files.PARSED = ParseCache()
+    source = _Source({f"f{i}": (f"doc{i}.txt", b"shared document") for i in range(5)})
+
+    async def together() -> list[str]:
+        found = await asyncio.gather(*(read_file(source, f"f{i}", LIMITS) for i in range(5)))
+        return [p.name for p in found]
+
+    assert asyncio.run(together()) == [f"doc{i}.txt" for i in range(5)]
+    assert source.reads == 1  # one read of the bytes, one parse; each run keeps its file name
+
+
+def test_a_failed_parse_is_reported_under_each_runs_own_file() -> None:
+    import flows.files as files
+
+    files.PARSED = ParseCache()
+    broken = minimal_pdf(["x"])[:60]
+    source = _Source({"mine": ("mine.pdf", broken), "theirs": ("theirs.pdf", broken)})
+
+    async def together() -> list[BaseException | files.ParsedFile]:
+        return await asyncio.gather(
+            read_file(source, "theirs", LIMITS),
+            read_file(source, "mine", LIMITS),
+            return_exceptions=True,
+        )
+
+    theirs, mine = asyncio.run(together())
+    assert isinstance(mine, FileParseFailed)
+    assert "mine.pdf" in mine.message
+    assert "theirs" not in mine.message  # another run's file is never named
