@@ -127,7 +127,10 @@ def _content(stored: StoredFile) -> Response:
     dependencies=[requires(RUNS_READ)],
     response_model=FileOut,
     responses={
-        200: {"description": "the metadata, or with ?content=true the bytes"},
+        200: {
+            "description": "the metadata, or with ?content=true the bytes",
+            "content": {"application/octet-stream": {}},
+        },
         404: {"description": "file_not_found"},
     },
 )
@@ -148,7 +151,10 @@ async def get_file(
     "/files/{file_id}/content",
     dependencies=[requires(RUNS_READ)],
     response_class=Response,
-    responses={404: {"description": "file_not_found"}},
+    responses={
+        200: {"description": "the bytes", "content": {"application/octet-stream": {}}},
+        404: {"description": "file_not_found"},
+    },
 )
 async def get_file_content(file_id: str, db: Db, caller: Caller) -> Response:
     """A file's bytes, as an attachment."""
