@@ -133,3 +133,19 @@ def test_a_tweak_turning_on_the_advanced_parser_is_refused() -> None:
     problems = validate_tweaks(doc, {NODE: {"advanced_mode": True}})
     assert [(p.node_id, p.field) for p in problems] == [(NODE, "advanced_mode")]
     assert validate_tweaks(doc, {NODE: {"path": ["a", "b"]}}) == []
+
+
+def test_a_connected_server_file_path_is_refused() -> None:
+    flow = copy.deepcopy(_export())
+    edge = copy.deepcopy(
+        next(e for e in flow["data"]["edges"] if e["source"].startswith("ChatInput"))
+    )
+    edge["target"] = NODE
+    edge["data"]["targetHandle"] = {**edge["data"]["targetHandle"], "fieldName": "file_path"}
+    edge["data"]["targetHandle"]["id"] = NODE
+    edge["data"]["targetHandle"]["inputTypes"] = ["Data", "Message"]
+    edge["targetHandle"] = json.dumps(edge["data"]["targetHandle"]).replace('"', "œ")
+    flow["data"]["edges"].append(edge)
+    problems = validate_document(parse_document(json.dumps(flow)))
+    assert [(p.node_id, p.field) for p in problems] == [(NODE, "file_path")]
+    assert "POST /v1/files" in problems[0].message
