@@ -111,8 +111,10 @@ class FlowIdTaken(Conflict):
     code, title = "flow_id_taken", "Another owner holds this flow id"
 
 
-class TooManyFiles(Conflict):
-    code, title = "too_many_files", "The owner holds the most files allowed"
+class FileQuotaExceeded(Conflict):
+    """The key holds the most files, or file bytes, allowed."""
+
+    code, title = "file_quota_exceeded", "The key's file quota is used up"
 
 
 class IdempotencyConflict(Conflict):

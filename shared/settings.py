@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     # Files (POST /v1/files, LangFlow's File component): bytes stored in the database.
     max_file_bytes: int = 10 * 1024 * 1024  # one uploaded file
     max_files_per_owner: int = 1000
+    max_owner_file_bytes: int = 1024 * 1024 * 1024  # all of a key's files together
     max_files_per_node: int = 20  # file ids one File node reads in a run
     # Parsing a file in a run (flows/files.py): its time, pages, text and unpacked size.
     file_parse_timeout_s: float = 30.0

@@ -71,7 +71,7 @@ def body_limits(settings: Settings) -> dict[str, tuple[int, Callable[[], Flowfle
     status_code=status.HTTP_201_CREATED,
     response_model=FileOut,
     responses={
-        409: {"description": "too_many_files"},
+        409: {"description": "file_quota_exceeded"},
         413: {"description": "file_too_large"},
         415: {"description": "unsupported_file_type"},
         422: {"description": "empty_file"},

@@ -27,9 +27,9 @@ from api.services.flows import FlowRef
 from flows.files import FileLimits, check_upload, content_type
 from shared.errors import (
     FileNotFound,
+    FileQuotaExceeded,
     FileRequired,
     InvalidRequest,
-    TooManyFiles,
 )
 from shared.models import Flow, StoredFile, utcnow
 from shared.settings import Settings
@@ -59,13 +59,23 @@ async def upload(
     """Check and store one file for ``owner``; refuses what a run could never parse."""
     name = clean_name(name)
     check_upload(name, data, FileLimits.from_settings(settings))
-    held = await session.scalar(
-        select(func.count()).select_from(StoredFile).where(StoredFile.owner == owner)
-    )
-    if (held or 0) >= settings.max_files_per_owner:
-        raise TooManyFiles(
+    held, held_bytes = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(StoredFile.size), 0)).where(
+                StoredFile.owner == owner
+            )
+        )
+    ).one()
+    if held >= settings.max_files_per_owner:
+        raise FileQuotaExceeded(
             f"this key holds {held} files, the most allowed (FLOWFLEET_MAX_FILES_PER_OWNER); "
             "delete some with DELETE /v1/files/{id}"
+        )
+    if held_bytes + len(data) > settings.max_owner_file_bytes:
+        raise FileQuotaExceeded(
+            f"this key holds {held_bytes} bytes of files; this one would pass the limit of "
+            f"{settings.max_owner_file_bytes} (FLOWFLEET_MAX_OWNER_FILE_BYTES); delete some "
+            "with DELETE /v1/files/{id}"
         )
     stored = StoredFile(
         id=str(uuid.uuid4()),

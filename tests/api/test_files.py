@@ -30,6 +30,7 @@ TENANT = "flows:write,runs:write,runs:read"
 MAX_FILE_BYTES = 64 * 1024
 MAX_FILES = 8
 MAX_UNPACKED = 8 * 1024 * 1024
+MAX_OWNER_BYTES = 4 * MAX_FILE_BYTES
 DOC_QA = LANGFLOW_FIXTURES / "starters-1.8.4" / "Document Q&A.json"
 FILE_NODE = "File-b2gOG"  # the starter's File node
 
@@ -43,6 +44,7 @@ def secure(infra: dict[str, str], llm_sim: str) -> Iterator[Stack]:
         FLOWFLEET_MAX_FILE_BYTES=str(MAX_FILE_BYTES),
         FLOWFLEET_MAX_FILES_PER_OWNER=str(MAX_FILES),
         FLOWFLEET_MAX_FILE_UNPACKED_BYTES=str(MAX_UNPACKED),
+        FLOWFLEET_MAX_OWNER_FILE_BYTES=str(MAX_OWNER_BYTES),
     ) as stack:
         yield stack
 
@@ -53,6 +55,7 @@ def keys(secure: Stack) -> dict[str, Key]:
         "a": new_key(secure, TENANT, "tenant-a"),
         "b": new_key(secure, TENANT, "tenant-b"),
         "quota": new_key(secure, TENANT, "tenant-quota"),
+        "bytes": new_key(secure, TENANT, "tenant-bytes"),
         "reader": new_key(secure, "runs:read", "reader"),
     }
 
@@ -259,7 +262,7 @@ def test_a_deleted_file_fails_the_next_run_at_submit(a: httpx.Client) -> None:
 def test_files_per_owner_limit_and_pages(secure: Stack, keys: dict[str, Key]) -> None:
     with as_key(secure, keys["quota"].key) as quota:
         ids = [_uploaded(quota, f"f{i}.txt", f"file {i}".encode())["id"] for i in range(MAX_FILES)]
-        body = _problem(_upload(quota, "one-more.txt", b"x"), 409, "too_many_files")
+        body = _problem(_upload(quota, "one-more.txt", b"x"), 409, "file_quota_exceeded")
         assert "DELETE /v1/files" in body["detail"]
 
         first = quota.get("/v1/files", params={"limit": 5}).json()
@@ -270,3 +273,11 @@ def test_files_per_owner_limit_and_pages(secure: Stack, keys: dict[str, Key]) ->
 
         quota.delete(f"/v1/files/{ids[0]}")
         assert _upload(quota, "one-more.txt", b"x").status_code == 201
+
+
+def test_bytes_per_owner_limit(secure: Stack, keys: dict[str, Key]) -> None:
+    with as_key(secure, keys["bytes"].key) as owner:
+        for i in range(4):
+            _uploaded(owner, f"chunk{i}.txt", b"x" * MAX_FILE_BYTES)
+        body = _problem(_upload(owner, "more.txt", b"x"), 409, "file_quota_exceeded")
+        assert "FLOWFLEET_MAX_OWNER_FILE_BYTES" in body["detail"]
