@@ -31,6 +31,7 @@ from worker import cancel, metrics, response_cache, webhooks
 from worker.backend_errors import as_run_failure
 from worker.context import WorkerContext
 from worker.delivery import durably, exhausted
+from worker.files import RunFiles
 from worker.streaming import BatchedTokenPublisher, InlineUsage
 from worker.tool_events import ToolEvents
 
@@ -303,7 +304,11 @@ async def run_flow(ctx: WorkerContext, run: Run, history: list[HistoryMessage]) 
         if result is None:
             compiled, from_cache = await compiled_flow(ctx, run)
             flow_input = FlowInput(
-                input=run.input, session_id=run.session_id, history=history, tweaks=run.tweaks or {}
+                input=run.input,
+                session_id=run.session_id,
+                history=history,
+                tweaks=run.tweaks or {},
+                files=RunFiles(ctx.sessions, run.owner),  # the run owner's files only
             )
             config = {
                 "callbacks": [
