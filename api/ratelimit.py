@@ -190,6 +190,19 @@ class QueueCounts:
         return sum(self.by_flow.values())
 
 
+@dataclass
+class Admission:
+    """Runs one request was let into the queue with; settled when their write is done."""
+
+    flow_id: str
+    owner: str
+    runs: int
+    settled_at: float | None = None
+
+    def settle(self) -> None:
+        self.settled_at = time.monotonic()
+
+
 class QueueGauge:
     """Queued runs overall, per flow and per owner: one grouped COUNT per replica per second
     at most.
@@ -203,9 +216,9 @@ class QueueGauge:
         self._at = -math.inf
         self._counts = QueueCounts({}, {})
         self._lock = asyncio.Lock()
-        # Runs this replica admitted, with when: a count that began before one was admitted
-        # may not see its row, so the admission is added back on top of that count.
-        self._admitted: list[tuple[float, str, str, int]] = []
+        # Runs this replica admitted whose rows a count may not have seen yet: each is added
+        # back on top of a count until its write settled before that count began.
+        self._admitted: list[Admission] = []
 
     async def counts(self, session: AsyncSession) -> QueueCounts:
         # The count runs on the request's own session: taking a second pooled connection
@@ -230,14 +243,15 @@ class QueueGauge:
         for flow, owner, n in rows.all():
             counts.by_flow[flow] = counts.by_flow.get(flow, 0) + int(n)
             counts.by_owner[owner] = counts.by_owner.get(owner, 0) + int(n)
-        # An admission's row is committed a little after its check (the shared write): one
-        # admitted shortly before the count began, or since, may be missing from it, so it is
-        # added back (counted twice at worst, until a later count: erring toward the cap).
-        recent = started - self.ttl_s / 2
-        self._admitted = [entry for entry in self._admitted if entry[0] >= recent]
-        for _, flow, owner, n in self._admitted:
-            counts.by_flow[flow] = counts.by_flow.get(flow, 0) + n
-            counts.by_owner[owner] = counts.by_owner.get(owner, 0) + n
+        # An admission's rows are committed a little after its check (the shared write). One
+        # whose write settled before the count began is in it (or failed: nothing to count);
+        # any other may be missing from it, so it is added back (erring toward the cap).
+        self._admitted = [
+            a for a in self._admitted if a.settled_at is None or a.settled_at >= started
+        ]
+        for a in self._admitted:
+            counts.by_flow[a.flow_id] = counts.by_flow.get(a.flow_id, 0) + a.runs
+            counts.by_owner[a.owner] = counts.by_owner.get(a.owner, 0) + a.runs
         self._counts = counts
         self._at = time.monotonic()
 
@@ -248,11 +262,14 @@ class QueueGauge:
         flow_id: str,
         owner: str,
         adding: int = 1,
-    ) -> None:
+    ) -> Admission:
         """Raise ``QueueFull`` (503) when taking ``adding`` more runs would pass the overall or
-        the flow's cap, ``KeyQueueFull`` (429) when it would pass the owner's share."""
+        the flow's cap, ``KeyQueueFull`` (429) when it would pass the owner's share.
+
+        The caller settles the returned admission once its write is done (or failed)."""
+        admission = Admission(flow_id, owner, adding)
         if not capped(settings):
-            return
+            return admission
         counts = await self.counts(session)
         total, mine = counts.total, counts.by_flow.get(flow_id, 0)
         owned = counts.by_owner.get(owner, 0)
@@ -275,10 +292,11 @@ class QueueGauge:
                 headers={"Retry-After": "5"},
             )
         # Count what this replica just took, so a burst inside one second cannot overshoot.
-        self._admitted.append((time.monotonic(), flow_id, owner, adding))
+        self._admitted.append(admission)
         self._counts = QueueCounts(
             {**counts.by_flow, flow_id: mine + adding}, {**counts.by_owner, owner: owned + adding}
         )
+        return admission
 
 
 def capped(settings: Settings) -> bool:

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Principal
 from api.limits import check_run_limits
-from api.ratelimit import rate_identity
+from api.ratelimit import Admission, rate_identity
 from api.services import files as file_service
 from api.services import flows as flow_service
 from api.services import runs as run_service
@@ -85,24 +85,26 @@ async def submit(
 ) -> Accepted:
     """Check one run against every rule, then record and queue it."""
     async with SessionOnDemand(state.sessions) as db:
-        flow = await _admit(state, db, who, flow_id, [body])
-        if idempotency_key:
-            run, created = await run_service.create_run_idempotent(
-                db,
-                flow=flow,
-                body=body,
-                key=idempotency_key,
-                owner=who.owner,
-                ttl_s=state.settings.idempotency_ttl_s,
-            )
-            await db.commit()
-        else:
-            run, created = run_service.new_run(flow, body, who.owner), True
+        flow, admission = await _admit(state, db, who, flow_id, [body])
+        with _settling(admission, write=False):
+            if idempotency_key:
+                run, created = await run_service.create_run_idempotent(
+                    db,
+                    flow=flow,
+                    body=body,
+                    key=idempotency_key,
+                    owner=who.owner,
+                    ttl_s=state.settings.idempotency_ttl_s,
+                )
+                await db.commit()
+            else:
+                run, created = run_service.new_run(flow, body, who.owner), True
     # The session is closed: no pooled connection is held while waiting for the shared write.
-    if not idempotency_key:
-        await state.run_writer.accept(run)
-    elif created:
-        await state.run_writer.enqueue([run])
+    with _settling(admission):
+        if not idempotency_key:
+            await state.run_writer.accept(run)
+        elif created:
+            await state.run_writer.enqueue([run])
     if created:
         log.info("run.submitted", run_id=run.id, flow_id=flow.id)
         RUNS_SUBMITTED.labels(flow.id).inc()
@@ -114,10 +116,14 @@ async def submit_batch(
 ) -> list[Run]:
     """Check every run against every rule, record them in one transaction, queue them."""
     async with SessionOnDemand(state.sessions) as db:
-        flow = await _admit(state, db, who, flow_id, bodies, batch=True)
-        runs = await run_service.create_runs(db, flow=flow, bodies=list(bodies), owner=who.owner)
-        await db.commit()
-    await state.run_writer.enqueue(runs)  # one LPUSH; unreachable: the rows go, 503
+        flow, admission = await _admit(state, db, who, flow_id, bodies, batch=True)
+        with _settling(admission, write=False):
+            runs = await run_service.create_runs(
+                db, flow=flow, bodies=list(bodies), owner=who.owner
+            )
+            await db.commit()
+    with _settling(admission):
+        await state.run_writer.enqueue(runs)  # one LPUSH; unreachable: the rows go, 503
     log.info("batch.submitted", flow_id=flow.id, runs=len(runs))
     RUNS_SUBMITTED.labels(flow.id).inc(len(runs))
     return runs
@@ -129,9 +135,10 @@ async def retry(state: AppState, who: Submitter, *, run_id: str, visible_owner: 
     async with SessionOnDemand(state.sessions) as db:
         original = await run_service.get_run(db, run_id, owner=visible_owner)
         again = run_service.retry_body(original)
-        flow = await _admit(state, db, who, original.flow_id, [again])
+        flow, admission = await _admit(state, db, who, original.flow_id, [again])
         run = run_service.new_run(flow, again, who.owner)
-    await state.run_writer.accept(run)
+    with _settling(admission):
+        await state.run_writer.accept(run)
     log.info("run.resubmitted", run_id=run.id, retry_of=original.id)
     RUNS_SUBMITTED.labels(flow.id).inc()
     return run
@@ -145,8 +152,9 @@ async def _admit(
     bodies: Sequence[RunCreate],
     *,
     batch: bool = False,
-) -> FlowRef:
-    """Every rule in the module's order; returns the flow the runs will use."""
+) -> tuple[FlowRef, Admission]:
+    """Every rule in the module's order; returns the flow the runs will use and their place
+    in the queue gauge (settle it when the write is done)."""
     settings = state.settings
     if len(bodies) > settings.max_batch:
         raise InvalidRequest(
@@ -169,8 +177,21 @@ async def _admit(
                 db, flow, body.tweaks, owner=who.owner, settings=settings
             )
     await _spend_rate(state, who, len(bodies))
-    await state.queue_gauge.check(settings, db, flow.id, who.owner, adding=len(bodies))
-    return flow
+    admission = await state.queue_gauge.check(settings, db, flow.id, who.owner, adding=len(bodies))
+    return flow, admission
+
+
+@contextmanager
+def _settling(admission: Admission, *, write: bool = True) -> Iterator[None]:
+    """Settle the queue admission if the block fails; if the block is the write, when it ends
+    (until then the gauge counts the admission on top of what the database holds)."""
+    try:
+        yield
+    except BaseException:
+        admission.settle()
+        raise
+    if write:
+        admission.settle()
 
 
 def _check_webhook(settings: Settings, url: str) -> None:
