@@ -13,8 +13,8 @@ from redis.exceptions import NoScriptError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.queue_caps import Queued, capped, check_caps
 from shared.models import Run
+from shared.queue_caps import Queued, capped, check_caps
 from shared.redis_batch import RedisBatcher
 from shared.run_status import RunStatus
 from shared.settings import Settings
@@ -262,4 +262,3 @@ class QueueGauge:
         self._counts = QueueCounts(
             {**counts.by_flow, flow_id: mine + adding}, {**counts.by_owner, owner: owned + adding}
         )
-

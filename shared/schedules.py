@@ -121,7 +121,7 @@ async def fire_due(
         firing = await _fire(sessions, settings, schedule_id, due_at)
         if firing is not None:
             firings.append(firing)
-    queued = [(f.run_id, {}) for f in firings if f.run_id]
+    queued: list[tuple[str, dict[str, str]]] = [(f.run_id, {}) for f in firings if f.run_id]
     if queued:
         try:
             await publish_runs(redis, settings, queued)
