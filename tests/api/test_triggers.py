@@ -117,7 +117,8 @@ def test_bad_signatures_are_401_problems_and_make_no_run(secure: Stack, owner: K
     # The good one is taken once; the same signed request again is a replay.
     assert _curl(url, body, good)[0] == 202
     status, _, text = _curl(url, body, good)
-    assert status == 401 and "replay" in json.loads(text)["detail"], text
+    assert status == 401, text
+    assert "replay" in json.loads(text)["detail"]
     # Issuing a new secret retires the old one.
     newer = _secret(secure, owner)
     assert _curl(url, body, _sign(secret, body))[0] == 401
@@ -133,7 +134,8 @@ def test_a_key_with_runs_write_triggers_and_others_cannot(secure: Stack, owner: 
     assert status == 202, text
     with as_key(secure, owner.key) as c:
         run = wait_for_run(c, json.loads(text)["id"], timeout=60)
-    assert run["input"] == body.decode() and run["status"] == "succeeded", run
+    assert run["status"] == "succeeded", run
+    assert run["input"] == body.decode()
     reader = new_key(secure, "runs:read", "reader")
     assert _curl(url, body, {"Authorization": f"Bearer {reader.key}"})[0] == 403
     assert _curl(url, body, {})[0] == 401
