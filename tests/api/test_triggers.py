@@ -16,7 +16,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.flows.coverage_nodes import node
 from tests.flows.langflow_fixtures import load as _export
+from tests.flows.langflow_nodes import edge
 from tests.support.faults import isolated_stack
 from tests.support.keys import Key, as_key, new_key
 from tests.support.stack import Stack, wait_for_run
@@ -146,3 +148,39 @@ def test_a_key_with_runs_write_triggers_and_others_cannot(secure: Stack, owner: 
     other = new_key(secure, OWNER, "other")
     with as_key(secure, other.key) as c:
         assert c.post("/v1/flows/trig/trigger-secret").status_code == 404
+
+
+def _webhook_flow() -> dict[str, object]:
+    """LangFlow's Webhook as the entry node: its Data parsed into text, no model."""
+    nodes = [
+        node("Webhook-1", "Webhook", data=("str", "", []), curl="", endpoint=""),
+        node(
+            "Parser-1",
+            "ParserComponent",
+            pattern="order {id} for {customer}",
+            sep="\n",
+            input_data=("other", "", ["DataFrame", "Data"]),
+        ),
+        node("ChatOutput-1", "ChatOutput", input_value=("str", "", ["Message"])),
+    ]
+    edges = [
+        edge("Webhook-1", "output_data", "Parser-1", "input_data"),
+        edge("Parser-1", "parsed_text", "ChatOutput-1", "input_value"),
+    ]
+    return {"name": "Webhook to text", "data": {"nodes": nodes, "edges": edges}}
+
+
+def test_a_flow_starting_at_langflows_webhook_receives_the_body_as_its_data(
+    secure: Stack, owner: Key
+) -> None:
+    with as_key(secure, owner.key) as c:
+        uploaded = c.put("/v1/flows/hook", json=_webhook_flow())
+        assert uploaded.status_code == 201, uploaded.text
+        body = b'{"id": 42, "customer": "Ada"}'
+        accepted = c.post(
+            "/v1/flows/hook/trigger", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert accepted.status_code == 202, accepted.text
+        run = wait_for_run(c, accepted.json()["id"], timeout=60)
+    assert run["status"] == "succeeded", run
+    assert run["output"]["text"] == "order 42 for Ada"
