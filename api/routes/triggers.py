@@ -58,13 +58,19 @@ async def trigger(
         who = await trigger_service.signed_submitter(
             state, flow_id, body=body, timestamp=timestamp, signature=signature, client_host=client
         )
-        await spend_request_token(request, response, who.owner)
     else:
         who = submit_service.submitter(state.settings, await get_principal(request), client)
-    run_request = RunCreate(input=trigger_service.input_text(body), session_id=session_id)
-    accepted = await submit_service.submit(
-        state, who, flow_id=flow_id, body=run_request, idempotency_key=idempotency_key
-    )
+    try:
+        if signature is not None:
+            await spend_request_token(request, response, who.owner)
+        run_request = RunCreate(input=trigger_service.input_text(body), session_id=session_id)
+        accepted = await submit_service.submit(
+            state, who, flow_id=flow_id, body=run_request, idempotency_key=idempotency_key
+        )
+    except Exception:
+        if signature is not None:  # not taken: the same signed request may come again
+            await trigger_service.release_replay(state, signature)
+        raise
     if not accepted.created:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/v1/runs/{accepted.run.id}"

@@ -17,14 +17,10 @@ from api.services import submit as submit_service
 from api.services.submit import Submitter
 from api.state import AppState
 from shared.db import transaction
-from shared.errors import NotFound
+from shared.errors import ScheduleNotFound
 from shared.models import Schedule
 from shared.schedules import check_cron, db_now, next_due, zone
 from shared.schemas import SESSION_ID_PATTERN, RunCreate, refuse_unstorable
-
-
-class ScheduleNotFound(NotFound):
-    code, title = "schedule_not_found", "Schedule not found"
 
 
 class _RunFields(BaseModel):

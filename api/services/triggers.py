@@ -123,5 +123,14 @@ async def _refuse_replay(state: AppState, signature: str) -> None:
         raise _refused("this signed request was already accepted (a replay)")
 
 
+async def release_replay(state: AppState, signature: str) -> None:
+    """Forget a signature whose request was not taken (a 4xx/5xx after the check), so the
+    sender may send the same signed request again."""
+    try:
+        await state.redis.delete(state.settings.redis_key("trigger-seen", signature))
+    except RedisError:
+        pass  # it expires with the window
+
+
 def _refused(detail: str) -> Unauthorized:
     return Unauthorized(detail)

@@ -1,4 +1,5 @@
-"""Inbound triggers: another system's HTTP call runs a flow with its JSON body as the input.
+"""Inbound triggers: another system's HTTP call runs a flow with its JSON body as the input;
+and the schedules API, owner-scoped (their firing: tests/worker/test_schedules.py).
 
 An API process with auth on, a real worker and llm-sim; the signed calls are made with
 curl, as a caller's script would make them.
@@ -121,6 +122,11 @@ def test_bad_signatures_are_401_problems_and_make_no_run(secure: Stack, owner: K
     status, _, text = _curl(url, body, good)
     assert status == 401, text
     assert "replay" in json.loads(text)["detail"]
+    # A signed request that was not taken (here: not JSON) may be sent again as it was.
+    not_json = b"{oops"
+    signed = _sign(secret, not_json)
+    assert _curl(url, not_json, signed)[0] == 422
+    assert _curl(url, not_json, signed)[0] == 422  # not 401: it was never taken
     # Issuing a new secret retires the old one.
     newer = _secret(secure, owner)
     assert _curl(url, body, _sign(secret, body))[0] == 401
@@ -184,3 +190,50 @@ def test_a_flow_starting_at_langflows_webhook_receives_the_body_as_its_data(
         run = wait_for_run(c, accepted.json()["id"], timeout=60)
     assert run["status"] == "succeeded", run
     assert run["output"]["text"] == "order 42 for Ada"
+
+
+def test_schedules_are_checked_owner_scoped_paused_and_deleted(secure: Stack, owner: Key) -> None:
+    other = new_key(secure, OWNER, "schedule-other")
+    yearly = {"flow_id": "trig", "cron": "0 0 1 1 *", "timezone": "Europe/Paris", "input": "hi"}
+    with as_key(secure, owner.key) as c, as_key(secure, other.key) as o:
+        for bad, field in (
+            ({**yearly, "cron": "every day"}, "cron"),
+            ({**yearly, "cron": "* * * *"}, "cron"),
+            ({**yearly, "timezone": "Mars/Olympus"}, "timezone"),
+            ({**yearly, "tweaks": {"NoSuchNode": {"x": 1}}}, "tweaks"),
+        ):
+            refused = c.post("/v1/schedules", json=bad)
+            assert refused.status_code == 422, refused.text
+            assert field in refused.text
+        assert c.post("/v1/schedules", json={**yearly, "flow_id": "nope"}).status_code == 404
+
+        created = c.post("/v1/schedules", json=yearly)
+        assert created.status_code == 201, created.text
+        schedule = created.json()
+        assert created.headers["location"] == f"/v1/schedules/{schedule['id']}"
+        # 00:00 on 1 January in Paris is 23:00 UTC on 31 December.
+        assert schedule["next_fire_at"].startswith(f"{schedule['next_fire_at'][:4]}-12-31T23:00")
+        assert schedule["paused"] is False
+
+        assert [s["id"] for s in c.get("/v1/schedules").json()["items"]] == [schedule["id"]]
+        assert o.get("/v1/schedules").json()["items"] == []  # another key sees none of them
+        for response in (
+            o.get(f"/v1/schedules/{schedule['id']}"),
+            o.patch(f"/v1/schedules/{schedule['id']}", json={"paused": True}),
+            o.delete(f"/v1/schedules/{schedule['id']}"),
+        ):
+            assert response.status_code == 404
+            assert response.json()["code"] == "schedule_not_found"
+
+        paused = c.patch(f"/v1/schedules/{schedule['id']}", json={"paused": True})
+        assert paused.status_code == 200, paused.text
+        assert paused.json()["paused"] is True
+        assert paused.json()["next_fire_at"] is None
+        assert c.get(f"/v1/schedules/{schedule['id']}").json()["paused"] is True
+        changed = c.patch(f"/v1/schedules/{schedule['id']}", json={"cron": "0 12 * * *"})
+        assert changed.json()["cron"] == "0 12 * * *"
+        assert c.delete(f"/v1/schedules/{schedule['id']}").status_code == 204
+        assert c.get(f"/v1/schedules/{schedule['id']}").status_code == 404
+        reader = new_key(secure, "runs:read", "schedule-reader")
+        with as_key(secure, reader.key) as r:
+            assert r.post("/v1/schedules", json=yearly).status_code == 403
