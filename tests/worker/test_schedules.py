@@ -108,14 +108,20 @@ async def test_racing_schedulers_fire_a_missed_stretch_once_late_not_in_a_burst(
             before = await session.get(Schedule, schedule_id)
             assert before is not None
             missed_from = before.next_fire_at
+            started = await db_now(session)
         results = await asyncio.gather(
             *(fire_due(session_factory(e), client, settings) for e in engines)
         )
         fired = [f for firings in results for f in firings if f.schedule_id == schedule_id]
-        assert len(fired) == 1, fired  # thirty missed due times, one claim among four
-        assert fired[0].due == missed_from  # the earliest missed due time, fired late
+        dues = [f.due for f in fired]
+        assert len(dues) == len(set(dues)), fired  # no due time twice
+        # Thirty missed due times, one claim among four: the earliest, fired late. (On a slow
+        # machine the race may outlast a due time after it: that one fires too, once.)
+        missed = [f for f in fired if f.due < started]
+        assert [f.due for f in missed] == [missed_from], fired
         runs = await _runs_of(session_factory(engines[0]), schedule_id)
-        assert [r.id for r in runs] == [fired[0].run_id]
+        assert sorted(r.id for r in runs) == sorted(f.run_id for f in fired if f.run_id)
+        runs = [r for r in runs if r.id == missed[0].run_id]
         assert runs[0].input == "tick"
         assert runs[0].status == "queued"
         assert runs[0].meta["scheduled_for"] == missed_from.isoformat()
@@ -123,13 +129,13 @@ async def test_racing_schedulers_fire_a_missed_stretch_once_late_not_in_a_burst(
             after = await session.get(Schedule, schedule_id)
             assert after is not None
             now = await db_now(session)
-        # The next due time is the first after now: the rest of the stretch is skipped.
-        assert now < after.next_fire_at <= now + timedelta(seconds=2)
-        assert after.last_run_id == runs[0].id
+        # The next due time is the first after the firing: the rest of the stretch is skipped.
+        assert started < after.next_fire_at <= now + timedelta(seconds=2)
+        assert after.last_run_id in {f.run_id for f in fired}
         assert after.last_error is None
-        # Asked again at once, nothing is due.
+        # Asked again at once, nothing of the missed stretch is due any more.
         again = await fire_due(session_factory(engines[1]), client, settings)
-        assert [f for f in again if f.schedule_id == schedule_id] == []
+        assert [f for f in again if f.schedule_id == schedule_id and f.due < started] == []
     finally:
         await client.aclose()
         for e in engines:
