@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 from redis.asyncio import Redis
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -70,6 +70,7 @@ def check_cron(expression: str) -> str:
             "weekday), or 6 with seconds first ('*/30 * * * * *')",
             field="cron",
         )
+    next_due(expression, "UTC", datetime.now(UTC))  # one that is never due (31 February)
     return expression
 
 
@@ -77,8 +78,11 @@ def next_due(expression: str, timezone: str, after: datetime) -> datetime:
     """The first due time strictly after ``after``, in UTC (the zone rules its wall clock)."""
     local = after.astimezone(zone(timezone))
     fields = len(expression.split())
-    it = croniter(expression, local, second_at_beginning=fields == 6)
-    return it.get_next(datetime).astimezone(UTC)  # type: ignore[no-any-return]
+    try:
+        it = croniter(expression, local, second_at_beginning=fields == 6)
+        return it.get_next(datetime).astimezone(UTC)  # type: ignore[no-any-return]
+    except CroniterError as exc:  # e.g. "0 0 31 2 *": croniter finds no date
+        raise InvalidRequest(f"cron {expression!r} is never due ({exc})", field="cron") from exc
 
 
 # Firing -----------------------------------------------------------------------------------------
@@ -118,7 +122,11 @@ async def fire_due(
         )
     firings: list[Firing] = []
     for schedule_id, due_at in due:
-        firing = await _fire(sessions, settings, schedule_id, due_at)
+        try:
+            firing = await _fire(sessions, settings, schedule_id, due_at)
+        except Exception as exc:  # one schedule's failure must not stop the others firing
+            log.warning("schedule.fire_failed", schedule_id=schedule_id, error=error_text(exc))
+            continue
         if firing is not None:
             firings.append(firing)
     queued: list[tuple[str, dict[str, str]]] = [(f.run_id, {}) for f in firings if f.run_id]
@@ -145,7 +153,11 @@ async def _fire(
             return None
         now = await db_now(session)
         # After an outage the next due time is the first one after now: one late run, no burst.
-        following = next_due(schedule.cron, schedule.timezone, max(now, due_at))
+        try:
+            following = next_due(schedule.cron, schedule.timezone, max(now, due_at))
+        except InvalidRequest as exc:  # never due again (a zone withdrawn, a date that ends)
+            schedule.paused, schedule.last_error = True, f"paused: {exc}"
+            return Firing(schedule_id, due_at, None, exc.code)
         claimed = await session.execute(
             update(Schedule)
             .where(

@@ -199,6 +199,7 @@ def test_schedules_are_checked_owner_scoped_paused_and_deleted(secure: Stack, ow
         for bad, field in (
             ({**yearly, "cron": "every day"}, "cron"),
             ({**yearly, "cron": "* * * *"}, "cron"),
+            ({**yearly, "cron": "0 0 31 2 *"}, "never due"),
             ({**yearly, "timezone": "Mars/Olympus"}, "timezone"),
             ({**yearly, "tweaks": {"NoSuchNode": {"x": 1}}}, "tweaks"),
         ):
