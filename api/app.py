@@ -22,8 +22,10 @@ from api.routes import (
     langflow_compat,
     openai_compat,
     runs,
+    schedules,
     sessions,
     steps,
+    triggers,
 )
 from api.run_writer import RunWriter
 from api.services.flows import refresh_flow_refs, save_definition
@@ -140,7 +142,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events,
         openai_compat,
         langflow_compat,
+        triggers,
         flows,
+        schedules,
         sessions,
         files,
         health,

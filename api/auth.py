@@ -29,6 +29,7 @@ from shared.keys import find_key, hash_key
 from shared.logging import get_logger
 from shared.models import ANONYMOUS
 from shared.settings import Settings
+from shared.webhooks import SIGNATURE_HEADER
 
 log = get_logger("api.auth")
 
@@ -65,6 +66,9 @@ class Requires:
 
     scope: str | None
     open_when: str | None = None  # a boolean setting that opens the route (metrics_public)
+    # A request signed with X-Flowfleet-Signature skips the key check: the route verifies
+    # the signature (a flow's trigger secret) and spends the rate token itself.
+    or_signed: bool = False
 
     async def __call__(self) -> None:
         return None  # a declaration: the check runs once, in ``guard``, before the route
@@ -75,13 +79,13 @@ class Requires:
         return self.scope
 
 
-def requires(scope: str | None, *, open_when: str | None = None) -> Any:
+def requires(scope: str | None, *, open_when: str | None = None, or_signed: bool = False) -> Any:
     """Declare the scope a route or router needs: ``dependencies=[requires(RUNS_READ)]``.
 
     ``requires(None)`` declares a route open (health probes); say so explicitly.
     ``open_when`` names a boolean setting under which the route is open instead.
     """
-    return Depends(Requires(scope, open_when))
+    return Depends(Requires(scope, open_when, or_signed))
 
 
 UNDECLARED = frozenset({ADMIN})  # a route that declares no scope is for admins only
@@ -171,13 +175,25 @@ async def guard(request: Request, response: Response) -> None:
     needs = route_needs(route, state.settings) if isinstance(route, APIRoute) else UNDECLARED
     if not needs:
         return
+    if SIGNATURE_HEADER in request.headers and _signed_alternative(route):
+        return  # the route checks the signature itself, then spends the rate token
     principal = await _authenticate(request, state)
     for scope in sorted(needs):
         if not principal.allows(scope):
             raise InsufficientScope(f"this needs the {scope!r} scope", required_scope=scope)
     request.state.principal = principal
+    await spend_request_token(request, response, principal.owner)
+
+
+def _signed_alternative(route: object) -> bool:
+    return isinstance(route, APIRoute) and any(d.or_signed for d in declared(route.dependant))
+
+
+async def spend_request_token(request: Request, response: Response, owner: str) -> None:
+    """Spend one token of ``owner``'s rate limit for this request (429 when none is left)."""
+    state = app_state(request)
     client = request.client.host if request.client else None
-    identity = rate_identity(state.settings, principal.owner, client)
+    identity = rate_identity(state.settings, owner, client)
     if state.settings.rate_limit_per_s <= 0:
         return
     try:

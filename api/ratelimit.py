@@ -13,8 +13,8 @@ from redis.exceptions import NoScriptError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.errors import KeyQueueFull, QueueFull
 from shared.models import Run
+from shared.queue_caps import Queued, capped, check_caps
 from shared.redis_batch import RedisBatcher
 from shared.run_status import RunStatus
 from shared.settings import Settings
@@ -273,34 +273,10 @@ class QueueGauge:
         counts = await self.counts(session)
         total, mine = counts.total, counts.by_flow.get(flow_id, 0)
         owned = counts.by_owner.get(owner, 0)
-        if settings.max_queued_per_key and owned + adding > settings.max_queued_per_key:
-            raise KeyQueueFull(
-                f"this key has {owned} runs queued and its share is "
-                f"{settings.max_queued_per_key} (FLOWFLEET_MAX_QUEUED_PER_KEY); "
-                f"wait for some to finish before adding {adding} more",
-                headers={"Retry-After": "5"},
-            )
-        if settings.max_queued_runs and total + adding > settings.max_queued_runs:
-            raise QueueFull(
-                f"{total} runs are queued (cap {settings.max_queued_runs}); retry later",
-                headers={"Retry-After": "5"},
-            )
-        if settings.max_queued_per_flow and mine + adding > settings.max_queued_per_flow:
-            raise QueueFull(
-                f"{mine} runs of flow {flow_id!r} are queued "
-                f"(cap {settings.max_queued_per_flow}); retry later",
-                headers={"Retry-After": "5"},
-            )
+        check_caps(settings, Queued(total, mine, owned), flow_id=flow_id, adding=adding)
         # Count what this replica just took, so a burst inside one second cannot overshoot.
         self._admitted.append(admission)
         self._counts = QueueCounts(
             {**counts.by_flow, flow_id: mine + adding}, {**counts.by_owner, owner: owned + adding}
         )
         return admission
-
-
-def capped(settings: Settings) -> bool:
-    """Whether any queue cap is set (the queue is counted only then)."""
-    return bool(
-        settings.max_queued_runs or settings.max_queued_per_flow or settings.max_queued_per_key
-    )

@@ -65,6 +65,10 @@ class FlowNotFound(NotFound):
     code, title = "flow_not_found", "Flow not found"
 
 
+class ScheduleNotFound(NotFound):
+    code, title = "schedule_not_found", "Schedule not found"
+
+
 class RunNotFound(NotFound):
     code, title = "run_not_found", "Run not found"
 

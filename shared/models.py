@@ -222,3 +222,57 @@ class StoredFile(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Schedule(Base):
+    """A flow run on a cron schedule (docs/schedules.md): each firing is an ordinary run.
+
+    ``next_fire_at`` is the due time of the next firing. A scheduler fires it by moving
+    ``next_fire_at`` on with a conditional UPDATE (``WHERE next_fire_at = <the due time
+    it read>``) in the transaction that inserts the run, so two schedulers cannot both
+    fire one due time.
+    """
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        Index("ix_schedules_paused_next_fire_at", "paused", "next_fire_at"),
+        Index("ix_schedules_owner_created", "owner", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), default=ANONYMOUS)
+    flow_id: Mapped[str] = mapped_column(String(128))
+    # The flow's owner when the schedule was made: a firing refuses a flow that was deleted
+    # and re-uploaded under the same id by someone else.
+    flow_owner: Mapped[str] = mapped_column(String(64))
+    cron: Mapped[str] = mapped_column(String(256))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    input: Mapped[str | None] = mapped_column(Text)
+    tweaks: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # A fixed session (every firing continues one conversation), or None: a fresh one each.
+    session_id: Mapped[str | None] = mapped_column(String(128))
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_fire_at: Mapped[datetime]
+    last_fired_at: Mapped[datetime | None]  # the due time of the last firing
+    last_run_id: Mapped[str | None] = mapped_column(String(36))
+    last_error: Mapped[str | None] = mapped_column(Text)  # why the last firing made no run
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FlowTrigger(Base):
+    """A flow's inbound trigger secret, by generation (docs/schedules.md, "Triggers").
+
+    The secret itself is never stored: it is derived from the server's trigger key, the
+    flow id and ``generation`` (shared/schedules.py ``trigger_secret``). Issuing a new one
+    bumps the generation, which invalidates the old secret.
+    """
+
+    __tablename__ = "flow_triggers"
+
+    flow_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))  # who issued it: the triggered runs' owner
+    flow_owner: Mapped[str] = mapped_column(String(64))  # as for Schedule.flow_owner
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -168,6 +168,15 @@ class Settings(BaseSettings):
     # Signs webhook deliveries; production refuses the default and an empty value at start.
     webhook_secret: SecretStr = SecretStr(DEFAULT_WEBHOOK_SECRET)
 
+    # Inbound triggers and schedules (docs/schedules.md). A flow's trigger secret is derived
+    # from this key (unset: from webhook_secret), the flow id and a generation; never stored.
+    trigger_secret_key: SecretStr | None = None
+    # A signed trigger is refused when its timestamp is this far from the server's clock.
+    trigger_max_skew_s: int = 300
+    scheduler_enabled: bool = True
+    scheduler_tick_s: float = 0.5  # how often the leader looks for due schedules
+    scheduler_lock_s: float = 3.0  # the leader's Redis lock: a dead leader is replaced after this
+
     # Delivery: a run claimed this many times without finishing fails `exhausted_retries`.
     max_attempts: int = 3
     # Graceful shutdown: SIGTERM lets in-flight runs finish this long, then re-queues the rest.

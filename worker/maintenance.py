@@ -14,8 +14,10 @@ from shared.queue import enqueue_run
 from shared.run_status import RunStatus
 from worker import deliveries
 from worker.context import WorkerContext
+from worker.scheduler import run_scheduler
 
 log = get_logger("worker.maintenance")
+_background: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak references
 
 
 async def renew_leases(ctx: WorkerContext) -> int:
@@ -101,6 +103,8 @@ async def _is_leader(ctx: WorkerContext) -> bool:
 
 async def maintain(ctx: WorkerContext) -> None:
     """Forever: renew leases every third of a lease; sweep when this process leads."""
+    if ctx.settings.scheduler_enabled:  # its own loop and lock: it ticks faster than the sweep
+        _background.add(asyncio.create_task(run_scheduler(ctx)))
     heartbeat = max(0.5, ctx.settings.lease_s / 3)
     next_sweep = 0.0
     loop = asyncio.get_running_loop()

@@ -2,8 +2,10 @@
 
 Every entry point calls this module and only translates HTTP around it: ``POST
 /v1/flows/{id}/runs`` (``submit``), ``POST /v1/flows/{id}/runs:batch`` (``submit_batch``),
-``POST /v1/runs/{id}/retry`` (``retry``), ``POST /v1/chat/completions`` (``submit``), and
-the LangFlow-compatible and trigger endpoints to come. The rules, cheapest first; nothing
+``POST /v1/runs/{id}/retry`` (``retry``), ``POST /v1/chat/completions`` (``submit``),
+``POST /v1/flows/{id}/trigger`` (``submit``), ``POST /v1/schedules`` (``check``: rules 1-4
+when the schedule is made; its firings pass 3 and 6 in shared/schedules.py), and the
+LangFlow-compatible endpoints to come. The rules, cheapest first; nothing
 is written until all of them pass:
 
 1. sizes: the batch's length, each run's input, tweaks and metadata (``api.limits``);
@@ -152,9 +154,36 @@ async def _admit(
     bodies: Sequence[RunCreate],
     *,
     batch: bool = False,
+    batch: bool = False,
 ) -> tuple[FlowRef, Admission]:
     """Every rule in the module's order; returns the flow the runs will use and their place
     in the queue gauge (settle it when the write is done)."""
+    flow = await _check(state, db, who, flow_id, bodies, batch=batch)
+    await _spend_rate(state, who, len(bodies))
+    admission = await state.queue_gauge.check(
+        state.settings, db, flow.id, who.owner, adding=len(bodies)
+    )
+    return flow, admission
+
+
+async def check(state: AppState, who: Submitter, *, flow_id: str, body: RunCreate) -> FlowRef:
+    """Rules 1-4 for a run to be created later (a schedule's): nothing spent, nothing written.
+
+    Its firings pass the rest when they fire (shared/schedules.py: the flow, the queue caps).
+    """
+    async with SessionOnDemand(state.sessions) as db:
+        return await _check(state, db, who, flow_id, [body])
+
+
+async def _check(
+    state: AppState,
+    db: AsyncSession,
+    who: Submitter,
+    flow_id: str,
+    bodies: Sequence[RunCreate],
+    *,
+    batch: bool = False,
+) -> FlowRef:
     settings = state.settings
     if len(bodies) > settings.max_batch:
         raise InvalidRequest(
@@ -176,9 +205,7 @@ async def _admit(
             await file_service.check_run_files(
                 db, flow, body.tweaks, owner=who.owner, settings=settings
             )
-    await _spend_rate(state, who, len(bodies))
-    admission = await state.queue_gauge.check(settings, db, flow.id, who.owner, adding=len(bodies))
-    return flow, admission
+    return flow
 
 
 @contextmanager

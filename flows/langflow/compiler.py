@@ -7,8 +7,9 @@ concurrently. ``config`` (the worker's callbacks) is passed to every model call.
 
 Run rules:
 - ``flow_input.input`` goes to ``input_value`` of the nodes chosen by LangFlow's
-  ``input_type`` rule (default ``"chat"``: every ChatInput; see ``document``). When it is
-  None those nodes keep their exported text. A flow without such a node ignores it.
+  ``input_type`` rule (default ``"chat"``: every ChatInput; see ``document``), and to the
+  ``data`` of every Webhook (a trigger's entry node). When it is None those nodes keep
+  their exported text. A flow without such a node ignores it.
 - Tweaks ``{component_id: {field: value}}`` override field values for one run, applied
   before the input (the input wins, as in LangFlow). A tweak to a model field builds a
   new model for that run.
@@ -273,7 +274,9 @@ class CompiledLangflow:
                 values[nid]["__model__"] = chat_model(model_spec("Agent", values[nid]))
         if flow_input.input is not None:
             for nid in self.input_ids:
-                values[nid]["input_value"] = flow_input.input
+                # A Webhook reads it from ``data`` (LangFlow's payload field).
+                field = "data" if self.doc.nodes[nid].kind == Kind.WEBHOOK else "input_value"
+                values[nid][field] = flow_input.input
         return values
 
     async def ainvoke(self, flow_input: FlowInput, config: Mapping[str, Any]) -> FlowResult:

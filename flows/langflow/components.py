@@ -129,6 +129,22 @@ class TextInputComponent:
         return {"text": Message(as_text(values.get("input_value")))}
 
 
+class WebhookComponent:
+    """LangFlow's Webhook: the trigger's body (its ``data``) out as Data, parsed as LangFlow
+    parses it: the JSON object; ``{"payload": text}`` when it is not JSON; ``{}`` when empty.
+    JSON that is not an object is ``{"payload": value}`` too (a Data holds an object)."""
+
+    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        text = as_text(values.get("data"))
+        if not text.strip():
+            return {"output_data": {}}
+        try:
+            body = json.loads(text)
+        except ValueError:
+            return {"output_data": {"payload": text}}
+        return {"output_data": body if isinstance(body, dict) else {"payload": body}}
+
+
 class ChatOutputComponent:
     async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         msg = Message(
@@ -421,6 +437,7 @@ content_text = _content_text  # public for the data components (Batch Run)
 SIMPLE_COMPONENTS: dict[str, type[Component]] = {
     Kind.CHAT_INPUT: ChatInputComponent,
     Kind.TEXT_INPUT: TextInputComponent,
+    Kind.WEBHOOK: WebhookComponent,
     Kind.CHAT_OUTPUT: ChatOutputComponent,
     Kind.TEXT_OUTPUT: TextOutputComponent,
     Kind.MEMORY: MemoryComponent,

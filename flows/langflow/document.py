@@ -410,4 +410,5 @@ def input_nodes(
     wanted = {"chat": {Kind.CHAT_INPUT}, "text": {Kind.TEXT_INPUT}, "any": set(INPUT_KINDS)}[
         input_type
     ]
-    return [n for n in doc.nodes.values() if n.kind in wanted]
+    # A Webhook is a trigger's entry node: it receives the run's input whatever the rule.
+    return [n for n in doc.nodes.values() if n.kind in wanted or n.kind == Kind.WEBHOOK]

@@ -15,6 +15,7 @@ class Kind(StrEnum):
 
     CHAT_INPUT = "ChatInput"
     TEXT_INPUT = "TextInput"
+    WEBHOOK = "Webhook"
     CHAT_OUTPUT = "ChatOutput"
     TEXT_OUTPUT = "TextOutput"
     PROMPT = "Prompt"

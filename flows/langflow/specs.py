@@ -93,6 +93,18 @@ SPECS: tuple[ComponentSpec, ...] = (
         {"text": _MSG},
     ),
     ComponentSpec(
+        # A trigger's body arrives in ``data`` (docs/schedules.md); ``curl`` and ``endpoint``
+        # are LangFlow's UI hints of how to call it, read by nothing here.
+        Kind.WEBHOOK,
+        "Webhook",
+        (
+            FieldSpec("data", "str", (), default=""),
+            FieldSpec("curl", "str", default=""),
+            FieldSpec("endpoint", "str", default=""),
+        ),
+        {"output_data": (DATA,)},
+    ),
+    ComponentSpec(
         Kind.CHAT_OUTPUT,
         "Chat Output",
         (
