@@ -154,7 +154,6 @@ async def _admit(
     bodies: Sequence[RunCreate],
     *,
     batch: bool = False,
-    batch: bool = False,
 ) -> tuple[FlowRef, Admission]:
     """Every rule in the module's order; returns the flow the runs will use and their place
     in the queue gauge (settle it when the write is done)."""
