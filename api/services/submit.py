@@ -14,7 +14,9 @@ is written until all of them pass:
 5. rate: one token per run from the caller's bucket (the request guard spent the first);
 6. queue caps: overall and per flow (503 ``queue_full``), the key's share (429
    ``key_queue_full``);
-7. idempotency (with an Idempotency-Key), then the write and the enqueue.
+7. a session's ``multitask``: ``reject`` refuses (409 ``session_busy``) while the session
+   has an unfinished run, ``interrupt`` cancels those runs (``api.services.turns``);
+8. idempotency (with an Idempotency-Key), then the write and the enqueue.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Principal
@@ -32,6 +35,7 @@ from api.limits import check_run_limits
 from api.ratelimit import rate_identity
 from api.services import flows as flow_service
 from api.services import runs as run_service
+from api.services import turns
 from api.services.flows import FlowRef
 from api.state import AppState, SessionOnDemand
 from flows.definitions import FLOW_ID_PATTERN
@@ -83,6 +87,8 @@ async def submit(
     """Check one run against every rule, then record and queue it."""
     async with SessionOnDemand(state.sessions) as db:
         flow = await _admit(state, db, who, flow_id, [body])
+        if not idempotency_key or not await _replayed(db, who.owner, idempotency_key):
+            await turns.apply_multitask(state, db, who.owner, [body])
         if idempotency_key:
             run, created = await run_service.create_run_idempotent(
                 db,
@@ -112,6 +118,7 @@ async def submit_batch(
     """Check every run against every rule, record them in one transaction, queue them."""
     async with SessionOnDemand(state.sessions) as db:
         flow = await _admit(state, db, who, flow_id, bodies, batch=True)
+        await turns.apply_multitask(state, db, who.owner, list(bodies))
         runs = await run_service.create_runs(db, flow=flow, bodies=list(bodies), owner=who.owner)
         await db.commit()
     await state.run_writer.enqueue(runs)  # one LPUSH; unreachable: the rows go, 503
@@ -164,6 +171,15 @@ async def _admit(
     await _spend_rate(state, who, len(bodies))
     await state.queue_gauge.check(settings, db, flow.id, who.owner, adding=len(bodies))
     return flow
+
+
+async def _replayed(db: AsyncSession, owner: str, key: str) -> bool:
+    """Whether this Idempotency-Key already made a run: a replay answers that run, and its
+    session rule (a 409, an interrupt) was applied when it was made, not again now."""
+    found = await db.scalar(
+        select(Run.id).where(Run.owner == owner, Run.idempotency_key == key).limit(1)
+    )
+    return found is not None
 
 
 def _check_webhook(settings: Settings, url: str) -> None:
