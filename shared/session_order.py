@@ -18,7 +18,7 @@ Everything here is on the runs table and the partial index ``ix_runs_session_act
 
 from __future__ import annotations
 
-from sqlalchemy import Select, Table, and_, exists, not_, or_, select
+from sqlalchemy import Select, Table, and_, exists, literal_column, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -26,6 +26,13 @@ from shared.models import RUNS
 from shared.run_status import RunStatus
 
 ACTIVE_STATUSES = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
+
+
+def unfinished(status: ColumnElement[str]) -> ColumnElement[bool]:
+    """``status IN ('queued', 'running')`` written with literals, not parameters: a prepared
+    statement's generic plan can use the partial index only when the query's own condition
+    proves the index's, and a parameter proves nothing."""
+    return status.in_([literal_column(f"'{value}'") for value in ACTIVE_STATUSES])
 
 
 def turn_is_free(runs: Table = RUNS) -> ColumnElement[bool]:
@@ -36,7 +43,7 @@ def turn_is_free(runs: Table = RUNS) -> ColumnElement[bool]:
         select(other.c.id).where(
             other.c.owner == runs.c.owner,
             other.c.session_id == runs.c.session_id,
-            other.c.status.in_(ACTIVE_STATUSES),
+            unfinished(other.c.status),
             other.c.id != runs.c.id,
             or_(
                 # Running at all blocks, whatever its place: one turn at a time even if two
@@ -57,7 +64,7 @@ def first_unfinished(owner: str, session_id: str) -> Select[tuple[str, str]]:
         .where(
             RUNS.c.owner == owner,
             RUNS.c.session_id == session_id,
-            RUNS.c.status.in_(ACTIVE_STATUSES),
+            unfinished(RUNS.c.status),
         )
         .order_by(RUNS.c.created_at, RUNS.c.id)
         .limit(1)

@@ -21,7 +21,7 @@ from shared.models import RUNS, Run
 from shared.queue import WEBHOOK_TASK, publish_runs
 from shared.run_status import RunStatus
 from shared.schemas import Multitask, RunCreate
-from shared.session_order import ACTIVE_STATUSES, first_unfinished, next_turn
+from shared.session_order import first_unfinished, next_turn, unfinished
 from shared.telemetry import propagation_headers
 
 log = get_logger("api.turns")
@@ -86,22 +86,22 @@ async def apply_multitask(
 
 
 async def _interrupt(state: AppState, db: AsyncSession, owner: str, session_id: str) -> None:
-    unfinished = (
+    in_progress = (
         await db.scalars(
             select(RUNS.c.id)
             .where(
                 RUNS.c.owner == owner,
                 RUNS.c.session_id == session_id,
-                RUNS.c.status.in_(ACTIVE_STATUSES),
+                unfinished(RUNS.c.status),
             )
             .order_by(RUNS.c.created_at, RUNS.c.id)
         )
     ).all()
     await db.commit()
-    for run_id in unfinished:
+    for run_id in in_progress:
         try:
             await cancel(state, db, run_id, owner=owner)
         except RunFinished:
             continue  # it ended meanwhile: nothing to interrupt
-    if unfinished:
-        log.info("session.interrupted", session_id=session_id, cancelled=len(unfinished))
+    if in_progress:
+        log.info("session.interrupted", session_id=session_id, cancelled=len(in_progress))
