@@ -83,6 +83,11 @@ def test_a_burst_of_ten_turns_runs_in_order_each_seeing_every_earlier_turn(
     texts = [f"turn {i:02d} of the burst" for i in range(10)]
     ids = [_accepted(_submit(client, text, "burst")) for text in texts]  # no waiting between
     runs = [wait_for_run(client, run_id, timeout=60) for run_id in ids]
+    gaps = [
+        (_at(after, "started_at") - _at(before, "finished_at")).total_seconds()
+        for before, after in zip(runs, runs[1:], strict=False)
+    ]
+    print(f"\n[burst of 10 turns] gaps between turns: max {max(gaps) * 1000:.0f} ms")  # noqa: T201
 
     assert [r["status"] for r in runs] == ["succeeded"] * 10
     for before, after in zip(runs, runs[1:], strict=False):
@@ -207,6 +212,7 @@ def test_a_killed_worker_holds_its_turn_no_longer_than_its_lease(
         stack.workers.append(start_worker(stack.env, "successor"))
         runs = [wait_for_run(c, run_id, timeout=45) for run_id in ids]
         waited = time.monotonic() - killed_at
+        print(f"\n[session turn held by a killed worker] blocked {waited:.1f} s")  # noqa: T201
 
         assert [r["status"] for r in runs] == ["succeeded"] * 3
         assert runs[0]["attempts"] == 2  # taken over after its lease expired
