@@ -85,9 +85,12 @@ async def submit(
     idempotency_key: str | None = None,
 ) -> Accepted:
     """Check one run against every rule, then record and queue it."""
+    # A `reject` run is checked and written in one locked transaction (api.services.turns).
+    guarded = not idempotency_key and turns.checks_idle(body)
     async with SessionOnDemand(state.sessions) as db:
         flow = await _admit(state, db, who, flow_id, [body])
-        if not idempotency_key or not await _replayed(db, who.owner, idempotency_key):
+        replay = bool(idempotency_key) and await _replayed(db, who.owner, str(idempotency_key))
+        if not replay and not guarded:
             await turns.apply_multitask(state, db, who.owner, [body])
         if idempotency_key:
             run, created = await run_service.create_run_idempotent(
@@ -101,11 +104,13 @@ async def submit(
             await db.commit()
         else:
             run, created = run_service.new_run(flow, body, who.owner), True
+            if guarded:
+                await turns.write_if_idle(db, who.owner, run)
     # The session is closed: no pooled connection is held while waiting for the shared write.
-    if not idempotency_key:
+    if not idempotency_key and not guarded:
         await state.run_writer.accept(run)
     elif created:
-        await state.run_writer.enqueue([run])
+        await state.run_writer.enqueue([run])  # unreachable: its row goes, 503
     if created:
         log.info("run.submitted", run_id=run.id, flow_id=flow.id)
         RUNS_SUBMITTED.labels(flow.id).inc()

@@ -9,7 +9,7 @@ queued run: then it enqueues the next one itself. Cancelling lives here, in one 
 from __future__ import annotations
 
 import anyio
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.services import events as event_service
@@ -73,16 +73,45 @@ async def apply_multitask(
         if body.session_id is None or body.multitask == Multitask.ENQUEUE:
             continue
         if body.multitask == Multitask.REJECT:
-            busy = (await db.execute(first_unfinished(owner, body.session_id))).first()
-            if busy is not None:
-                raise SessionBusy(
-                    f"session {body.session_id!r} has run {busy.id} {busy.status}; wait for "
-                    "it to finish, or send multitask 'enqueue' to run after it or "
-                    "'interrupt' to cancel it",
-                    run_id=busy.id,
-                )
+            await _refuse_if_busy(db, owner, body.session_id)
         else:
             await _interrupt(state, db, owner, body.session_id)
+
+
+def checks_idle(body: RunCreate) -> bool:
+    """Whether the run may be written only while its session is idle (``reject``)."""
+    return body.session_id is not None and body.multitask == Multitask.REJECT
+
+
+async def write_if_idle(db: AsyncSession, owner: str, run: Run) -> None:
+    """Write a ``reject`` run if its session has no unfinished run, else 409, atomically.
+
+    On PostgreSQL a transaction-scoped advisory lock on (owner, session) makes the check and
+    the insert of two such submits take turns, so two racing for an idle session (a client
+    double-texting) cannot both pass. Plain (``enqueue``) submits do not take it.
+    """
+    assert run.session_id is not None
+    conn = await db.connection()
+    if conn.dialect.name == "postgresql":
+        name = f"flowfleet:session:{owner}:{run.session_id}"
+        await db.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(name, 0))))
+    try:
+        await _refuse_if_busy(db, owner, run.session_id)
+    except SessionBusy:
+        await db.rollback()
+        raise
+    db.add(run)
+    await db.commit()
+
+
+async def _refuse_if_busy(db: AsyncSession, owner: str, session_id: str) -> None:
+    busy = (await db.execute(first_unfinished(owner, session_id))).first()
+    if busy is not None:
+        raise SessionBusy(
+            f"session {session_id!r} has run {busy.id} {busy.status}; wait for it to "
+            "finish, or send multitask 'enqueue' to run after it or 'interrupt' to cancel it",
+            run_id=busy.id,
+        )
 
 
 async def _interrupt(state: AppState, db: AsyncSession, owner: str, session_id: str) -> None:

@@ -8,8 +8,10 @@ workers of 50 slots each: without per-session order the turns of a burst run sid
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -138,6 +140,29 @@ def test_reject_answers_409_while_the_session_has_a_run_in_progress(
     assert wait_for_run(client, later)["status"] == "succeeded"
     history = client.get("/v1/sessions/rej/messages").json()["messages"]
     assert [m["content"] for m in history if m["role"] == "user"] == ["first", "third"]
+
+
+def test_racing_rejects_for_an_idle_session_take_one(
+    two_workers: Stack, client: httpx.Client, sim: httpx.Client
+) -> None:
+    """A client double-texting with `reject`: of six submits sent at once to an idle
+    session, exactly one is taken and the others answer 409."""
+    sim.put("/_sim/config", json={"ttft_s": 1.0})
+    start = threading.Barrier(6)
+
+    def send(i: int) -> httpx.Response:
+        with two_workers.client() as own:
+            start.wait()
+            return _submit(own, f"double text {i}", "race", multitask="reject")
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(send, range(6)))
+
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [202, 409, 409, 409, 409, 409], [a.text for a in answers]
+    (taken,) = [a.json()["id"] for a in answers if a.status_code == 202]
+    assert wait_for_run(client, taken)["status"] == "succeeded"
+    assert len(client.get("/v1/sessions/race/messages").json()["messages"]) == 2
 
 
 def test_interrupt_cancels_the_active_turn_then_runs(
