@@ -24,8 +24,10 @@ from tests.support.stack import (
     migrate,
     postgres_available,
 )
+from worker import deliveries
 from worker.context import WorkerContext, build_context
 from worker.execute import claim_run, finish_run
+from worker.maintenance import sweep
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -140,3 +142,21 @@ async def test_the_turn_queries_can_use_the_partial_index(
         rows = (await conn.execute(text(explain))).all()
     plan = "\n".join(str(row[-1]) for row in rows)
     assert "ix_runs_session_active" in plan, plan
+
+
+async def test_the_sweep_brings_a_waiting_turn_whose_wake_up_was_lost(ctx: WorkerContext) -> None:
+    """The previous turn ended but its wake-up message never left (Redis away, a worker
+    killed between its commit and its enqueue): the sweep re-enqueues the session's next
+    turn, and leaves the turns behind it alone (they have no message by design)."""
+    session = f"s-{uuid.uuid4().hex[:6]}"
+    first, second, third = [await _queued(ctx, session, k) for k in range(3)]
+    claimed = await claim_run(ctx, first)
+    assert claimed is not None
+    assert await finish_run(ctx, claimed[0], result=FlowResult(text="one")) is not None
+
+    unheld = await deliveries.requeue_unheld(ctx)  # the queue is empty, no worker holds them
+    lost = await sweep(ctx)  # created long ago: past QUEUED_STALE_S too
+
+    assert second in unheld
+    assert third not in unheld
+    assert third not in lost
