@@ -142,6 +142,24 @@ def test_reject_answers_409_while_the_session_has_a_run_in_progress(
     assert [m["content"] for m in history if m["role"] == "user"] == ["first", "third"]
 
 
+def test_a_reject_replayed_with_its_idempotency_key_answers_its_own_run(
+    client: httpx.Client, sim: httpx.Client
+) -> None:
+    """The retry of a `reject` submit finds its own run in progress: that run (200), not 409."""
+    sim.put("/_sim/config", json={"ttft_s": 1.5})
+    body = {"input": "once", "session_id": "idem", "multitask": "reject"}
+    headers = {"Idempotency-Key": "idem-1"}
+    first = client.post(f"/v1/flows/{FLOW}/runs", json=body, headers=headers)
+    again = client.post(f"/v1/flows/{FLOW}/runs", json=body, headers=headers)
+    other = client.post(f"/v1/flows/{FLOW}/runs", json={**body, "input": "twice"})
+
+    assert first.status_code == 202, first.text
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert other.status_code == 409
+    assert wait_for_run(client, first.json()["id"])["status"] == "succeeded"
+
+
 def test_racing_rejects_for_an_idle_session_take_one(
     two_workers: Stack, client: httpx.Client, sim: httpx.Client
 ) -> None:
