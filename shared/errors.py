@@ -111,6 +111,12 @@ class RunNotFinished(Conflict):
     code, title = "run_not_finished", "Run has not finished"
 
 
+class SessionBusy(Conflict):
+    """A run with ``multitask: reject`` whose session has a run queued or running."""
+
+    code, title = "session_busy", "The session has a run in progress"
+
+
 class FlowIdTaken(Conflict):
     code, title = "flow_id_taken", "Another owner holds this flow id"
 

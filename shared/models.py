@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -116,6 +117,16 @@ class Run(Base):
         Index("ix_runs_flow_created", "flow_id", "created_at"),
         Index("ix_runs_session_created", "session_id", "created_at"),
         Index("ix_runs_status_created", "status", "created_at"),
+        # A session's unfinished runs in submit order: the claim's turn check and the next
+        # turn's lookup (shared/session_order.py). Partial, so it holds only live runs.
+        Index(
+            "ix_runs_session_active",
+            "owner",
+            "session_id",
+            "created_at",
+            postgresql_where=text("status IN ('queued', 'running')"),
+            sqlite_where=text("status IN ('queued', 'running')"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

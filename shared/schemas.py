@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -46,6 +47,14 @@ def refuse_unstorable(value: Any, path: str) -> None:
         )
 
 
+class Multitask(StrEnum):
+    """What a run does when its session already has an unfinished run (docs/reliability.md)."""
+
+    ENQUEUE = "enqueue"  # wait its turn: the session's runs execute one at a time, in order
+    REJECT = "reject"  # refuse it (409 session_busy)
+    INTERRUPT = "interrupt"  # cancel the session's unfinished runs, then run
+
+
 class RunCreate(BaseModel):
     """Submit a run of a flow."""
 
@@ -63,6 +72,11 @@ class RunCreate(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict, description="Stored with the run.")
     webhook: str | None = Field(
         default=None, max_length=2048, description="URL that receives the finished run."
+    )
+    multitask: Multitask = Field(
+        default=Multitask.ENQUEUE,
+        description="With a session_id whose earlier run is unfinished: enqueue (wait for "
+        "it), reject (409 session_busy) or interrupt (cancel it, then run).",
     )
 
     @field_validator("input", "session_id", "tweaks", "metadata", "webhook")

@@ -32,6 +32,7 @@ from shared.logging import error_text, get_logger
 from shared.models import RUNS
 from shared.queue import enqueue_run
 from shared.run_status import RunStatus
+from shared.session_order import turn_is_free
 
 if TYPE_CHECKING:
     from worker.context import WorkerContext
@@ -189,6 +190,8 @@ async def requeue_unheld(ctx: WorkerContext) -> list[str]:
                 .where(
                     RUNS.c.status == RunStatus.QUEUED,
                     RUNS.c.created_at < now_plus(-2 * lease_s),
+                    # A run waiting for its session's earlier turn has no message by design.
+                    turn_is_free(RUNS),
                 )
                 .limit(1000)
             )

@@ -26,7 +26,10 @@ from shared.errors import FlowError, RunFailure, RunTimeout
 from shared.events import EventType
 from shared.logging import error_text, get_logger
 from shared.models import RUNS, FlowVersion, Run, SessionMessage, utcnow
+from shared.queue import publish_runs
 from shared.run_status import RunStatus
+from shared.session_order import next_turn, turn_is_free
+from shared.telemetry import propagation_headers
 from worker import cancel, metrics, response_cache, webhooks
 from worker.backend_errors import as_run_failure
 from worker.context import WorkerContext
@@ -75,6 +78,10 @@ _CLAIM = (
             # Leases are judged by the database's clock (shared/db_clock.py), never ours.
             and_(RUNS.c.status == RunStatus.RUNNING, RUNS.c.lease_expires_at < now_plus(0)),
         ),
+        # One turn at a time per session: a run whose session has an earlier turn unfinished
+        # is not taken; its message is dropped and it waits, queued, for that turn's end to
+        # enqueue it again (shared/session_order.py).
+        turn_is_free(RUNS),
     )
     .values(
         status=RunStatus.RUNNING,
@@ -371,6 +378,8 @@ async def record_outcome(ctx: WorkerContext, run: Run, outcome: Outcome, started
     finally:
         ctx.in_flight.discard(run_id)
     status = str(outcome.status) if written is not None else "lease_lost"
+    if written is not None and run.session_id:
+        await wake_next_turn(ctx, run)
     metrics.run_finished(run.flow_id, status, time.perf_counter() - started)
     if written is not None:
         await _publish_finals(ctx, run, written, outcome.status)
@@ -386,6 +395,24 @@ async def record_outcome(ctx: WorkerContext, run: Run, outcome: Outcome, started
     if written is not None:
         await webhooks.schedule(ctx, run)
     return status
+
+
+async def wake_next_turn(ctx: WorkerContext, run: Run) -> None:
+    """Enqueue the session's next turn now that this run's end is committed.
+
+    Its claim was refused while this run was unfinished (its message is gone), so nothing
+    else would bring it before the sweep. If this fails (Redis away), the sweep's
+    re-enqueue of queued runs nobody holds brings it later (worker/deliveries.py).
+    """
+    assert run.session_id is not None
+    try:
+        async with ctx.statements.connect() as conn:
+            waiting = await next_turn(conn, run.owner, run.session_id)
+        if waiting is not None:
+            await publish_runs(ctx.redis, ctx.settings, [(waiting, propagation_headers())])
+            log.info("session.next_turn", run_id=waiting, after=run.id)
+    except Exception as exc:
+        log.warning("session.next_turn_failed", after=run.id, error=error_text(exc))
 
 
 async def _publish_finals(

@@ -12,6 +12,7 @@ from shared.logging import error_text, get_logger
 from shared.models import RUNS, Run
 from shared.queue import enqueue_run
 from shared.run_status import RunStatus
+from shared.session_order import turn_is_free
 from worker import deliveries
 from worker.context import WorkerContext
 from worker.scheduler import run_scheduler
@@ -67,7 +68,9 @@ async def sweep(ctx: WorkerContext) -> list[str]:
             (
                 await session.scalars(
                     select(Run.id).where(
-                        Run.status == RunStatus.QUEUED, Run.created_at < stale_queued
+                        Run.status == RunStatus.QUEUED,
+                        Run.created_at < stale_queued,
+                        turn_is_free(RUNS),  # waiting for its session's turn is not lost
                     )
                 )
             ).all()

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import anyio
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from api.auth import RUNS_READ, RUNS_WRITE, Caller, Principal, requires
 from api.services import events as event_service
 from api.services import runs as run_service
 from api.services import submit as submit_service
+from api.services import turns
 from api.services.submit import Submitter
 from api.state import AppState, Db, State
 from flows.definitions import FLOW_ID_PATTERN
 from shared.logging import get_logger
-from shared.queue import WEBHOOK_TASK
 from shared.schemas import (
     BatchAccepted,
     BatchCreate,
@@ -119,18 +118,9 @@ async def cancel_run(
     run_id: str, db: Db, state: State, caller: Caller, response: Response
 ) -> RunOut:
     """Cancel a run: a queued one at once, a running one as soon as its worker notices."""
-    run = await run_service.cancel_run(db, run_id, owner=caller.visible_owner)
-    await db.commit()
-    if run.status == RunStatus.CANCELLED:
-        await event_service.announce_cancelled(state, run)
-        if run.webhook_url:
-            await anyio.to_thread.run_sync(
-                lambda: state.celery.send_task(WEBHOOK_TASK, args=[run.id])
-            )
-    else:
-        await event_service.flag_cancel(state, run.id)
+    run = await turns.cancel(state, db, run_id, owner=caller.visible_owner)
+    if run.status != RunStatus.CANCELLED:
         response.status_code = status.HTTP_202_ACCEPTED
-    log.info("run.cancel_requested", run_id=run_id, status=run.status)
     return run_out(run)
 
 

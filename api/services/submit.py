@@ -18,7 +18,9 @@ is written until all of them pass:
 5. rate: one token per run from the caller's bucket (the request guard spent the first);
 6. queue caps: overall and per flow (503 ``queue_full``), the key's share (429
    ``key_queue_full``);
-7. idempotency (with an Idempotency-Key), then the write and the enqueue.
+7. a session's ``multitask``: ``reject`` refuses (409 ``session_busy``) while the session
+   has an unfinished run, ``interrupt`` cancels those runs (``api.services.turns``);
+8. idempotency (with an Idempotency-Key), then the write and the enqueue.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Principal
@@ -37,6 +40,7 @@ from api.ratelimit import Admission, rate_identity
 from api.services import files as file_service
 from api.services import flows as flow_service
 from api.services import runs as run_service
+from api.services import turns
 from api.services.flows import FlowRef
 from api.state import AppState, SessionOnDemand
 from flows.definitions import FLOW_ID_PATTERN
@@ -86,9 +90,14 @@ async def submit(
     idempotency_key: str | None = None,
 ) -> Accepted:
     """Check one run against every rule, then record and queue it."""
+    # A `reject` run is checked and written in one locked transaction (api.services.turns).
+    guarded = not idempotency_key and turns.checks_idle(body)
     async with SessionOnDemand(state.sessions) as db:
         flow, admission = await _admit(state, db, who, flow_id, [body])
         with _settling(admission, write=False):
+            replay = bool(idempotency_key) and await _replayed(db, who.owner, str(idempotency_key))
+            if not replay and not guarded:
+                await turns.apply_multitask(state, db, who.owner, [body])
             if idempotency_key:
                 run, created = await run_service.create_run_idempotent(
                     db,
@@ -101,12 +110,14 @@ async def submit(
                 await db.commit()
             else:
                 run, created = run_service.new_run(flow, body, who.owner), True
+                if guarded:
+                    await turns.write_if_idle(db, who.owner, run)
     # The session is closed: no pooled connection is held while waiting for the shared write.
     with _settling(admission):
-        if not idempotency_key:
+        if not idempotency_key and not guarded:
             await state.run_writer.accept(run)
         elif created:
-            await state.run_writer.enqueue([run])
+            await state.run_writer.enqueue([run])  # unreachable: its row goes, 503
     if created:
         log.info("run.submitted", run_id=run.id, flow_id=flow.id)
         RUNS_SUBMITTED.labels(flow.id).inc()
@@ -120,6 +131,7 @@ async def submit_batch(
     async with SessionOnDemand(state.sessions) as db:
         flow, admission = await _admit(state, db, who, flow_id, bodies, batch=True)
         with _settling(admission, write=False):
+            await turns.apply_multitask(state, db, who.owner, list(bodies))
             runs = await run_service.create_runs(
                 db, flow=flow, bodies=list(bodies), owner=who.owner
             )
@@ -218,6 +230,15 @@ def _settling(admission: Admission, *, write: bool = True) -> Iterator[None]:
         raise
     if write:
         admission.settle()
+
+
+async def _replayed(db: AsyncSession, owner: str, key: str) -> bool:
+    """Whether this Idempotency-Key already made a run: a replay answers that run, and its
+    session rule (a 409, an interrupt) was applied when it was made, not again now."""
+    found = await db.scalar(
+        select(Run.id).where(Run.owner == owner, Run.idempotency_key == key).limit(1)
+    )
+    return found is not None
 
 
 def _check_webhook(settings: Settings, url: str) -> None:
