@@ -23,6 +23,8 @@ Agents (tools offered, none forced; see `tool_turn`): the sim calls the tools th
 message names (else the first), one a turn, with arguments derived from that message (URLs
 for url-like fields, an arithmetic expression for expression-like ones, else the text), then
 answers with text holding what each tool returned; an argument with a non-empty default keeps it.
+`plan_reply` picks among these answers; the Anthropic and Gemini routes use it too, on the
+OpenAI chat request theirs amounts to, so tool calling works the same in all three APIs.
 """
 
 from __future__ import annotations

@@ -1,17 +1,21 @@
 """llm-sim's Anthropic Messages and Gemini routes: the OpenAI route's replies in their wire formats.
 
-Each request is read as the OpenAI-style messages it amounts to (system first, then user and
-assistant turns), so ``reply_text`` of those messages is the reply in every API. Latency,
+Each request is read as the OpenAI chat request it amounts to (``anthropic_chat_body``,
+``gemini_chat_body``: system first, then user, assistant and tool turns; tools and tool
+choice), and answered by ``plan_reply``, the OpenAI route's own logic: the same reply text,
+the same agent steps (``tool_turn``) and the same forced calls in every API. Latency,
 padding, faults and hangs follow the live ``SimConfig`` as on the OpenAI route.
 
-- Anthropic (``POST /v1/messages``): ``system`` (string or text blocks) and ``messages``;
-  a reply is one ``text`` block (or one ``tool_use`` block when ``tools`` are offered),
+- Anthropic (``POST /v1/messages``): ``system`` (string or text blocks) and ``messages``
+  (``tool_use`` / ``tool_result`` blocks for tool calls and their results); a reply is one
+  ``text`` block, or one ``tool_use`` block (``stop_reason: tool_use``) for a tool call,
   streamed as ``message_start``, ``content_block_start``/``_delta``/``_stop``,
   ``message_delta`` (stop reason, output tokens) and ``message_stop`` events.
 - Gemini (``POST /v1beta/models/{model}:generateContent`` and ``:streamGenerateContent``,
   ``?alt=sse`` for server-sent events, else one JSON array): ``systemInstruction`` and
-  ``contents`` (role ``model`` is the assistant); a reply is one candidate whose parts hold
-  the text (or a ``functionCall`` when ``tools`` declare functions), with ``usageMetadata``.
+  ``contents`` (role ``model`` is the assistant; ``functionCall`` / ``functionResponse``
+  parts for tool calls and their results); a reply is one candidate whose parts hold the
+  text, or one ``functionCall`` for a tool call, with ``usageMetadata``.
 """
 
 from __future__ import annotations
