@@ -125,10 +125,8 @@ def gemini_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
         role = "assistant" if c.get("role") == "model" else "user"
         parts = [p for p in c.get("parts") or [] if isinstance(p, dict)]
         text = _blocks_text(parts)
-        calls = [_part(p, "functionCall", "function_call") for p in parts]
-        responses = [_part(p, "functionResponse", "function_response") for p in parts]
-        calls = [f for f in calls if f is not None]
-        responses = [r for r in responses if r is not None]
+        calls = [f for p in parts if (f := _part(p, "functionCall", "function_call"))]
+        responses = [r for p in parts if (r := _part(p, "functionResponse", "function_response"))]
         for response in responses:
             name = str(response.get("name") or "")
             waiting = open_calls.get(name) or []
