@@ -23,6 +23,8 @@ Agents (tools offered, none forced; see `tool_turn`): the sim calls the tools th
 message names (else the first), one a turn, with arguments derived from that message (URLs
 for url-like fields, an arithmetic expression for expression-like ones, else the text), then
 answers with text holding what each tool returned; an argument with a non-empty default keeps it.
+`plan_reply` picks among these answers; the Anthropic and Gemini routes use it too, on the
+OpenAI chat request theirs amounts to, so tool calling works the same in all three APIs.
 """
 
 from __future__ import annotations
@@ -240,6 +242,26 @@ def tool_turn(body: dict[str, Any]) -> tuple[str, str, str] | str | None:
         f"{names.get(m.get('tool_call_id'), 'tool')}: {message_text(m)}" for m in results
     )
     return f"Tool results: {said} [{expected_digest(messages)}]"
+
+
+def plan_reply(
+    body: dict[str, Any], config: SimConfig
+) -> tuple[tuple[str, str, str] | None, list[str]]:
+    """The sim's answer to an OpenAI-shaped chat request, whichever API it came in through:
+    a tool call ``(call id, name, arguments JSON)`` and no tokens, or None and the reply's
+    tokens. Agents' requests get ``tool_turn``'s step, forced calls and JSON-schema requests
+    ``structured_reply``'s JSON, the rest ``reply_text`` padded to ``config.tokens``."""
+    turn = tool_turn(body)
+    if isinstance(turn, tuple):
+        return turn, []
+    if isinstance(turn, str):
+        return None, _TOKEN_RE.findall(turn)
+    structured = structured_reply(body)
+    if structured is None:
+        return None, reply_tokens(body["messages"], config.tokens)
+    if structured[0] is None:
+        return None, [structured[1]]  # JSON content: one token, so it is never padded
+    return ("call_sim0", structured[0], structured[1]), []
 
 
 def reply_tokens(messages: list[dict[str, Any]], min_tokens: int = 0) -> list[str]:
@@ -524,20 +546,11 @@ async def _answer(
         return error_response(504, "llm-sim hung past its limit")
     sim: SimState = request.app.state.sim
     messages = body["messages"]
-    turn = tool_turn(body)
-    structured = structured_reply(body) if turn is None else None
+    call, tokens = plan_reply(body, config)
     tool: tuple[str, str] | None = None
     call_id = "call_sim0"
-    if isinstance(turn, tuple):
-        call_id, tool, tokens = turn[0], (turn[1], turn[2]), []
-    elif isinstance(turn, str):
-        tokens = _TOKEN_RE.findall(turn)
-    elif structured is None:
-        tokens = reply_tokens(messages, config.tokens)
-    elif structured[0] is None:
-        tokens = [structured[1]]  # JSON content: one token, so it is never padded
-    else:
-        tool, tokens = (structured[0], structured[1]), []
+    if call is not None:
+        call_id, tool = call[0], (call[1], call[2])
     usage = usage_for(messages, max(1, len(tokens)))
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     model = str(body.get("model") or DEFAULT_MODEL)

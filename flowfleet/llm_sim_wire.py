@@ -1,17 +1,21 @@
 """llm-sim's Anthropic Messages and Gemini routes: the OpenAI route's replies in their wire formats.
 
-Each request is read as the OpenAI-style messages it amounts to (system first, then user and
-assistant turns), so ``reply_text`` of those messages is the reply in every API. Latency,
+Each request is read as the OpenAI chat request it amounts to (``anthropic_chat_body``,
+``gemini_chat_body``: system first, then user, assistant and tool turns; tools and tool
+choice), and answered by ``plan_reply``, the OpenAI route's own logic: the same reply text,
+the same agent steps (``tool_turn``) and the same forced calls in every API. Latency,
 padding, faults and hangs follow the live ``SimConfig`` as on the OpenAI route.
 
-- Anthropic (``POST /v1/messages``): ``system`` (string or text blocks) and ``messages``;
-  a reply is one ``text`` block (or one ``tool_use`` block when ``tools`` are offered),
+- Anthropic (``POST /v1/messages``): ``system`` (string or text blocks) and ``messages``
+  (``tool_use`` / ``tool_result`` blocks for tool calls and their results); a reply is one
+  ``text`` block, or one ``tool_use`` block (``stop_reason: tool_use``) for a tool call,
   streamed as ``message_start``, ``content_block_start``/``_delta``/``_stop``,
   ``message_delta`` (stop reason, output tokens) and ``message_stop`` events.
 - Gemini (``POST /v1beta/models/{model}:generateContent`` and ``:streamGenerateContent``,
   ``?alt=sse`` for server-sent events, else one JSON array): ``systemInstruction`` and
-  ``contents`` (role ``model`` is the assistant); a reply is one candidate whose parts hold
-  the text (or a ``functionCall`` when ``tools`` declare functions), with ``usageMetadata``.
+  ``contents`` (role ``model`` is the assistant; ``functionCall`` / ``functionResponse``
+  parts for tool calls and their results); a reply is one candidate whose parts hold the
+  text, or one ``functionCall`` for a tool call, with ``usageMetadata``.
 """
 
 from __future__ import annotations
@@ -33,8 +37,7 @@ from flowfleet.llm_sim import (
     _hang,
     _sleep_until,
     message_text,
-    reply_tokens,
-    sample_value,
+    plan_reply,
     usage_for,
 )
 
@@ -47,26 +50,179 @@ def _blocks_text(content: Any) -> str:
 
 
 def anthropic_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The OpenAI-style messages an Anthropic Messages request amounts to."""
+    """The OpenAI-style messages an Anthropic Messages request amounts to.
+
+    ``tool_use`` blocks become the assistant message's ``tool_calls``; ``tool_result``
+    blocks (sent in a user turn) become ``tool`` messages, before any text of that turn.
+    """
     messages: list[dict[str, Any]] = []
     system = body.get("system")
     if system:
         messages.append({"role": "system", "content": _blocks_text(system)})
     for m in body.get("messages") or []:
-        messages.append({"role": m.get("role", ""), "content": _blocks_text(m.get("content"))})
+        role, content = m.get("role", ""), m.get("content")
+        if not isinstance(content, list):
+            messages.append({"role": role, "content": _blocks_text(content)})
+            continue
+        blocks = [b for b in content if isinstance(b, dict)]
+        kinds = ("tool_use", "tool_result")
+        text = _blocks_text([b for b in blocks if b.get("type") not in kinds])
+        results = [b for b in blocks if b.get("type") == "tool_result"]
+        uses = [b for b in blocks if b.get("type") == "tool_use"]
+        for result in results:
+            messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": result.get("tool_use_id"),
+                    "content": _blocks_text(result.get("content")),
+                }
+            )
+        if uses:
+            calls = [_openai_call(b.get("id"), b.get("name"), b.get("input")) for b in uses]
+            messages.append({"role": "assistant", "content": text, "tool_calls": calls})
+        elif text or not results:
+            messages.append({"role": role, "content": text})
     return messages
 
 
+def anthropic_chat_body(body: dict[str, Any]) -> dict[str, Any]:
+    """An Anthropic Messages request as the OpenAI chat request it amounts to: messages,
+    ``tools`` (``input_schema`` as parameters) and ``tool_choice`` (``tool`` forces that
+    function, ``any`` is ``required``, ``none`` is ``none``, ``auto`` or none is unset)."""
+    tools = [
+        _openai_tool(t.get("name"), t.get("description"), t.get("input_schema"))
+        for t in body.get("tools") or []
+        if isinstance(t, dict) and t.get("name")
+    ]
+    choice = body.get("tool_choice")
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    chat: dict[str, Any] = {"model": body.get("model"), "messages": anthropic_messages(body)}
+    if tools:
+        chat["tools"] = tools
+    if kind == "tool" and isinstance(choice, dict):
+        chat["tool_choice"] = {"type": "function", "function": {"name": choice.get("name")}}
+    elif kind == "any":
+        chat["tool_choice"] = "required"
+    elif kind == "none":
+        chat["tool_choice"] = "none"
+    return chat
+
+
 def gemini_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The OpenAI-style messages a Gemini generateContent request amounts to."""
+    """The OpenAI-style messages a Gemini generateContent request amounts to.
+
+    ``functionCall`` parts become the assistant message's ``tool_calls`` (with the call's
+    ``id``, else ``gemini_call<n>``); ``functionResponse`` parts become ``tool`` messages
+    answering the call with their ``id``, else the earliest open call of that name.
+    """
     messages: list[dict[str, Any]] = []
     system = body.get("systemInstruction") or body.get("system_instruction")
     if isinstance(system, dict) and system.get("parts"):
         messages.append({"role": "system", "content": _blocks_text(system["parts"])})
+    open_calls: dict[str, list[str]] = {}  # function name -> ids of calls not yet answered
+    made = 0
     for c in body.get("contents") or []:
-        role = "assistant" if c.get("role") == "model" else c.get("role") or "user"
-        messages.append({"role": role, "content": _blocks_text(c.get("parts") or [])})
+        role = "assistant" if c.get("role") == "model" else "user"
+        parts = [p for p in c.get("parts") or [] if isinstance(p, dict)]
+        text = _blocks_text(parts)
+        calls = [f for p in parts if (f := _part(p, "functionCall", "function_call"))]
+        responses = [r for p in parts if (r := _part(p, "functionResponse", "function_response"))]
+        for response in responses:
+            name = str(response.get("name") or "")
+            waiting = open_calls.get(name) or []
+            call_id = response.get("id") or (waiting.pop(0) if waiting else name)
+            if call_id in waiting:
+                waiting.remove(call_id)
+            content = _response_text(response.get("response"))
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
+        if calls:
+            tool_calls = []
+            for fn in calls:
+                call_id = fn.get("id") or f"gemini_call{made}"
+                made += 1
+                open_calls.setdefault(str(fn.get("name") or ""), []).append(call_id)
+                tool_calls.append(_openai_call(call_id, fn.get("name"), fn.get("args")))
+            messages.append({"role": "assistant", "content": text, "tool_calls": tool_calls})
+        elif text or not responses:
+            messages.append({"role": role, "content": text})
     return messages
+
+
+def gemini_chat_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A Gemini request as the OpenAI chat request it amounts to: messages, the declared
+    functions as ``tools`` (Gemini's upper-case schema types read as JSON Schema's) and
+    ``toolConfig``'s mode as ``tool_choice`` (``ANY`` with one allowed name forces it, else
+    ``required`` among the allowed; ``NONE`` is ``none``; ``AUTO`` or none is unset)."""
+    tools = []
+    for tool in body.get("tools") or []:
+        if not isinstance(tool, dict):
+            continue
+        declared = tool.get("functionDeclarations") or tool.get("function_declarations") or []
+        for fn in declared:
+            schema = (
+                fn.get("parametersJsonSchema")
+                or fn.get("parameters_json_schema")
+                or _json_schema(fn.get("parameters"))
+            )
+            tools.append(_openai_tool(fn.get("name"), fn.get("description"), schema))
+    config = body.get("toolConfig") or body.get("tool_config") or {}
+    calling = config.get("functionCallingConfig") or config.get("function_calling_config") or {}
+    mode = str(calling.get("mode") or "AUTO").upper()
+    allowed = calling.get("allowedFunctionNames") or calling.get("allowed_function_names")
+    chat: dict[str, Any] = {"model": body.get("model"), "messages": gemini_messages(body)}
+    if mode in ("ANY", "VALIDATED") and allowed:
+        tools = [t for t in tools if t["function"]["name"] in allowed] or tools
+    if tools:
+        chat["tools"] = tools
+    if mode == "ANY" and len(tools) == 1 and allowed:
+        chat["tool_choice"] = {"type": "function", "function": {"name": allowed[0]}}
+    elif mode == "ANY":
+        chat["tool_choice"] = "required"
+    elif mode == "NONE":
+        chat["tool_choice"] = "none"
+    return chat
+
+
+def _openai_tool(name: Any, description: Any, schema: Any) -> dict[str, Any]:
+    function = {"name": str(name), "description": description or "", "parameters": schema or {}}
+    return {"type": "function", "function": function}
+
+
+def _openai_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    function = {"name": name, "arguments": json.dumps(arguments or {})}
+    return {"id": call_id, "type": "function", "function": function}
+
+
+def _part(part: dict[str, Any], *keys: str) -> dict[str, Any] | None:
+    # google-genai sends camelCase; hand-written requests may use the proto's snake_case.
+    return next((part[k] for k in keys if isinstance(part.get(k), dict)), None)
+
+
+def _response_text(response: Any) -> str:
+    """A functionResponse's ``response`` as the tool's text: langchain-google-genai wraps a
+    non-object result as ``{"output": ...}`` and sends a JSON object result as the object."""
+    if isinstance(response, dict) and set(response) == {"output"}:
+        response = response["output"]
+    return response if isinstance(response, str) else json.dumps(response)
+
+
+def _json_schema(schema: Any) -> Any:
+    """Gemini's OpenAPI-style schema (``"type": "STRING"``) with JSON Schema's type names."""
+    if isinstance(schema, list):
+        return [_json_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "type" and isinstance(value, str):
+            out[key] = value.lower()
+        elif key == "properties" and isinstance(value, dict):
+            out[key] = {name: _json_schema(sub) for name, sub in value.items()}
+        elif key in ("items", "anyOf", "any_of", "oneOf", "allOf"):
+            out["anyOf" if key == "any_of" else key] = _json_schema(value)
+        else:
+            out[key] = value
+    return out
 
 
 def _last_user(messages: list[dict[str, Any]]) -> str:
@@ -140,18 +296,14 @@ async def anthropic_messages_endpoint(request: Request) -> Response:
 
 
 async def _anthropic_answer(sim: SimState, body: dict[str, Any], config: SimConfig) -> Response:
-    messages = anthropic_messages(body)
-    tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("name")]
+    chat = anthropic_chat_body(body)
+    messages = chat["messages"]
+    call, tokens = plan_reply(chat, config)
     tool: dict[str, Any] | None = None
-    tokens: list[str] = []
-    if tools:
-        choice = body.get("tool_choice")
-        wanted = choice.get("name") if isinstance(choice, dict) else None
-        chosen = next((t for t in tools if t["name"] == wanted), tools[0])
-        arguments = sample_value(chosen.get("input_schema"), _last_user(messages)) or {}
-        tool = {"type": "tool_use", "id": "toolu_sim0", "name": chosen["name"], "input": arguments}
-    else:
-        tokens = reply_tokens(messages, config.tokens)
+    if call is not None:
+        call_id, name, arguments = call
+        tool_id = call_id.replace("call_", "toolu_", 1)
+        tool = {"type": "tool_use", "id": tool_id, "name": name, "input": json.loads(arguments)}
     usage = usage_for(messages, max(1, len(tokens)))
     message_id = f"msg_{uuid.uuid4().hex}"
     model = str(body.get("model") or "sim-1")
@@ -304,24 +456,16 @@ def _gemini_chunk(
     return chunk
 
 
-def _gemini_function(body: dict[str, Any], text: str) -> dict[str, Any] | None:
-    for tool in body.get("tools") or []:
-        declared = tool.get("functionDeclarations") or tool.get("function_declarations") or []
-        if declared:
-            fn = declared[0]
-            schema = fn.get("parameters") or fn.get("parametersJsonSchema") or {}
-            return {
-                "functionCall": {"name": fn.get("name"), "args": sample_value(schema, text) or {}}
-            }
-    return None
-
-
 async def _gemini_answer(
     sim: SimState, body: dict[str, Any], config: SimConfig, model: str, *, stream: bool, sse: bool
 ) -> Response:
-    messages = gemini_messages(body)
-    call = _gemini_function(body, _last_user(messages))
-    tokens = [] if call else reply_tokens(messages, config.tokens)
+    chat = gemini_chat_body(body)
+    messages = chat["messages"]
+    planned, tokens = plan_reply(chat, config)
+    call: dict[str, Any] | None = None
+    if planned is not None:
+        # The Gemini API's calls carry no id: the client matches responses by name.
+        call = {"functionCall": {"name": planned[1], "args": json.loads(planned[2])}}
     usage = usage_for(messages, max(1, len(tokens)))
     if not stream:
         await asyncio.sleep(max(0.0, config.ttft_s + config.token_s * (len(tokens) - 1)))

@@ -568,3 +568,256 @@ def test_anthropic_and_gemini_routes_inject_faults_in_their_error_shapes(sim_url
     gemini_reply = httpx.post(f"{sim_url}/v1beta/models/g:generateContent", json=body)
     assert gemini_reply.status_code == 429
     assert gemini_reply.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
+
+
+# --- tool calling in the Anthropic and Gemini wire formats -----------------------------------
+
+
+def _provider_model(sim_url: str, api: str, *, streaming: bool) -> Any:
+    """The LangChain chat model a worker builds for the provider (flows/models.py)."""
+    if api == "anthropic":
+        from langchain_anthropic import ChatAnthropic
+
+        return ChatAnthropic(  # type: ignore[call-arg]
+            model="claude-sim",
+            base_url=sim_url,
+            api_key="k",  # type: ignore[arg-type]
+            max_tokens=256,
+            max_retries=0,
+            streaming=streaming,
+        )
+    from langchain_google_genai import ChatGoogleGenerativeAI
+
+    return ChatGoogleGenerativeAI(
+        model="gemini-sim",
+        base_url=sim_url,
+        google_api_key="k",  # type: ignore[arg-type]
+        vertexai=False,
+        max_retries=0,
+        streaming=streaming,
+    )
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("api", ["anthropic", "gemini"])
+async def test_provider_agents_call_tools_in_turn_then_answer(
+    sim_url: str, api: str, streaming: bool
+) -> None:
+    """ChatAnthropic / ChatGoogleGenerativeAI with tools bound get the OpenAI route's agent
+    steps in their own wire format: the named tools called in turn with arguments from the
+    input, then one text answer carrying each tool's result; the same conversation over
+    OpenAI gets the same answer."""
+    from langchain_core.messages import HumanMessage, SystemMessage, ToolMessage
+    from langchain_core.tools import StructuredTool
+
+    tools = [
+        StructuredTool.from_function(_calc_tool, name="evaluate_expression"),
+        StructuredTool.from_function(_fetch_tool, name="fetch_content"),
+    ]
+    model = _provider_model(sim_url, api, streaming=streaming).bind_tools(tools)
+    question = "fetch_content of https://example.com/a. then evaluate_expression 1+2"
+    history: list[Any] = [SystemMessage("You are terse."), HumanMessage(question)]
+    first = await model.ainvoke(history)
+    assert [(c["name"], c["args"]) for c in first.tool_calls] == [
+        ("fetch_content", {"urls": ["https://example.com/a"]})
+    ]
+    history += [first, ToolMessage("page", tool_call_id=first.tool_calls[0]["id"])]
+    second = await model.ainvoke(history)
+    assert [(c["name"], c["args"]) for c in second.tool_calls] == [
+        ("evaluate_expression", {"expression": "1+2"})
+    ]
+    history += [second, ToolMessage('{"result": "3"}', tool_call_id=second.tool_calls[0]["id"])]
+    third = await model.ainvoke(history)
+    assert not third.tool_calls
+    answer = str(third.text)
+    assert answer.startswith('Tool results: fetch_content: page; evaluate_expression: {"result"')
+
+    calls = httpx.get(f"{sim_url}/_sim/calls").json()
+    assert {c["api"] for c in calls} == {api}
+    last = calls[-1]["body"]
+    if api == "anthropic":
+        assert [t["name"] for t in last["tools"]] == ["evaluate_expression", "fetch_content"]
+        assert "tool_choice" not in last
+        use = last["messages"][1]["content"][-1]
+        assert (use["type"], use["id"], use["name"]) == ("tool_use", "toolu_sim0", "fetch_content")
+        result = last["messages"][2]["content"][0]
+        assert (result["type"], result["tool_use_id"]) == ("tool_result", "toolu_sim0")
+    else:
+        declared = last["tools"][0]["functionDeclarations"]
+        assert [f["name"] for f in declared] == ["evaluate_expression", "fetch_content"]
+        assert last["contents"][1]["parts"][0]["functionCall"]["name"] == "fetch_content"
+        response = last["contents"][2]["parts"][0]["functionResponse"]
+        assert response == {"name": "fetch_content", "response": {"output": "page"}}
+    # The OpenAI route answers the conversation these bodies amount to with the same text.
+    if api == "anthropic":
+        from flowfleet.llm_sim_wire import anthropic_chat_body as to_chat
+    else:
+        from flowfleet.llm_sim_wire import gemini_chat_body as to_chat
+    chat = to_chat(last)
+    assert [m["role"] for m in chat["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "tool",
+    ]
+    openai_answer = _complete(sim_url, messages=chat["messages"], tools=chat["tools"]).json()
+    assert openai_answer["choices"][0]["message"]["content"] == answer
+
+
+@pytest.mark.parametrize("api", ["anthropic", "gemini"])
+async def test_provider_forced_tool_choice_gives_structured_output(sim_url: str, api: str) -> None:
+    """with_structured_output(method="function_calling") forces the schema's function
+    (Anthropic ``tool_choice: {type: tool}``, Gemini ``mode: ANY`` with one allowed name):
+    one call whose arguments fit the schema, even with a tool result in the conversation."""
+
+    class Answer(BaseModel):
+        text: str
+        count: int
+
+    model = _provider_model(sim_url, api, streaming=False)
+    parsed = await model.with_structured_output(Answer, method="function_calling").ainvoke(
+        [("system", "Format it."), ("user", "hi there")]
+    )
+    assert parsed == Answer(text="hi there", count=0)
+    (call,) = httpx.get(f"{sim_url}/_sim/calls").json()
+    if api == "anthropic":
+        assert call["body"]["tool_choice"] == {"type": "tool", "name": "Answer"}
+    else:
+        config = call["body"]["toolConfig"]["functionCallingConfig"]
+        assert config == {"mode": "ANY", "allowedFunctionNames": ["Answer"]}
+
+
+def test_anthropic_tool_choice_and_blocks_translate_to_the_openai_shape() -> None:
+    """tool_use / tool_result blocks and each tool_choice kind, as tool_turn reads them."""
+    from flowfleet.llm_sim_wire import anthropic_chat_body
+
+    tool = {"name": "calc", "description": "d", "input_schema": {"type": "object"}}
+    body = {
+        "system": [{"type": "text", "text": "S"}],
+        "messages": [
+            {"role": "user", "content": "calc 1+1"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": "thinking"},
+                    {"type": "tool_use", "id": "toolu_1", "name": "calc", "input": {"e": "1+1"}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "toolu_1",
+                        "content": [{"type": "text", "text": "2"}],
+                        "is_error": False,
+                    },
+                    {"type": "text", "text": "and now?"},
+                ],
+            },
+        ],
+        "tools": [tool],
+    }
+    chat = anthropic_chat_body(body)
+    assert chat["messages"] == [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "calc 1+1"},
+        {
+            "role": "assistant",
+            "content": "thinking",
+            "tool_calls": [
+                {
+                    "id": "toolu_1",
+                    "type": "function",
+                    "function": {"name": "calc", "arguments": '{"e": "1+1"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "2"},
+        {"role": "user", "content": "and now?"},
+    ]
+    assert chat["tools"] == [
+        {
+            "type": "function",
+            "function": {"name": "calc", "description": "d", "parameters": {"type": "object"}},
+        }
+    ]
+    assert "tool_choice" not in chat
+    choices = {
+        "auto": None,
+        "any": "required",
+        "none": "none",
+    }
+    for kind, expected in choices.items():
+        assert anthropic_chat_body({**body, "tool_choice": {"type": kind}}).get("tool_choice") == (
+            expected
+        )
+    forced = anthropic_chat_body({**body, "tool_choice": {"type": "tool", "name": "calc"}})
+    assert forced["tool_choice"] == {"type": "function", "function": {"name": "calc"}}
+
+
+def test_gemini_function_parts_and_tool_config_translate_to_the_openai_shape() -> None:
+    """functionCall / functionResponse parts (answers matched by name), upper-case schema
+    types and each functionCallingConfig mode, as tool_turn reads them."""
+    from flowfleet.llm_sim_wire import gemini_chat_body
+
+    declared = {
+        "name": "calc",
+        "parameters": {
+            "type": "OBJECT",
+            "properties": {
+                "e": {"type": "STRING"},
+                "n": {"type": "ARRAY", "items": {"type": "INTEGER"}},
+            },
+        },
+    }
+    body = {
+        "contents": [
+            {"role": "user", "parts": [{"text": "calc 1+1"}]},
+            {"role": "model", "parts": [{"functionCall": {"name": "calc", "args": {"e": "1+1"}}}]},
+            {
+                "role": "user",
+                "parts": [{"functionResponse": {"name": "calc", "response": {"result": "2"}}}],
+            },
+        ],
+        "tools": [{"functionDeclarations": [declared]}],
+    }
+    chat = gemini_chat_body(body)
+    assert chat["messages"] == [
+        {"role": "user", "content": "calc 1+1"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "gemini_call0",
+                    "type": "function",
+                    "function": {"name": "calc", "arguments": '{"e": "1+1"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "gemini_call0", "content": '{"result": "2"}'},
+    ]
+    assert chat["tools"][0]["function"]["parameters"] == {
+        "type": "object",
+        "properties": {
+            "e": {"type": "string"},
+            "n": {"type": "array", "items": {"type": "integer"}},
+        },
+    }
+    assert "tool_choice" not in chat
+
+    def choice(config: dict[str, Any]) -> Any:
+        return gemini_chat_body({**body, "toolConfig": {"functionCallingConfig": config}}).get(
+            "tool_choice"
+        )
+
+    assert choice({"mode": "AUTO"}) is None
+    assert choice({"mode": "NONE"}) == "none"
+    assert choice({"mode": "ANY"}) == "required"
+    assert choice({"mode": "ANY", "allowedFunctionNames": ["calc"]}) == {
+        "type": "function",
+        "function": {"name": "calc"},
+    }

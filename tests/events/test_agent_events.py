@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,6 +32,29 @@ OFFERED = {
         "evaluate_expression",
     ],
 }
+# The wire format each starter's Agent model speaks: Simple Agent 1.8.4 names Anthropic's
+# claude-opus-4-5, so it goes over the Anthropic Messages API (flows/routing.py).
+API = {SIMPLE_AGENT_184: "anthropic", SIMPLE_AGENT_113: "openai", POKEDEX_AGENT_184: "openai"}
+
+
+def _tool_names(call: dict[str, Any]) -> list[str]:
+    tools = call["body"]["tools"]
+    if call["api"] == "anthropic":
+        return [t["name"] for t in tools]
+    return [t["function"]["name"] for t in tools]
+
+
+def _told(call: dict[str, Any]) -> tuple[str, str]:
+    """(tool call id, content) of the tool result ending a request: an OpenAI ``tool``
+    message, or the ``tool_result`` block of an Anthropic user turn."""
+    last = call["body"]["messages"][-1]
+    if call["api"] == "anthropic":
+        assert last["role"] == "user"
+        (block,) = last["content"]
+        assert block["type"] == "tool_result"
+        return block["tool_use_id"], block["content"]
+    assert last["role"] == "tool"
+    return last["tool_call_id"], last["content"]
 
 
 def _upload(client: httpx.Client, flow_id: str, path: Path = SIMPLE_AGENT_184) -> None:
@@ -61,10 +85,16 @@ def test_simple_agent_sse_shows_the_tool_call_then_its_result(
     assert result.data["status"] == "success"
     assert json.loads(result.data["result"]) == {"result": "42"}
 
-    first, second = sim.get("/_sim/requests").json()
-    assert [t["function"]["name"] for t in first["tools"]] == OFFERED[path]
-    assert [m["role"] for m in second["messages"]] == ["system", "user", "assistant", "tool"]
-    assert second["messages"][3]["tool_call_id"] == call.data["id"]
+    first, second = sim.get("/_sim/calls").json()
+    assert first["api"] == second["api"] == API[path]
+    assert _tool_names(first) == OFFERED[path]
+    if API[path] == "anthropic":  # the system prompt is top-level; tool results are user turns
+        assert second["body"]["system"]
+        assert [m["role"] for m in second["body"]["messages"]] == ["user", "assistant", "user"]
+    else:
+        roles = [m["role"] for m in second["body"]["messages"]]
+        assert roles == ["system", "user", "assistant", "tool"]
+    assert _told(second) == (call.data["id"], result.data["result"])
     run = client.get(f"/v1/runs/{run_id}").json()
     assert run["status"] == "succeeded"
     assert run["output"]["text"].startswith('Tool results: evaluate_expression: {"result": "42"}')
@@ -98,12 +128,18 @@ def test_agent_tools_cannot_reach_private_or_metadata_addresses(
     _upload(client, flow_id, path)
     run_id = client.post(f"/v1/flows/{flow_id}/runs", json={"input": question}).json()["id"]
     events = read_events(client, run_id)
+    # The tool the question names was asked for the address (not some other tool failing).
+    tool, url = question.split()
+    call = next(e for e in events if e.event == "tool_call")
+    assert call.data["name"] == tool
+    assert url in json.dumps(call.data["args"])
     result = next(e for e in events if e.event == "tool_result")
     assert result.data["status"] == "error"
     assert "refused" in result.data["result"] or "not allowed" in result.data["result"]
-    told = sim.get("/_sim/requests").json()[-1]["messages"][-1]
-    assert told["role"] == "tool"
-    assert told["content"] == result.data["result"]
+    assert str(httpx.URL(url).host) in result.data["result"]
+    last = sim.get("/_sim/calls").json()[-1]
+    assert last["api"] == API[path]
+    assert _told(last) == (result.data["id"], result.data["result"])
     assert wait_for_run(client, run_id)["status"] == "succeeded"
 
 

@@ -324,9 +324,14 @@ def test_agent_with_mcp_tools_through_the_queue(
     result = next(e for e in events if e.event == "tool_result")
     assert result.data["result"] == "note on lookup_note releases: ship on Fridays"
     assert "lookup_note releases" in mcp_server.calls
-    first, second = sim.get("/_sim/requests").json()
-    assert "lookup_note" in _offered(first)
-    assert second["messages"][-1]["content"] == result.data["result"]
+    # The flow is Simple Agent 1.8.4's, whose model is Anthropic's: the Messages API, where
+    # tools are offered by name and a tool's answer goes back as a tool_result block.
+    first, second = sim.get("/_sim/calls").json()
+    assert first["api"] == second["api"] == "anthropic"
+    assert "lookup_note" in [t["name"] for t in first["body"]["tools"]]
+    (told,) = second["body"]["messages"][-1]["content"]
+    assert (told["type"], told["tool_use_id"]) == ("tool_result", call.data["id"])
+    assert told["content"] == result.data["result"]
     assert wait_for_run(agents_client, run_id)["status"] == "succeeded"
 
     refused = agents_client.put("/v1/flows/starter-mcp-other", json=mcp_agent_flow("payroll"))

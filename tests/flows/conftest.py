@@ -35,5 +35,11 @@ def sim_requests(sim_url: str) -> list[dict]:
     return httpx.get(sim_url.removesuffix("/v1") + "/_sim/requests").json()
 
 
+def sim_calls(sim_url: str) -> list[dict]:
+    """The model requests the sim received, oldest first: API (openai, anthropic, gemini),
+    path, headers and body as sent in that API's wire format."""
+    return httpx.get(sim_url.removesuffix("/v1") + "/_sim/calls").json()
+
+
 def set_sim_latency(sim_url: str, ttft_s: float) -> None:
     httpx.put(sim_url.removesuffix("/v1") + "/_sim/config", json={"ttft_s": ttft_s})

@@ -14,7 +14,7 @@ import pytest
 from flows.base import FlowInput, HistoryMessage
 from flows.langflow.compiler import compile_langflow
 from shared.settings import get_settings
-from tests.flows.conftest import sim_requests
+from tests.flows.conftest import sim_calls, sim_requests
 from tests.support.fixtures import LANGFLOW_FIXTURES
 
 SIMPLE_AGENT_184 = LANGFLOW_FIXTURES / "starters-1.8.4" / "Simple Agent.json"
@@ -33,29 +33,54 @@ def _tool_names(request: dict[str, Any]) -> list[str]:
     return [t["function"]["name"] for t in request.get("tools") or []]
 
 
+def _anthropic_requests(sim: str) -> list[dict[str, Any]]:
+    """The request bodies, each checked to have gone over the Anthropic Messages API: the
+    Simple Agent 1.8.4 starter's model is Anthropic's claude-opus-4-5 (flows/routing.py)."""
+    calls = sim_calls(sim)
+    assert {(c["api"], c["path"]) for c in calls} == {("anthropic", "/v1/messages")}
+    return [c["body"] for c in calls]
+
+
+def _anthropic_tool_names(request: dict[str, Any]) -> list[str]:
+    return [t["name"] for t in request.get("tools") or []]
+
+
+def _tool_result(message: dict[str, Any]) -> dict[str, Any]:
+    """The one tool_result block of an Anthropic user turn (how a tool's answer goes back)."""
+    assert message["role"] == "user"
+    (block,) = message["content"]
+    assert block["type"] == "tool_result"
+    return block
+
+
 async def test_simple_agent_calls_the_calculator_then_answers(sim: str) -> None:
     """Simple Agent (LangFlow 1.8.4, unmodified): the model is offered the connected tools
     under LangFlow's names plus get_current_date; the calculator's result goes back to the
     model as a tool message and the final answer carries it."""
     flow = compile_langflow(_load(SIMPLE_AGENT_184))
     result = await flow.ainvoke(FlowInput("use evaluate_expression on 4*4*(33/22)+12-20"), {})
-    first, second = sim_requests(sim)
-    assert _tool_names(first) == ["evaluate_expression", "fetch_content", "get_current_date"]
+    first, second = _anthropic_requests(sim)
+    assert _anthropic_tool_names(first) == [
+        "evaluate_expression",
+        "fetch_content",
+        "get_current_date",
+    ]
     assert first["model"] == "claude-opus-4-5-20251101"
     system = _agent(_load(SIMPLE_AGENT_184))["data"]["node"]["template"]["system_prompt"]["value"]
-    assert [(m["role"], m["content"]) for m in first["messages"]] == [
-        ("system", system),
-        ("user", "use evaluate_expression on 4*4*(33/22)+12-20"),
+    assert first["system"] == system
+    assert first["messages"] == [
+        {"role": "user", "content": "use evaluate_expression on 4*4*(33/22)+12-20"}
     ]
-    call = second["messages"][2]["tool_calls"][0]
-    assert call["function"] == {
-        "name": "evaluate_expression",
-        "arguments": json.dumps({"expression": "4*4*(33/22)+12-20"}),
-    }
-    tool_message = second["messages"][3]
-    assert tool_message["role"] == "tool"
-    assert tool_message["tool_call_id"] == call["id"]
-    assert json.loads(tool_message["content"]) == {"result": "16"}
+    assert second["messages"][0] == first["messages"][0]
+    (call,) = [b for b in second["messages"][1]["content"] if b["type"] == "tool_use"]
+    assert second["messages"][1]["role"] == "assistant"
+    assert (call["name"], call["input"]) == (
+        "evaluate_expression",
+        {"expression": "4*4*(33/22)+12-20"},
+    )
+    tool_result = _tool_result(second["messages"][2])
+    assert tool_result["tool_use_id"] == call["id"]
+    assert json.loads(tool_result["content"]) == {"result": "16"}
     assert result.text is not None
     assert result.text.startswith('Tool results: evaluate_expression: {"result": "16"} [')
 
@@ -74,13 +99,13 @@ async def test_current_date_tool_and_session_history(sim: str) -> None:
         HistoryMessage("assistant", "four"),
     ]
     result = await flow.ainvoke(FlowInput("get_current_date please", history=history), {})
-    first, second = sim_requests(sim)
-    assert [(m["role"], m["content"]) for m in first["messages"][1:]] == [
+    first, second = _anthropic_requests(sim)
+    assert [(m["role"], m["content"]) for m in first["messages"]] == [
         ("user", "three"),
         ("assistant", "four"),
         ("user", "get_current_date please"),
     ]
-    assert second["messages"][-1]["content"].startswith("Current date and time in ")
+    assert _tool_result(second["messages"][-1])["content"].startswith("Current date and time in ")
     assert result.text is not None
     assert "get_current_date: Current date and time in " in result.text
 
@@ -116,7 +141,8 @@ async def test_add_current_date_tool_switch(sim: str, disabled: bool) -> None:
     raw = _load(SIMPLE_AGENT_184)
     _agent(raw)["data"]["node"]["template"]["add_current_date_tool"]["value"] = not disabled
     await compile_langflow(raw).ainvoke(FlowInput("evaluate_expression 1+1"), {})
-    assert ("get_current_date" in _tool_names(sim_requests(sim)[0])) is not disabled
+    first = _anthropic_requests(sim)[0]
+    assert ("get_current_date" in _anthropic_tool_names(first)) is not disabled
 
 
 POKEDEX_AGENT_184 = LANGFLOW_FIXTURES / "starters-1.8.4" / "Pokédex Agent.json"
@@ -199,15 +225,16 @@ async def test_an_agent_as_another_agents_tool(sim: str) -> None:
     outer agent's tool result."""
     flow = compile_langflow(_with_sub_agent(_load(SIMPLE_AGENT_184)))
     result = await flow.ainvoke(FlowInput("ask message_response about 3*3"), {})
-    outer_first, inner_first, inner_second, outer_second = sim_requests(sim)
-    assert "message_response" in _tool_names(outer_first)
-    assert inner_first["messages"][0] == {"role": "system", "content": "You are the sub agent."}
-    assert inner_first["messages"][1]["content"] == "ask message_response about 3*3"
+    outer_first, inner_first, inner_second, outer_second = _anthropic_requests(sim)
+    assert "message_response" in _anthropic_tool_names(outer_first)
+    assert inner_first["system"] == "You are the sub agent."
+    assert inner_first["messages"][0]["content"] == "ask message_response about 3*3"
     # The inner agent has no connected tools: only its own current-date tool.
-    assert _tool_names(inner_first) == ["get_current_date"]
-    assert inner_second["messages"][-1]["content"].startswith("Current date and time in UTC")
-    assert outer_second["messages"][-1]["role"] == "tool"
-    assert outer_second["messages"][-1]["content"].startswith(
+    assert _anthropic_tool_names(inner_first) == ["get_current_date"]
+    assert _tool_result(inner_second["messages"][-1])["content"].startswith(
+        "Current date and time in UTC"
+    )
+    assert _tool_result(outer_second["messages"][-1])["content"].startswith(
         "Tool results: get_current_date: Current date and time in UTC"
     )
     assert result.text is not None
@@ -226,17 +253,20 @@ async def test_structured_response_fits_the_output_schema(sim: str) -> None:
     out_edge["data"]["sourceHandle"]["name"] = "structured_response"
     out_edge["data"]["sourceHandle"]["output_types"] = ["Data"]
     result = await compile_langflow(raw).ainvoke(FlowInput("evaluate_expression 1+1"), {})
-    requests = sim_requests(sim)
+    requests = _anthropic_requests(sim)
     assert len(requests) == 3
     forced = requests[2]
-    assert forced["tool_choice"]["function"]["name"] == "OutputModel"
+    assert forced["tool_choice"] == {"type": "tool", "name": "OutputModel"}
+    assert _anthropic_tool_names(forced) == ["OutputModel"]
     instructions = agent["data"]["node"]["template"]["format_instructions"]["value"]
-    assert forced["messages"][0] == {"role": "system", "content": instructions}
+    assert forced["system"] == instructions
     # The agent's answer (after its calculator call) is what gets structured.
-    assert forced["messages"][1]["content"].startswith('Tool results: evaluate_expression: {"re')
+    (asked,) = forced["messages"]
+    assert asked["role"] == "user"
+    assert asked["content"].startswith('Tool results: evaluate_expression: {"re')
     assert result.text is not None
     assert json.loads(result.text.removeprefix("```json\n").removesuffix("\n```")) == {
-        "answer": forced["messages"][1]["content"]
+        "answer": asked["content"]
     }
 
 

@@ -10,7 +10,7 @@ import httpx
 
 from flowfleet.llm_sim import reply_text
 from flows.langflow.components import as_text
-from tests.flows.conftest import sim_requests
+from tests.flows.conftest import sim_calls, sim_requests
 from tests.flows.coverage_nodes import (
     loop_starter,
     model_field,
@@ -61,15 +61,19 @@ def test_1_8_structured_output_with_its_model_field(client: httpx.Client, sim: s
     flow = starter("1.8.4", "Financial Report Parser.json")
     structured = _node(flow, "StructuredOutput")["data"]["node"]["template"]
     done = _run(client, "cov-financial", flow, input="Revenue 10, EBITDA 4, net income 2")
-    (request,) = sim_requests(sim)
+    (call,) = sim_calls(sim)
+    # An Anthropic model goes over the Messages API: system top-level, tools with an
+    # input_schema, the forced call as tool_choice {type: tool, name}.
+    assert (call["api"], call["path"]) == ("anthropic", "/v1/messages")
+    request = call["body"]
     assert request["model"] == "claude-opus-4-5-20251101"
-    assert _roles(request) == [
-        ("system", structured["system_prompt"]["value"]),
-        ("user", "Revenue 10, EBITDA 4, net income 2"),
+    assert request["system"] == structured["system_prompt"]["value"]
+    assert request["messages"] == [
+        {"role": "user", "content": "Revenue 10, EBITDA 4, net income 2"}
     ]
     (tool,) = request["tools"]
-    assert request["tool_choice"]["function"]["name"] == tool["function"]["name"]
-    item = tool["function"]["parameters"]["properties"]["objects"]["items"]
+    assert request["tool_choice"] == {"type": "tool", "name": tool["name"]}
+    item = tool["input_schema"]["properties"]["objects"]["items"]
     assert list(item["properties"]) == [row["name"] for row in structured["output_schema"]["value"]]
     assert "EBITDA" in done["output"]["text"]
 

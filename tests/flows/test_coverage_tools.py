@@ -23,7 +23,7 @@ from flows.langflow.compiler import compile_langflow
 from flows.langflow.components import as_text
 from flows.langflow.tools.arxiv import arxiv_query, parse_atom
 from shared.settings import get_settings
-from tests.flows.conftest import sim_requests
+from tests.flows.conftest import sim_calls, sim_requests
 from tests.support.fixtures import LANGFLOW_FIXTURES
 from tests.support.mcp_server import MCPServer, mcp_agent_flow
 
@@ -229,19 +229,28 @@ async def test_agent_calls_a_configured_mcp_servers_tool(
     get_settings.cache_clear()
     flow = compile_langflow(mcp_agent_flow("notes"))
     result = await flow.ainvoke(FlowInput("lookup_note deploys"), {})
-    first, second = sim_requests(sim)
-    lookup = next(t["function"] for t in first["tools"] if t["function"]["name"] == "lookup_note")
+    # Simple Agent 1.8.4's model is Anthropic's: the requests are Anthropic Messages ones.
+    calls = sim_calls(sim)
+    assert [c["api"] for c in calls] == ["anthropic", "anthropic"]
+    first, second = (c["body"] for c in calls)
+    lookup = next(t for t in first["tools"] if t["name"] == "lookup_note")
     assert lookup["description"] == "Look up the team's note about a topic."
-    assert lookup["parameters"]["properties"]["topic"]["type"] == "string"
-    assert lookup["parameters"]["required"] == ["topic"]
-    call = second["messages"][-2]["tool_calls"][0]["function"]
+    assert lookup["input_schema"]["properties"]["topic"]["type"] == "string"
+    assert lookup["input_schema"]["required"] == ["topic"]
+    (call,) = [b for b in second["messages"][-2]["content"] if b["type"] == "tool_use"]
     assert call["name"] == "lookup_note"
-    assert json.loads(call["arguments"]) == {"topic": "lookup_note deploys"}
+    assert call["input"] == {"topic": "lookup_note deploys"}
     assert mcp_server.calls == ["lookup_note deploys"]
     assert second["messages"][-1] == {
-        "role": "tool",
-        "content": "note on lookup_note deploys: ship on Fridays",
-        "tool_call_id": second["messages"][-2]["tool_calls"][0]["id"],
+        "role": "user",
+        "content": [
+            {
+                "type": "tool_result",
+                "content": "note on lookup_note deploys: ship on Fridays",
+                "tool_use_id": call["id"],
+                "is_error": False,
+            }
+        ],
     }
     assert result.text is not None
     assert "lookup_note: note on lookup_note deploys: ship on Fridays" in result.text
@@ -259,7 +268,10 @@ async def test_switched_off_mcp_tools_are_not_offered(
         {"name": "lookup_note", "status": False}
     ]
     await compile_langflow(flow_json).ainvoke(FlowInput("what day is it"), {})
-    offered = [t["function"]["name"] for t in sim_requests(sim)[0]["tools"]]
+    (first,) = sim_calls(sim)[:1]
+    assert first["api"] == "anthropic"  # Simple Agent 1.8.4's model is Anthropic's
+    offered = [t["name"] for t in first["body"]["tools"]]
+    assert offered  # the agent's other tools still are
     assert "lookup_note" not in offered
 
 
