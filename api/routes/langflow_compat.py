@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from api.auth import RUNS_READ, RUNS_WRITE, Caller, requires
+from api.openai_errors import from_flowfleet, openai_error
 from api.problems import problem_response
 from api.services import events as event_service
 from api.services import flows as flow_service
@@ -140,9 +141,9 @@ async def create_response(request: Request, state: State, caller: Caller) -> Res
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err.get("loc", ())) or None
-        return lf.openai_error(400, f"{field}: {err.get('msg', 'invalid')}", "invalid", param=field)
+        return openai_error(400, f"{field}: {err.get('msg', 'invalid')}", "invalid", param=field)
     if req.tools is not None:
-        return lf.openai_error(
+        return openai_error(
             400, "Tools are not supported yet", "tools_not_supported", param="tools"
         )
     who = submit_service.submitter(
@@ -164,18 +165,11 @@ async def create_response(request: Request, state: State, caller: Caller) -> Res
         )
         run = (await submit_service.submit(state, who, flow_id=flow_id, body=body)).run
     except FlowNotFound:
-        return lf.openai_error(
+        return openai_error(
             404, f"Flow with id '{req.model}' not found", "flow_not_found", param="model"
         )
     except FlowfleetError as exc:
-        field = exc.extra.get("field")
-        return lf.openai_error(
-            exc.status,
-            exc.message,
-            exc.code,
-            param=None if field is None else str(field),
-            headers=exc.headers(),
-        )
+        return from_flowfleet(exc)
     headers = {"X-Flowfleet-Run-Id": run.id}
     if req.stream:
         return StreamingResponse(
@@ -187,11 +181,11 @@ async def create_response(request: Request, state: State, caller: Caller) -> Res
         state, run, state.settings.wait_max_s, caller.visible_owner
     )
     if not finished:
-        return lf.openai_error(504, f"run {run.id} did not finish in time; it goes on", "timeout")
+        return openai_error(504, f"run {run.id} did not finish in time; it goes on", "timeout")
     if run.status != "succeeded":
         error = lf.failure(run)
         status = 409 if run.status == "cancelled" else 502
-        return lf.openai_error(status, error.message, error.code, headers=headers)
+        return openai_error(status, error.message, error.code, headers=headers)
     return JSONResponse(lf.response_object(req, session, run), headers=headers)
 
 

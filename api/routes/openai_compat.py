@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.auth import RUNS_READ, RUNS_WRITE, Caller, requires
+from api.openai_errors import from_flowfleet, openai_error
 from api.services import events as event_service
 from api.services import flows as flow_service
 from api.services import submit as submit_service
@@ -41,21 +42,6 @@ class ChatRequest(BaseModel):
     stream: bool = False
     stream_options: dict[str, Any] | None = None
     user: str | None = None
-
-
-def openai_error(
-    status: int,
-    message: str,
-    code: str,
-    kind: str | None = None,
-    *,
-    param: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    """An error in OpenAI's shape, which OpenAI clients parse and raise."""
-    kind = kind or ("invalid_request_error" if status < 500 else "server_error")
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -161,14 +147,7 @@ async def chat_completions(
     except FlowNotFound:
         return openai_error(404, f"no flow named {chat.model!r}", "model_not_found", param="model")
     except FlowfleetError as exc:
-        field = exc.extra.get("field")
-        return openai_error(
-            exc.status,
-            exc.message,
-            exc.code,
-            param=None if field is None else str(field),
-            headers=exc.headers(),
-        )
+        return from_flowfleet(exc)
     headers = {"X-Flowfleet-Run-Id": run.id}
     if chat.stream:
         include_usage = bool((chat.stream_options or {}).get("include_usage"))

@@ -14,18 +14,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.services import events as event_service
 from api.services import flows as flow_service
-from api.services import runs as run_service
+from api.services import turns
 from api.state import AppState
 from shared.errors import FlowNotFound, InvalidRequest, RunFailure
 from shared.models import Flow, Run
-from shared.queue import WEBHOOK_TASK
 from shared.schemas import RunCreate
 
 # LangFlow's clients type a flow's id as a UUID (langflow-sdk's ``Flow.id: UUID``); a
@@ -309,21 +305,6 @@ class ResponsesRequest(BaseModel):
     tools: list[Any] | None = None
 
 
-def openai_error(
-    status: int,
-    message: str,
-    code: str,
-    *,
-    param: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    """An error in OpenAI's shape, which OpenAI clients parse and raise (the same shape as
-    ``api.routes.openai_compat``'s; routes may not import each other)."""
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
 def responses_input(req: ResponsesRequest) -> str:
     """The run's input: the string, or the text of the last user item of an input list."""
     if isinstance(req.input, str):
@@ -526,17 +507,7 @@ def workflow_event(run: Run, kind: str, raw: dict[str, Any]) -> bytes:
 
 
 async def stop_run(state: AppState, run_id: str, *, owner: str | None) -> Run:
-    """Cancel a run as ``POST /v1/runs/{id}/cancel`` does: a queued one now (followers and
-    its webhook told), a running one flagged for its worker. 409 if it already finished."""
+    """Cancel a run as ``POST /v1/runs/{id}/cancel`` does (``api.services.turns.cancel``):
+    a queued one now, a running one flagged for its worker. 409 if it already finished."""
     async with state.sessions() as db:
-        run = await run_service.cancel_run(db, run_id, owner=owner)
-        await db.commit()
-    if run.status == "cancelled":
-        await event_service.announce_cancelled(state, run)
-        if run.webhook_url:
-            await anyio.to_thread.run_sync(
-                lambda: state.celery.send_task(WEBHOOK_TASK, args=[run.id])
-            )
-    else:
-        await event_service.flag_cancel(state, run.id)
-    return run
+        return await turns.cancel(state, db, run_id, owner=owner)
