@@ -10,6 +10,7 @@ the same path: their backend must speak the OpenAI embeddings API (vLLM, TEI, Ol
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -39,6 +40,10 @@ class EmbeddingSpec:
     def backend(self) -> BackendConfig:
         """The backend that serves this model (raises BackendNotAllowed for unknown URLs)."""
         return route(ModelSpec(model_name=self.model_name, base_url=self.base_url))
+
+    def cache_key(self) -> str:
+        """Every setting, as text (the spec holds a dict, so it is not hashable)."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
 
     def identity(self) -> str:
         """Backend, model and dimensions: vectors of different identities never mix."""

@@ -63,13 +63,14 @@ class VectorStore(Protocol):
     ) -> None: ...
 
 
-def store_collection(owner: str, name: str) -> str:
-    """The store's collection for a flow's collection name and the run's owner.
+def store_collection(owner: str, name: str, embedding: str = "") -> str:
+    """The store's collection for a flow's collection name, the run's owner and the
+    embedding model's identity (vectors of two models never share a collection).
 
-    Readable parts for operators, hashes for uniqueness (names differing only in
+    Readable parts for operators, a hash for uniqueness (names differing only in
     characters Chroma refuses stay apart); within Chroma's 3-512 ``[a-zA-Z0-9._-]``.
     """
-    digest = hashlib.sha256(json.dumps([owner, name]).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps([owner, name, embedding]).encode()).hexdigest()[:16]
     readable = _UNSAFE.sub("-", f"{owner}-{name}").strip("-_")[:64]
     return f"ff-{readable}-{digest}" if readable else f"ff-{digest}"
 

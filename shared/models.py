@@ -174,3 +174,25 @@ class ApiKey(Base):
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+
+
+class RagIngest(Base):
+    """One ingest of a flow's documents into a collection, done once and reused.
+
+    The key is content-addressed (owner, collection, the ingest half's settings and file
+    contents, the embedding model): a run whose key is ``ready`` skips ingestion; the row
+    in ``building`` is the lock, its lease lets another worker take over a dead builder.
+    """
+
+    __tablename__ = "rag_ingests"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    flow_id: Mapped[str] = mapped_column(String(128))
+    collection: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))  # "building" or "ready"
+    chunks: Mapped[int] = mapped_column(Integer, default=0)
+    builder: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from celery import Celery, Task, signals
 
+from flows.ingest_ledger import SqlLedger, set_ingest_ledger
 from flows.models import close_http_clients, set_limiter
 from shared import telemetry
 from shared.backend_limits import BackendLimiter
@@ -47,6 +48,9 @@ def runtime() -> tuple[LoopThread, WorkerContext]:
             ctx = build_context(settings, app)
             _runtime = (loop, ctx)
             set_limiter(BackendLimiter(ctx.redis, settings, holder_prefix=ctx.worker_id))
+            set_ingest_ledger(
+                SqlLedger(ctx.engine, ctx.worker_id, wait_s=settings.rag_ingest_wait_s)
+            )
             from worker.maintenance import maintain
 
             asyncio.run_coroutine_threadsafe(maintain(ctx), loop.loop)

@@ -272,7 +272,8 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
                     cancel.CancelCheck(ctx, run_id),
                     metrics.LLMMetrics(),
                 ],
-                "metadata": {"run_id": run_id, "flow_id": run.flow_id},
+                # owner: RAG collections are scoped to the key that runs (flows/vectorstores.py).
+                "metadata": {"run_id": run_id, "flow_id": run.flow_id, "owner": run.owner},
                 "run_name": f"flowfleet:{run.flow_id}",
             }
             result = await cancel.run_cancellable(

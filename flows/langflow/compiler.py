@@ -51,6 +51,9 @@ from flows.langflow.document import (
     input_nodes,
     parse_document,
 )
+from flows.langflow.rag import build_rag_component
+from flows.langflow.rag_plan import RagPlan
+from flows.langflow.rag_specs import RAG_KINDS
 from flows.langflow.specs import OUTPUT_KINDS
 from flows.langflow.validation import topological_layers, validate_document, validate_tweaks
 from flows.langflow.values import field_type, literal_values, typed_value
@@ -87,6 +90,10 @@ class CompiledLangflow:
                 problems.append(FlowProblem(f"{nid}: {exc}", nid, node.type))
         if problems:
             raise FlowValidationError(problems)
+        # Ingest once (rag_plan): a search node also waits for its collection's ingest.
+        self.rag = RagPlan(doc)
+        for nid, extra in self.rag.extra_deps.items():
+            self.deps[nid].extend(d for d in extra if d not in self.deps[nid])
         for nid, comp in self.components.items():
             if isinstance(comp, ModelComponent):
                 used = {e.source_output for e in doc.edges if e.source == nid}
@@ -108,6 +115,8 @@ class CompiledLangflow:
             return ModelComponent(nid, kind, chat_model(spec), spec)
         if kind == "StructuredOutput":
             return StructuredOutputComponent(nid)
+        if kind in RAG_KINDS:
+            return build_rag_component(nid, kind, values)
         return SIMPLE_COMPONENTS[kind]()
 
     def _run_values(self, flow_input: FlowInput) -> dict[str, dict[str, Any]]:
@@ -146,8 +155,12 @@ class CompiledLangflow:
         results: dict[str, dict[str, Any]] = {}
         skipped: set[str] = set()
         tasks: dict[str, asyncio.Task[None]] = {}
+        rag_run = await self.rag.prepare(values, self.components, ctx)
 
         async def run_node(nid: str) -> None:
+            if nid in rag_run.precomputed:  # feeds only an ingest that is done already
+                results[nid] = rag_run.precomputed[nid]
+                return
             if self.deps[nid]:
                 await asyncio.gather(*(tasks[d] for d in self.deps[nid]))
             node_values = values[nid]
@@ -171,6 +184,7 @@ class CompiledLangflow:
         finally:
             for task in tasks.values():
                 task.cancel()
+            await rag_run.close()
         outputs: dict[str, Any] = {}
         for nid in self.output_ids:
             if nid in skipped:

@@ -223,6 +223,11 @@ SPECS: tuple[ComponentSpec, ...] = (
     ),
 )
 
+# RAG components (Split Text, embeddings, vector stores) live in their own module.
+from flows.langflow.rag_specs import rag_specs  # noqa: E402
+
+SPECS += rag_specs()
+
 _BY_NAME: dict[str, ComponentSpec] = {}
 for _spec in SPECS:
     for _name in (_spec.kind, *_spec.aliases):

@@ -9,8 +9,10 @@ from typing import Any
 from flows.base import FlowProblem
 from flows.langflow.conditions import regex_problem
 from flows.langflow.document import LangflowDocument, LangflowEdge, LangflowNode, node_problem
+from flows.langflow.rag_specs import hosted_store_problem
 from flows.langflow.specs import ROUTER_OPERATORS, SCHEMA_TYPES, FieldSpec, accepts
 from flows.langflow.values import field_type, literal_values, prompt_variables, typed_value
+from shared.settings import get_settings
 
 
 def field_spec(node: LangflowNode, name: str) -> FieldSpec | None:
@@ -103,6 +105,9 @@ def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowP
                 )
             )
     problems.extend(kind_problems(node, values, {c for c in connected if c}))
+    hosted = hosted_store_problem(node.kind, node.id, get_settings().hosted_stores_mapped)
+    if hosted:
+        problems.append(node_problem(hosted, node))
     if node.kind == "Prompt":
         try:
             prompt_variables(str(values.get("template") or ""))

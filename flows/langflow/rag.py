@@ -1,0 +1,281 @@
+"""flowfleet's implementations of LangFlow's RAG components, on LangChain and Chroma.
+
+- Split Text: LangFlow's splitters (langchain-text-splitters). With ``mode`` (1.10+):
+  Recursive (default; ``recursive_separators`` when ``recursive_separators_bool``) or
+  Character (``separator``, ``custom_separator`` for Custom, ``/n``-style names); without
+  it (1.0-1.9 exports): Character on ``separator``. Separators are unescaped (``\\n``).
+  Each chunk is a row ``{text_key: chunk, **the input row's other keys}`` (only the text
+  with ``clean_output``).
+- Embeddings nodes (every provider): an ``EmbeddingsHandle`` (spec and routed client,
+  ``flows.embeddings``) travels along the ``embeddings`` edge.
+- Vector store nodes (Chroma, FAISS, and hosted ones the setting maps): ``ingest_data``
+  rows are embedded and stored in the owner's collection of the node's collection name,
+  once per content (``rag_plan``); ``search_query`` is embedded and searched, giving
+  ``number_of_results`` rows ``{"text": chunk, **metadata}`` on ``search_results`` and
+  ``dataframe`` (LangFlow's Data and DataFrame), best first.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.documents import Document
+from langchain_text_splitters import (
+    CharacterTextSplitter,
+    RecursiveCharacterTextSplitter,
+    TextSplitter,
+)
+
+from flows.embeddings import DEFAULT_MODEL, EmbeddingSpec, RoutedEmbeddings, embeddings_client
+from flows.ingest_ledger import Build
+from flows.langflow.components import Component, Message, RunContext, as_text
+from flows.langflow.rag_specs import EMBEDDING_KINDS, VECTOR_STORE_KINDS, collection_of
+from flows.vectorstores import Chunk, store_collection, vector_store
+from shared.models import ANONYMOUS
+from shared.settings import get_settings
+
+# Metadata flowfleet adds to each chunk; never shown in search results.
+SOURCE_KEY, INGEST_KEY = "flowfleet_source", "flowfleet_ingest"
+_NAMED_SEPARATORS = {"/n/n": "\n\n", "/n": "\n", "/t": "\t", '" "': " ", '""': ""}
+
+
+def unescape(text: str) -> str:
+    """LangFlow's unescape of separators typed in the UI (``\\n``, ``\\t``, ``\\r``)."""
+    return text.replace("\\n", "\n").replace("\\t", "\t").replace("\\r", "\r")
+
+
+def rows_of(value: Any, text_key: str = "text") -> list[dict[str, Any]]:
+    """An edge value as LangFlow Data rows: Message and text become ``{text_key: text}``."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [row for item in value for row in rows_of(item, text_key)]
+    if isinstance(value, Message):
+        return [{**value.data, text_key: value.text}]
+    if isinstance(value, Mapping):
+        return [dict(value)]
+    return [{text_key: as_text(value)}]
+
+
+def _keep_separator(value: Any) -> bool | str:
+    text = str(value or "False")
+    if text.lower() in ("false", "true"):
+        return text.lower() == "true"
+    return text.lower()  # "start" / "end"
+
+
+def splitter_for(values: Mapping[str, Any]) -> TextSplitter:
+    """The splitter a Split Text node's settings name."""
+    size = int(values.get("chunk_size") or 1000)
+    overlap = int(values.get("chunk_overlap") or 0)
+    overlap = min(overlap, max(0, size - 1))  # the splitters refuse overlap >= size
+    mode = str(values.get("mode") or "")
+    if mode == "Recursive":
+        separators = None
+        raw = values.get("recursive_separators")
+        if values.get("recursive_separators_bool") and raw:
+            items = raw if isinstance(raw, list) else [raw]
+            separators = [unescape(str(s)) for s in items]
+        return RecursiveCharacterTextSplitter(
+            chunk_size=size, chunk_overlap=overlap, separators=separators
+        )
+    separator = as_text(values.get("separator"))
+    if separator == "Custom":
+        separator = as_text(values.get("custom_separator"))
+    separator = unescape(_NAMED_SEPARATORS.get(separator, separator))
+    return CharacterTextSplitter(
+        separator=separator,
+        chunk_size=size,
+        chunk_overlap=overlap,
+        keep_separator=_keep_separator(values.get("keep_separator")),  # type: ignore[arg-type]
+        length_function=len,
+    )
+
+
+class SplitTextComponent:
+    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        text_key = as_text(values.get("text_key")) or "text"
+        documents = [
+            Document(
+                page_content=as_text(row.get(text_key)),
+                metadata={k: v for k, v in row.items() if k != text_key},
+            )
+            for row in rows_of(values.get("data_inputs"), text_key)
+        ]
+        chunks = splitter_for(values).split_documents(documents)
+        clean = bool(values.get("clean_output"))
+        rows = [
+            {text_key: c.page_content} if clean else {text_key: c.page_content, **c.metadata}
+            for c in chunks
+        ]
+        return {"dataframe": rows, "chunks": rows}
+
+
+@dataclass(frozen=True)
+class EmbeddingsHandle:
+    """What an embeddings node hands on: its spec (identity) and its routed client."""
+
+    spec: EmbeddingSpec
+    client: RoutedEmbeddings
+
+
+def _model_name(value: Any) -> str:
+    # 1.8+ ModelInput: a list of {"name", "provider", ...}; older exports: the name itself.
+    if isinstance(value, list) and value:
+        value = value[0]
+    if isinstance(value, Mapping):
+        value = value.get("name")
+    if isinstance(value, str) and value.startswith(("[", "{")):
+        # The model field typed as text (values.typed_value): JSON, or a dict's repr.
+        for parse in (json.loads, ast.literal_eval):
+            try:
+                return _model_name(parse(value))
+            except (ValueError, SyntaxError):
+                continue
+    return str(value or "").strip()
+
+
+def embedding_spec(kind: str, values: Mapping[str, Any]) -> EmbeddingSpec:
+    """The EmbeddingSpec of an embeddings node's values (any provider)."""
+    _, model_field, url_field, _ = EMBEDDING_KINDS[kind]
+    model = _model_name(values.get(model_field))
+    base_url = as_text(values.get(url_field)).strip() if url_field else ""
+    dimensions = values.get("dimensions")
+    timeout = values.get("request_timeout")
+    return EmbeddingSpec(
+        model_name=model or DEFAULT_MODEL,
+        base_url=base_url or None,
+        dimensions=int(dimensions) if dimensions else None,
+        batch_size=int(values.get("chunk_size") or 1000),
+        max_retries=int(values.get("max_retries") or 0) if "max_retries" in values else 3,
+        timeout_s=float(timeout) if timeout else None,
+        model_kwargs=dict(values.get("model_kwargs") or {}),
+    )
+
+
+class EmbeddingsComponent:
+    """An embeddings node; a client per spec (a tweak to its model makes another one)."""
+
+    def __init__(self, kind: str, values: Mapping[str, Any]) -> None:
+        self.kind = kind
+        self.spec = embedding_spec(kind, values)  # routed now: an unknown URL fails the upload
+        self._handles = {
+            self.spec.cache_key(): EmbeddingsHandle(self.spec, embeddings_client(self.spec))
+        }
+
+    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        spec = embedding_spec(self.kind, values)
+        handle = self._handles.get(spec.cache_key())
+        if handle is None:
+            if len(self._handles) > 16:  # tweaked models: keep the cache bounded
+                self._handles.clear()
+            handle = EmbeddingsHandle(spec, embeddings_client(spec))
+            self._handles[spec.cache_key()] = handle
+        return {"embeddings": handle}
+
+
+@dataclass
+class IngestState:
+    """A vector store node's ingest in this run: its key, and the build when it is ours."""
+
+    key: str
+    source: str
+    build: Build | None
+    done: bool = False
+
+
+def run_owner(ctx: RunContext) -> str:
+    """The key that runs this flow: collections are scoped to it."""
+    meta = ctx.config.get("metadata") or {}
+    return str(meta.get("owner") or ANONYMOUS)
+
+
+class VectorStoreComponent:
+    """Any supported vector store node, on the configured store."""
+
+    def __init__(self, node_id: str, kind: str) -> None:
+        self.node_id = node_id
+        self.kind = kind
+
+    def _embeddings(self, values: Mapping[str, Any]) -> EmbeddingsHandle:
+        handle = values.get("embedding") or values.get("embedding_model")
+        if not isinstance(handle, EmbeddingsHandle):
+            raise ValueError(
+                f"{self.node_id}: connect an embeddings component (Embedding Model, OpenAI "
+                "Embeddings...) to its embedding input"
+            )
+        return handle
+
+    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
+        handle = self._embeddings(values)
+        collection = store_collection(run_owner(ctx), collection_of(values), handle.spec.identity())
+        store = vector_store()
+        state = values.get("__ingest__")
+        if isinstance(state, IngestState) and state.build is not None and not state.done:
+            await self._ingest(values, handle, collection, state)
+        query = as_text(values.get("search_query")).strip()
+        rows: list[dict[str, Any]] = []
+        if query:
+            vector = await handle.client.aembed_query(query)
+            k = int(values.get("number_of_results") or 4)
+            threshold = float(values.get("search_score_threshold") or 0.0)
+            for hit in await store.search(collection, vector, k):
+                if hit.score < threshold:
+                    continue
+                shown = {
+                    key: v for key, v in hit.metadata.items() if key not in (SOURCE_KEY, INGEST_KEY)
+                }
+                rows.append({**shown, "text": hit.text})
+        return {"search_results": rows, "dataframe": rows, "vectorstoreconnection": None}
+
+    async def _ingest(
+        self,
+        values: Mapping[str, Any],
+        handle: EmbeddingsHandle,
+        collection: str,
+        state: IngestState,
+    ) -> None:
+        rows = [r for r in rows_of(values.get("ingest_data")) if as_text(r.get("text")).strip()]
+        limit = get_settings().rag_max_chunks
+        if len(rows) > limit:
+            raise ValueError(
+                f"{self.node_id}: {len(rows)} chunks to ingest, over the limit of {limit} "
+                "(FLOWFLEET_RAG_MAX_CHUNKS); raise the chunk size or split the files"
+            )
+        texts = [as_text(r.get("text")) for r in rows]
+        vectors = await handle.client.aembed_documents(texts) if texts else []
+        chunks = [
+            Chunk(
+                id=hashlib.sha256(f"{state.key}:{i}".encode()).hexdigest()[:32],
+                text=text,
+                metadata={
+                    **{k: v for k, v in row.items() if k != "text"},
+                    SOURCE_KEY: state.source,
+                    INGEST_KEY: state.key,
+                },
+            )
+            for i, (text, row) in enumerate(zip(texts, rows, strict=True))
+        ]
+        store = vector_store()
+        await store.add(collection, chunks, vectors)
+        # This node's earlier ingests (older file versions) leave the collection.
+        await store.delete(collection, {SOURCE_KEY: state.source}, keep={INGEST_KEY: state.key})
+        assert state.build is not None
+        await state.build.finish(len(chunks))
+        state.done = True
+
+
+def build_rag_component(nid: str, kind: str, values: dict[str, Any]) -> Component:
+    """The component for a RAG node kind."""
+    if kind == "SplitText":
+        return SplitTextComponent()
+    if kind in EMBEDDING_KINDS:
+        return EmbeddingsComponent(kind, values)
+    if kind in VECTOR_STORE_KINDS:
+        return VectorStoreComponent(nid, kind)
+    raise KeyError(kind)
