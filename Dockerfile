@@ -10,13 +10,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin flowfleet
 WORKDIR /app
 
-# Dependencies in their own layer: rebuilt only when pyproject.toml changes, not on every
-# source edit. EXTRAS adds optional groups, e.g. --build-arg EXTRAS=otel.
+# Dependencies in their own layer, from the lock file: rebuilt only when the lock changes,
+# not on every source edit. A lock older than pyproject.toml stops the build. EXTRAS adds
+# optional groups at the locked versions, e.g. --build-arg EXTRAS=otel.
 ARG EXTRAS=""
 COPY pyproject.toml deploy/docker/requirements.py ./
-RUN python requirements.py > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt requirements.py
+COPY requirements/ ./requirements/
+RUN python requirements/lock.py --check \
+    && pip install -r requirements/main.txt \
+    && python requirements.py > /tmp/extras.txt \
+    && { [ ! -s /tmp/extras.txt ] || pip install -c requirements/dev.txt -r /tmp/extras.txt; } \
+    && rm /tmp/extras.txt requirements.py
 
 # The source, owned by root: the service user writes only var/. Run from /app (PYTHONPATH).
 COPY . .

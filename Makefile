@@ -1,20 +1,32 @@
 # flowfleet: `make run` starts the service on this machine, `make test` runs the suite.
-# Each target creates .venv and installs what it needs on a fresh machine.
+# Each target creates .venv and installs what it needs on a fresh machine, from the lock
+# file (requirements/dev.txt; `make lock` regenerates it after a pyproject.toml change).
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+LOCK := requirements/dev.txt
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 
-.PHONY: install nginx run test test-slow lint fmt migrate bench bench-smoke lfx clean
+.PHONY: install lock nginx run test test-slow lint fmt migrate bench bench-smoke lfx clean
 
-$(STAMP): pyproject.toml
+# A lock compiled from another pyproject.toml stops the install here, saying `make lock`.
+$(STAMP): pyproject.toml $(LOCK)
+	@$(PYTHON) requirements/lock.py --check
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --config-settings editable_mode=compat -e '.[dev]'
+	$(PY) -m pip install --quiet -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --config-settings editable_mode=compat -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
+
+# Re-pin after editing pyproject's dependencies: requirements/dev.txt (every install path
+# but Docker) and requirements/main.txt (the image); versions already pinned stay put.
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet 'uv>=0.4,<1'
+	$(PY) requirements/lock.py --uv=$(VENV)/bin/uv
 
 run: $(STAMP)
 	$(VENV)/bin/flowfleet up

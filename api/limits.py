@@ -96,16 +96,10 @@ def check_run_limits(body: RunCreate, settings: Settings) -> None:
 
 
 def check_flow_upload(raw: bytes, settings: Settings) -> None:
-    """An uploaded export's size and node count, before the validator walks it."""
+    """An uploaded export's size, before anything reads it.
+
+    Nesting depth, node and edge counts are checked by the parser (flows/langflow/document.py)
+    after group nodes are inlined, so bare graphs and groups count too.
+    """
     if len(raw) > settings.max_flow_bytes:
         raise PayloadTooLarge(f"the flow is over the limit of {settings.max_flow_bytes} bytes")
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return  # the validator reports malformed JSON with its own message
-    data = doc.get("data") if isinstance(doc, dict) else None
-    nodes = data.get("nodes") if isinstance(data, dict) else None
-    if isinstance(nodes, list) and len(nodes) > settings.max_flow_nodes:
-        raise PayloadTooLarge(
-            f"the flow has {len(nodes)} nodes; the limit is {settings.max_flow_nodes}"
-        )

@@ -85,8 +85,8 @@ class RateLimiter:
     """Token bucket per identity (key id, or client IP when auth is off), shared by replicas.
 
     A script call takes up to ``chunk`` tokens at once, and this replica spends them on
-    the identity's next requests without a round trip, for at most ``HOLD_S``: the call
-    measured 0.65 ms of a submit's 16 ms at low load. The limit still holds across the
+    the identity's next requests without a round trip, for at most ``HOLD_S``: a script
+    call per request is a visible part of a submit's latency. The limit still holds across the
     fleet (every token spent came out of the shared bucket); what it costs is a caller near
     its limit finding a few tokens stranded on another replica for up to ``HOLD_S``, at
     most 5 % of the rate per replica. Calls of concurrent requests share one pipeline.
@@ -208,8 +208,8 @@ class QueueGauge:
 
     async def counts(self, session: AsyncSession) -> QueueCounts:
         # The count runs on the request's own session: taking a second pooled connection
-        # while the request may hold one deadlocks the pool under a burst (measured: every
-        # connection idle in transaction, waiting for another, at 256 clients).
+        # while the request may hold one deadlocks the pool under a burst (every connection
+        # idle in transaction, waiting for another).
         if time.monotonic() - self._at < self.ttl_s:
             return self._counts
         async with self._lock:

@@ -3,10 +3,10 @@ one LPUSH (group commit).
 
 Accepting a run costs an INSERT, a COMMIT and an LPUSH. Done per request, each is a round
 trip with its own fixed cost in this process (a pooled connection, SQLAlchemy's unit of
-work, psycopg, redis-py) plus a WAL flush in PostgreSQL; measured, that held one API process
-to ~450 accepted runs/s. Here the runs submitted while a write is on the wire wait for it
-and go into the next write together. An idle API writes a run at once, as a batch of one:
-nothing waits for a timer.
+work, psycopg, redis-py) plus a WAL flush in PostgreSQL, which caps a process's accepted
+runs per second (docs/architecture.md, "Measurements"). Here the runs submitted while a
+write is on the wire wait for it and go into the next write together. An idle API writes a
+run at once, as a batch of one: nothing waits for a timer.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ class RunWriter:
 
     async def _insert(self, batch: list[Pending]) -> None:
         # A Core INSERT of the rows: the ORM's unit of work (identity map, events, per-object
-        # bookkeeping) measured ~8 % of a submit's CPU, for objects nothing reads back.
+        # bookkeeping) is a real share of a submit's CPU, for objects nothing reads back.
         rows = [
             {column: getattr(run, column) for column in _NEW_RUN_COLUMNS} for run, _, _ in batch
         ]

@@ -56,7 +56,7 @@ class SessionOnDemand:
     A submit's checks (flow version, queue counts, parsed tweaks) answer from this
     process's caches, and its run is written by the shared writer: most submits never
     touch a session. Making and closing one per request through a FastAPI ``yield``
-    dependency measured ~10 % of a submit's CPU. Used as ``async with
+    dependency costs a real share of a submit's CPU. Used as ``async with
     SessionOnDemand(state.sessions) as db``; ``db`` acts as the ``AsyncSession``.
     """
 

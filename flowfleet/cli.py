@@ -40,8 +40,20 @@ def api(
 @app.command()
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Runs in flight per process")] = None,
+    processes: Annotated[
+        int,
+        typer.Option(help="Worker processes, supervised (0: FLOWFLEET_WORKER_PROCESSES, per core)"),
+    ] = 1,
 ) -> None:
-    """Run a Celery worker that executes runs."""
+    """Run a Celery worker that executes runs (``--processes N``: N of them, supervised)."""
+    if processes != 1:
+        from flowfleet.up import run_workers, worker_processes
+        from shared.settings import get_settings
+
+        count = worker_processes(processes or None, get_settings())
+        if count > 1:
+            raise typer.Exit(run_workers(count, concurrency))
+
     from worker.celery_app import app as celery_app
     from worker.celery_app import settings
 
@@ -95,7 +107,13 @@ def llm_sim(
 @app.command()
 def up(
     api_replicas: Annotated[int, typer.Option("--api", help="API processes")] = 1,
-    workers: Annotated[int, typer.Option("--workers", help="Worker processes")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Worker processes (default: FLOWFLEET_WORKER_PROCESSES, 0: one per core)",
+        ),
+    ] = None,
     nginx: Annotated[bool, typer.Option("--nginx", help="Put nginx (from PATH) in front")] = False,
     nginx_port: Annotated[int, typer.Option(help="nginx's port with --nginx")] = 8080,
     api_port: Annotated[

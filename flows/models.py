@@ -23,7 +23,6 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 from openai import DefaultAioHttpClient
-from pydantic import PrivateAttr
 
 from flows.retry import CircuitBreaker, RetryPolicy, breaker_for, give_up
 from flows.routing import BackendNotAllowed, ModelSpec, route
@@ -102,9 +101,8 @@ def _http_client(backend: BackendConfig) -> httpx2.AsyncClient:
     """The backend's one HTTP client per event loop, on aiohttp's connection pool.
 
     httpx's pool scans every pooled connection (a poll() per idle one) on each request and
-    each response close: measured, ~5 % of the worker's loop at 64 runs in flight, growing
-    with the pool. aiohttp's connector hands out idle connections in O(1); the OpenAI SDK
-    ships this transport (``DefaultAioHttpClient``).
+    each response close: a cost that grows with the pool. aiohttp's connector hands out idle
+    connections in O(1); the OpenAI SDK ships this transport (``DefaultAioHttpClient``).
     """
     # Clients are bound to the loop they first ran on; the worker has one loop.
     try:
@@ -135,11 +133,11 @@ class ValidatingAsyncOpenAI(openai.AsyncOpenAI):
     """The OpenAI SDK's async client, reading responses with pydantic's compiled validator.
 
     The SDK builds each response model field by field in Python (``construct_type``, which
-    introspects the types on every call): measured, more than half of a streamed run's CPU
-    went to building its ~40 ``ChatCompletionChunk`` objects. A well-formed response is
-    validated in pydantic-core instead (the SDK's own strict mode, a few µs a chunk); one a
-    lenient OpenAI-compatible server shapes differently falls back to the SDK's path, so
-    nothing is refused that the stock client accepts.
+    introspects the types on every call), most of a streamed run's CPU for its
+    ``ChatCompletionChunk`` objects. A well-formed response is validated in pydantic-core
+    instead (the SDK's own strict mode); one a lenient OpenAI-compatible server shapes
+    differently falls back to the SDK's path, so nothing is refused that the stock client
+    accepts.
     """
 
     def _process_response_data(
@@ -161,10 +159,10 @@ class JsonChatCompletions(openai.resources.chat.AsyncCompletions):
     """``chat.completions`` that posts LangChain's request body as it is.
 
     The SDK's ``create`` walks every request through its TypedDict transform (renaming
-    aliased keys, formatting dates and files), recursively over each message: measured,
-    ~12 % of the worker's CPU at 256 clients. LangChain's body is already the JSON the API
-    takes (a test checks that the transform leaves such bodies unchanged), so this sends
-    it through the client's documented ``post`` for custom requests. LangChain reaches it
+    aliased keys, formatting dates and files), recursively over each message, a real share
+    of the worker's CPU. LangChain's body is already the JSON the API takes (a test checks
+    that the transform leaves such bodies unchanged), so this sends it through the
+    client's documented ``post`` for custom requests. LangChain reaches it
     as ``create`` and ``with_raw_response.create``; everything else is the SDK's.
     """
 
@@ -202,21 +200,6 @@ class ResilientChatOpenAI(LimitedChatOpenAI):
     """``ChatOpenAI`` whose calls go through the backend's circuit breaker and retry policy."""
 
     backend_name: str = "default"
-    _params: tuple[int, dict[str, Any]] | None = PrivateAttr(default=None)
-
-    def _get_invocation_params(
-        self, stop: list[str] | None = None, **kwargs: Any
-    ) -> dict[str, Any]:
-        # LangChain dumps every field of the model on each call, for callbacks' metadata
-        # (measured ~8 % of the worker's event loop at 256 clients). A compiled model's
-        # fields never change, so dump them once per instance (a model_copy is another
-        # instance: its id differs, so it dumps its own). Calls with tools take the full
-        # path, which redacts credentials in tool definitions.
-        if kwargs.get("tools"):
-            return super()._get_invocation_params(stop=stop, **kwargs)
-        if self._params is None or self._params[0] != id(self):
-            self._params = (id(self), super()._get_invocation_params())
-        return {**self._params[1], "stop": stop, **kwargs}
 
     async def _agenerate(
         self,

@@ -18,6 +18,7 @@ class ModelSpec:
     """What a flow asks of a model; routing turns it into a backend call."""
 
     model_name: str | None = None
+    provider: str | None = None  # lowercase id (openai, anthropic, google, ollama, ...)
     base_url: str | None = None
     api_key_env: str | None = None  # the *name* of the variable holding the key
     temperature: float | None = None

@@ -29,10 +29,10 @@ def create_engine(
 
     ``autocommit``: each statement commits by itself (PostgreSQL; SQLite is unchanged). For
     writes that are one statement: psycopg sends BEGIN, the statement and COMMIT as three
-    round trips; as one, a lone UPDATE measured 0.79 -> 0.53 ms of CPU and 1.10 -> 0.77 ms
-    of wall time (docs/throughput.md). Its connections are a pool of their own, so no
-    checkout switches a connection's mode and back. Code that commits (``engine.begin()``,
-    ``transaction``) works unchanged on it, and on SQLite still commits.
+    round trips, where one does (docs/architecture.md, "Measurements"). Its connections
+    are a pool of their own, so no checkout switches a connection's mode and back. Code
+    that commits (``engine.begin()``, ``transaction``) works unchanged on it, and on SQLite
+    still commits.
 
     ``durable=False``: a commit returns before its WAL reaches the disk (PostgreSQL's
     ``synchronous_commit=off``), for writes whose loss in a database crash is recovered
@@ -49,7 +49,7 @@ def create_engine(
         settings.database_url,
         # Connections are held only for short transactions, never across an LLM call, so a
         # steady pool serves hundreds of runs; overflow connections are closed on return and
-        # reopened on the next burst, which measured as a large share of CPU under load.
+        # reopened on the next burst, a large share of CPU under load.
         pool_size=size,
         max_overflow=size // 4,
         # The worker turns this off: its claims and writes retry on a dropped connection.

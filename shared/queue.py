@@ -131,8 +131,8 @@ async def publish_runs(
     ``(run id, headers)`` carries the propagation headers of the request that submitted it.
 
     ``send_task`` is synchronous: from the API it needs a thread hop and a
-    connection from kombu's small producer pool per submit, which measured as
-    the submit path's bottleneck (docs/throughput.md).
+    connection from kombu's small producer pool per submit, the submit path's
+    bottleneck (docs/architecture.md, "Overrides").
     """
     messages = (run_message(settings, run_id, headers) for run_id, headers in runs)
     await redis.lpush(settings.queue_name, *messages)

@@ -56,12 +56,21 @@ class Settings(BaseSettings):
     max_tweaks_bytes: int = 64 * 1024  # serialized size of a run's tweaks
     max_metadata_bytes: int = 16 * 1024
     max_flow_bytes: int = 1024 * 1024  # an uploaded LangFlow export (within max_body_bytes)
+    # An export's graph after group nodes are inlined (flows/langflow/document.py), its JSON
+    # nesting (read before parsing) and the time the API spends validating it off its loop.
     max_flow_nodes: int = 200
+    max_flow_edges: int = 1000
+    max_flow_depth: int = 64  # LangFlow's starter projects nest 9-18 levels
+    flow_validation_timeout_s: float = 5.0
+    # A rendered Prompt template, Memory template or Parser pattern, in characters.
+    max_rendered_chars: int = 1_000_000
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
 
     # Worker
     worker_concurrency: int = 1000  # Celery threads; each only waits on the loop (throughput.md)
+    # Worker processes `flowfleet up` and the compose worker start; 0 = one per core.
+    worker_processes: int = Field(default=0, ge=0)
     db_pool_size: int = 20  # per process; see shared/db.py
     run_timeout_s: float = 600.0  # per-run deadline
     # Unacked messages of a dead worker are redelivered after this (leases make it safe).
@@ -136,6 +145,11 @@ class Settings(BaseSettings):
     # With auth off, requests must name one of these hosts (or localhost, 127.0.0.1, ::1) in
     # Host: a web page cannot reach a local instance by DNS rebinding. Set, it holds always.
     allowed_hosts: list[str] = Field(default_factory=list)
+
+    # LangFlow Loop and Batch Run: hard bounds per node and run (a flow over them fails).
+    langflow_loop_max_items: int = 100  # items one Loop iterates over
+    langflow_batch_max_rows: int = 100  # rows one Batch Run sends to its model
+    langflow_batch_concurrency: int = 8  # model calls one Batch Run has in flight
 
     # Observability
     metrics_enabled: bool = True  # the API's /metrics

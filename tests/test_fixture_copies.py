@@ -14,7 +14,10 @@ def test_each_export_matches_the_recorded_hash() -> None:
     recorded = dict(
         (name, digest) for digest, name in re.findall(r"^([0-9a-f]{64})  (.+\.json)$", readme, re.M)
     )
-    exports = sorted(p.name for p in LANGFLOW_FIXTURES.glob("*.json"))
+    # The starters corpus lies in starters-<release>/ folders, recorded by relative path.
+    exports = sorted(
+        p.relative_to(LANGFLOW_FIXTURES).as_posix() for p in LANGFLOW_FIXTURES.rglob("*.json")
+    )
     assert exports == sorted(recorded)
     for name in exports:
         digest = hashlib.sha256((LANGFLOW_FIXTURES / name).read_bytes()).hexdigest()

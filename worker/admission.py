@@ -33,8 +33,7 @@ class AdmissionGate:
     """A limit on runs in flight, adjusted from the event loop's lag (additive increase,
     multiplicative decrease). Waiting runs are admitted strictly in arrival order: under
     overload the queue's order holds, so the slowest answers are not left to chance (a
-    condition variable wakes threads in no fair order, which measured a 22 s p99 at 512
-    clients against a 5 s median)."""
+    condition variable wakes threads in no fair order: a p99 many times the median)."""
 
     def __init__(
         self,
@@ -42,10 +41,9 @@ class AdmissionGate:
         *,
         floor: int = 8,
         # Bounds on how late a 100 ms tick may wake. A CPU-bound loop works in batches
-        # (many runs' events per iteration), and larger batches cost less per run: with
-        # 10 / 4 ms the limit kept the batches small and the worker made 96-129 runs/s at
-        # 256 clients (8 tries); with 50 / 20 ms 135-141 at 256 and 133-144 at 512, against
-        # 126-145 and 98-112 with no gate at all (docs/throughput.md).
+        # (many runs' events per iteration), and larger batches cost less per run: tight
+        # bounds keep the batches small and lose throughput (the figures for these values:
+        # docs/architecture.md, "Measurements").
         lag_high_s: float = 0.05,
         lag_low_s: float = 0.02,
         tick_s: float = 0.1,

@@ -3,7 +3,7 @@
 kombu sends the commands it issues outside its event loop through a brand-new
 ``redis.Redis`` each time: one per delivery (recording the message as unacked) and one
 per ack. A redis-py client builds its table of some 200 response callbacks when it is
-made; measured with py-spy at 256 clients, building them was ~16 % of the worker's CPU.
+made, a large share of the worker's CPU under load (docs/architecture.md, "Overrides").
 A client is safe to share between threads (each command takes a connection from the
 pool and gives it back), so one client per channel serves every such command.
 """

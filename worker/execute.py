@@ -57,9 +57,9 @@ def _params(values: dict[str, Any]) -> dict[str, Any]:
 
 
 # The claim and the finish are built once and executed with parameters: building an ORM
-# UPDATE per run (coercing each value) measured ~8 % of the worker's event loop at 64 clients.
-# They are Core statements on the runs table, run on a connection: an ORM-enabled UPDATE
-# in a session cost 0.93-1.00 ms of CPU against 0.63-0.76 ms (the ORM's bulk-update path).
+# UPDATE per run (coercing each value) is a real share of the worker's event loop. They are
+# Core statements on the runs table, run on a connection, which costs less CPU than an
+# ORM-enabled UPDATE in a session (docs/architecture.md, "Measurements").
 _CLAIM = (
     update(RUNS)
     .where(

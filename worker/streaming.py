@@ -39,7 +39,7 @@ class BatchedTokenPublisher(AsyncCallbackHandler):
 
     raise_error = True  # publishing reads the cancel flag; its RunCancelled must stop the flow
     # Awaited in turn rather than gathered: LangChain otherwise makes a task per handler per
-    # token, which measured as a large share of the worker's CPU.
+    # token, a large share of the worker's CPU.
     run_inline = True
 
     def __init__(self, publish: Publish, interval_s: float = 0.0) -> None:

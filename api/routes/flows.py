@@ -15,7 +15,7 @@ from api.limits import check_flow_upload
 from api.services import flows as flow_service
 from api.state import Db, State
 from flows.base import FlowValidationError
-from flows.definitions import FLOW_ID_PATTERN, describe
+from flows.definitions import FLOW_ID_PATTERN
 from flows.routing import BackendNotAllowed, ModelSpec, route
 from shared.errors import InvalidFlow
 from shared.models import Flow, FlowVersion
@@ -107,7 +107,7 @@ async def put_flow(
     check_flow_upload(raw, state.settings)
     try:
         text = raw.decode("utf-8")
-        defn = describe(flow_id, "langflow", text)
+        defn = await flow_service.describe_upload(state.settings, flow_id, text)
     except UnicodeDecodeError as exc:
         raise InvalidFlow("the body must be UTF-8 JSON (a LangFlow export)") from exc
     except FlowValidationError as exc:

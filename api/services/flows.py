@@ -9,9 +9,11 @@ tell which private flows exist, except that uploading to a taken id is a 409.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,8 +23,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.base import FlowDefinition
-from shared.errors import FlowIdTaken, FlowNotFound, InsufficientScope, InvalidRequest
+from flows.definitions import describe
+from shared.errors import (
+    FlowIdTaken,
+    FlowNotFound,
+    InsufficientScope,
+    InvalidRequest,
+    PayloadTooLarge,
+)
 from shared.models import SYSTEM, Flow, FlowVersion
+from shared.settings import Settings
 
 
 def _meta(defn: FlowDefinition) -> dict[str, object]:
@@ -47,6 +57,33 @@ def check_writable(flow: Flow, owner: str | None) -> None:
             required_scope="admin",
         )
     raise FlowIdTaken(f"the flow id {flow.id!r} is taken by another owner; choose another id")
+
+
+# Uploads are parsed and validated here, never on the event loop: two threads of their own,
+# so a burst of uploads neither blocks /healthz nor takes the default executor's threads.
+_VALIDATORS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="flow-validate")
+
+
+async def describe_upload(settings: Settings, flow_id: str, text: str) -> FlowDefinition:
+    """Parse and validate an uploaded export off the event loop, within the time budget.
+
+    Raises FlowValidationError (422), or PayloadTooLarge (413) when the export is over a
+    graph limit or validating it takes longer than ``flow_validation_timeout_s``. Past the
+    budget the thread is abandoned, not stopped; the graph limits bound what it has left.
+    """
+    from flows.langflow.document import FlowTooLarge
+
+    loop = asyncio.get_running_loop()
+    work = loop.run_in_executor(_VALIDATORS, describe, flow_id, "langflow", text)
+    try:
+        return await asyncio.wait_for(work, settings.flow_validation_timeout_s)
+    except FlowTooLarge as exc:
+        raise PayloadTooLarge(str(exc), problems=[p.as_json() for p in exc.problems]) from exc
+    except TimeoutError as exc:
+        raise PayloadTooLarge(
+            f"validating the flow took over {settings.flow_validation_timeout_s:g} s; "
+            "split it into smaller flows"
+        ) from exc
 
 
 async def save_definition(
@@ -119,7 +156,7 @@ class FlowRef:
     id: str
     kind: str
     current_version: str
-    owner: str
+    owner: str = SYSTEM
 
 
 _refs: dict[str, tuple[float, FlowRef]] = {}

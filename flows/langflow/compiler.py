@@ -44,6 +44,13 @@ from flows.langflow.components import (
     as_text,
     model_spec,
 )
+from flows.langflow.data_components import (
+    DATA_COMPONENTS,
+    BatchRunComponent,
+    LoopComponent,
+    SmartRouterComponent,
+    StoreMessageComponent,
+)
 from flows.langflow.document import (
     DEFAULT_INPUT_TYPE,
     InputType,
@@ -51,13 +58,21 @@ from flows.langflow.document import (
     input_nodes,
     parse_document,
 )
+from flows.langflow.kinds import Kind
 from flows.langflow.rag import build_rag_component
 from flows.langflow.rag_plan import RagPlan
 from flows.langflow.rag_specs import RAG_KINDS
-from flows.langflow.specs import OUTPUT_KINDS
-from flows.langflow.validation import topological_layers, validate_document, validate_tweaks
+from flows.langflow.providers import OWN_MODEL_KINDS
+from flows.langflow.specs import OUTPUT_KINDS, SECRET_FIELDS
+from flows.langflow.validation import (
+    is_loop_back,
+    topological_layers,
+    validate_document,
+    validate_tweaks,
+)
 from flows.langflow.values import field_type, literal_values, typed_value
 from flows.models import BackendNotAllowed, chat_model
+from shared.settings import get_settings
 
 # Model fields whose change needs another model object (everything but the messages).
 _MESSAGE_FIELDS = frozenset({"input_value", "system_message", "stream"})
@@ -74,10 +89,16 @@ class CompiledLangflow:
         self.order = [nid for layer in layers for nid in layer]
         self.values: dict[str, dict[str, Any]] = {}
         self.components: dict[str, Component] = {}
-        self.deps: dict[str, list[str]] = {nid: [] for nid in doc.nodes}
-        for edge in doc.edges:
-            if edge.source not in self.deps[edge.target]:
-                self.deps[edge.target].append(edge.source)
+        # Each node's distinct sources, in edge order (linear: dicts keep order and dedupe);
+        # a Loop's feedback edge is not a dependency (the loop runs its body itself).
+        self.deps: dict[str, list[str]] = {
+            nid: list(
+                dict.fromkeys(e.source for e in doc.incoming(nid) if not is_loop_back(doc, e))
+            )
+            for nid in doc.nodes
+        }
+        self.loop_bodies = self._loop_bodies()
+        self.body_of = {b: lid for lid, body in self.loop_bodies.items() for b in body}
         problems: list[FlowProblem] = []
         for nid, node in doc.nodes.items():
             values, _ = literal_values(node)
@@ -96,25 +117,87 @@ class CompiledLangflow:
             self.deps[nid].extend(d for d in extra if d not in self.deps[nid])
         for nid, comp in self.components.items():
             if isinstance(comp, ModelComponent):
-                used = {e.source_output for e in doc.edges if e.source == nid}
+                used = {e.source_output for e in doc.outgoing(nid)}
                 comp.text_wanted = not used or "text_output" in used
         self.input_ids = {n.id for n in input_nodes(doc, input_type)}
-        self.output_ids = [nid for nid, n in doc.nodes.items() if n.kind == "ChatOutput"] + [
-            nid for nid, n in doc.nodes.items() if n.kind in OUTPUT_KINDS - {"ChatOutput"}
+        self.output_ids = [nid for nid, n in doc.nodes.items() if n.kind == Kind.CHAT_OUTPUT] + [
+            nid for nid, n in doc.nodes.items() if n.kind in OUTPUT_KINDS - {Kind.CHAT_OUTPUT}
         ]
         first = lambda kind: next((n for n in doc.nodes.values() if n.kind == kind), None)  # noqa: E731
-        chat_in, chat_out = first("ChatInput"), first("ChatOutput")
+        chat_in, chat_out = first(Kind.CHAT_INPUT), first(Kind.CHAT_OUTPUT)
         self._user_node = chat_in.id if chat_in else None
         self._ai_node = chat_out.id if chat_out else None
 
+    def _loop_bodies(self) -> dict[str, list[str]]:
+        """Each Loop's body: the nodes reached from its ``item`` output, in run order.
+
+        The loop waits for everything its body reads from outside it, and runs the body
+        once per item itself; the body is not scheduled on its own."""
+        doc = self.doc
+        bodies: dict[str, list[str]] = {}
+        for lid, node in doc.nodes.items():
+            if node.kind != "LoopComponent":
+                continue
+            reached: set[str] = set()
+            frontier = [
+                e.target for e in doc.edges if e.source == lid and e.source_output == "item"
+            ]
+            while frontier:
+                nid = frontier.pop()
+                if nid == lid or nid in reached:
+                    continue
+                reached.add(nid)
+                frontier.extend(
+                    e.target for e in doc.edges if e.source == nid and not is_loop_back(doc, e)
+                )
+            if any(doc.nodes[b].kind == "LoopComponent" for b in reached):
+                raise FlowValidationError(
+                    [
+                        FlowProblem(
+                            f"loop {lid} contains another loop; nested loops are not served",
+                            lid,
+                            node.type,
+                        )
+                    ]
+                )
+            bodies[lid] = [nid for nid in self.order if nid in reached]
+            for b in bodies[lid]:
+                for dep in self.deps[b]:
+                    if dep != lid and dep not in reached and dep not in self.deps[lid]:
+                        self.deps[lid].append(dep)
+        return bodies
+
     def _build(self, nid: str, kind: str, values: dict[str, Any]) -> Component:
-        if kind == "Prompt":
+        if kind == Kind.PROMPT:
             return PromptComponent(as_text(values.get("template")))
-        if kind in ("LanguageModelComponent", "OpenAIModel"):
+        node_spec = self.doc.nodes[nid].spec
+        if node_spec is not None and node_spec.is_model:
             spec = model_spec(kind, values)
             return ModelComponent(nid, kind, chat_model(spec), spec)
+        settings = get_settings()
+        if kind == "BatchRunComponent":
+            connected = any(e.target_field == "model" for e in self.doc.incoming(nid))
+            model = None if connected else chat_model(model_spec(kind, values))
+            return BatchRunComponent(
+                nid,
+                model,
+                max_rows=settings.langflow_batch_max_rows,
+                concurrency=settings.langflow_batch_concurrency,
+            )
+        if kind == "SmartRouter":
+            connected = any(e.target_field == "llm" for e in self.doc.incoming(nid))
+            model = None if connected else chat_model(model_spec(kind, values))
+            return SmartRouterComponent(nid, model)
+        if kind == "LoopComponent":
+            return LoopComponent(nid, max_items=settings.langflow_loop_max_items)
+        if kind == "Memory" and values.get("mode") == "Store":
+            return StoreMessageComponent()
+        if kind in DATA_COMPONENTS:
+            return DATA_COMPONENTS[kind]()
         if kind == "StructuredOutput":
-            return StructuredOutputComponent(nid)
+            connected = any(e.target_field == "llm" for e in self.doc.incoming(nid))
+            model = None if connected else chat_model(model_spec(kind, values))
+            return StructuredOutputComponent(nid, model)
         if kind in RAG_KINDS:
             return build_rag_component(nid, kind, values)
         return SIMPLE_COMPONENTS[kind]()
@@ -124,12 +207,15 @@ class CompiledLangflow:
         for nid, fields in (flow_input.tweaks or {}).items():
             node = self.doc.nodes[nid]
             for name, raw in fields.items():
-                if node.spec and node.spec.is_model and name in ("api_key", "openai_api_key"):
+                if name in SECRET_FIELDS:
                     continue  # secrets never come from the request either
                 values[nid][name] = typed_value(field_type(node, name), raw)
             comp = self.components[nid]
             if isinstance(comp, ModelComponent) and set(fields) - _MESSAGE_FIELDS:
                 values[nid]["__model__"] = chat_model(model_spec(comp.kind, values[nid]))
+            elif node.kind in OWN_MODEL_KINDS and "model" in fields:
+                kind = node.kind or ""
+                values[nid]["__model__"] = chat_model(model_spec(kind, values[nid]))
         if flow_input.input is not None:
             for nid in self.input_ids:
                 values[nid]["input_value"] = flow_input.input
@@ -163,21 +249,22 @@ class CompiledLangflow:
                 return
             if self.deps[nid]:
                 await asyncio.gather(*(tasks[d] for d in self.deps[nid]))
-            node_values = values[nid]
-            fed: dict[str, list[Any]] = {}
-            for edge in self.doc.incoming(nid):
-                out = INACTIVE
-                if edge.source not in skipped:
-                    out = results[edge.source].get(edge.source_output or "")
-                if out is INACTIVE:  # downstream of a stopped branch: LangFlow skips it
-                    skipped.add(nid)
-                    return
-                fed.setdefault(edge.target_field or "", []).append(out)
-            for name, items in fed.items():
-                node_values[name] = items[0] if len(items) == 1 else items
-            results[nid] = await self.components[nid].run(node_values, ctx)
+            node_values = self._fed(nid, values[nid], results, skipped)
+            if node_values is None:  # downstream of a stopped branch: LangFlow skips it
+                skipped.add(nid)
+                return
+            comp = self.components[nid]
+            if isinstance(comp, LoopComponent):
+                body = self.loop_bodies[nid]
+                results[nid] = await comp.iterate(
+                    node_values, lambda item: self._run_body(nid, body, item, values, results, ctx)
+                )
+                return
+            results[nid] = await comp.run(node_values, ctx)
 
         for nid in self.order:
+            if nid in self.body_of:
+                continue  # run by its loop, once per item
             tasks[nid] = asyncio.create_task(run_node(nid))
         try:
             await asyncio.gather(*tasks.values())
@@ -187,12 +274,57 @@ class CompiledLangflow:
             await rag_run.close()
         outputs: dict[str, Any] = {}
         for nid in self.output_ids:
-            if nid in skipped:
+            if nid in skipped or nid not in results:
                 continue
             value = next(iter(results[nid].values()), None)
             outputs[nid] = value.text if isinstance(value, Message) else as_text(value)
         text = next(iter(outputs.values()), None)
         return FlowResult(text=text, outputs=outputs)
+
+    def _fed(
+        self,
+        nid: str,
+        node_values: dict[str, Any],
+        results: Mapping[str, Mapping[str, Any]],
+        skipped: set[str],
+    ) -> dict[str, Any] | None:
+        """The node's values with its connected inputs; None when an input is inactive."""
+        fed: dict[str, list[Any]] = {}
+        for edge in self.doc.incoming(nid):
+            if is_loop_back(self.doc, edge):
+                continue  # the loop reads its body's result itself
+            out = INACTIVE
+            if edge.source not in skipped and edge.source in results:
+                out = results[edge.source].get(edge.source_output or "")
+            if out is INACTIVE:
+                return None
+            fed.setdefault(edge.target_field or "", []).append(out)
+        for name, items in fed.items():
+            node_values[name] = items[0] if len(items) == 1 else items
+        return node_values
+
+    async def _run_body(
+        self,
+        loop_id: str,
+        body: list[str],
+        item: dict[str, Any],
+        values: Mapping[str, dict[str, Any]],
+        outer: Mapping[str, dict[str, Any]],
+        ctx: RunContext,
+    ) -> Any:
+        """One pass of a loop body for one item; the value fed back into the loop."""
+        results: dict[str, dict[str, Any]] = {**outer, loop_id: {"item": item}}
+        skipped: set[str] = set()
+        for nid in body:  # in dependency order; one item at a time, as LangFlow does
+            node_values = self._fed(nid, dict(values[nid]), results, skipped)
+            if node_values is None:
+                skipped.add(nid)
+                continue
+            results[nid] = await self.components[nid].run(node_values, ctx)
+        back = next((e for e in self.doc.incoming(loop_id) if is_loop_back(self.doc, e)), None)
+        if back is None or back.source in skipped or back.source not in results:
+            return None
+        return results[back.source].get(back.source_output or "")
 
 
 def compile_langflow(

@@ -8,7 +8,9 @@ from LangFlow's lfx sources); none runs the code embedded in the export.
   Message's sender is ``Machine``); a model's output is a Message without sender, so a
   chained model receives it as a HumanMessage.
 - Prompt: LangChain f-string template (``{{``/``}}`` are literal braces); every
-  variable is rendered as text, unset ones as the empty string.
+  variable is rendered as text, unset ones as the empty string. Prompt, Memory's
+  ``template`` and Parser's ``pattern`` render through ``templates``: plain ``{name}``
+  placeholders only, the rendered size capped.
 - Memory (Retrieve): each earlier turn becomes a message (user: sender ``User`` and the
   ChatInput's sender name, default ``User``; assistant: sender ``Machine`` and the
   ChatOutput's sender name, default ``AI``), formatted with ``template`` (missing keys
@@ -38,13 +40,14 @@ from typing import Any, Protocol, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.prompts import PromptTemplate
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from flows.base import HistoryMessage
 from flows.langflow.conditions import evaluate_condition
-from flows.langflow.values import prompt_variables
+from flows.langflow.kinds import Kind
+from flows.langflow.providers import PROVIDER_BY_KIND, model_choice
+from flows.langflow.templates import render_joined, render_template, template_variables
 from flows.models import ModelSpec
 
 MACHINE, USER = "Machine", "User"
@@ -91,12 +94,6 @@ def as_text(value: Any) -> str:
     if isinstance(value, dict):
         return "```json\n" + json.dumps(value, indent=2, default=str) + "\n```"
     return str(value)
-
-
-class _FormatDict(dict[str, Any]):
-    # LangFlow formats data templates with missing keys rendered empty.
-    def __missing__(self, key: str) -> str:
-        return ""
 
 
 @dataclass
@@ -146,22 +143,15 @@ class TextOutputComponent:
 
 
 class PromptComponent:
-    """Renders its template once per run; the template is parsed at compile time."""
+    """Renders its template once per run (``templates``: plain {name} only, size capped)."""
 
     def __init__(self, template: str) -> None:
-        self._template = template
-        self._prompt = PromptTemplate.from_template(template) if template else None
+        template_variables(template)  # refuse a bad template at compile time
 
     async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        template = as_text(values.get("template"))
-        prompt = self._prompt if template == self._template else None
-        if prompt is None and template:
-            prompt = PromptTemplate.from_template(template)  # tweaked template
-        if prompt is None:
-            return {"prompt": Message("")}
-        variables = {name: as_text(values.get(name)) for name in prompt_variables(template)}
-        text = await prompt.aformat(**variables)
-        return {"prompt": Message(text)}
+        template = as_text(values.get("template"))  # tweaked or connected: checked here
+        variables = {name: as_text(values.get(name)) for name in template_variables(template)}
+        return {"prompt": Message(render_template(template, variables))}
 
 
 class MemoryComponent:
@@ -188,8 +178,8 @@ class MemoryComponent:
         if values.get("order") == "Descending":
             messages = messages[::-1]
         template = values.get("template") or "{sender_name}: {text}"
-        text = "\n".join(template.format_map(_FormatDict(m.format_dict())) for m in messages)
         rows = [m.format_dict() for m in messages]
+        text = render_joined(as_text(template), rows, "\n")
         return {"messages_text": Message(text), "dataframe": rows, "messages": rows}
 
 
@@ -200,13 +190,13 @@ class ParserComponent:
             return {"parsed_text": Message(as_text(data))}
         items = data if isinstance(data, list) else [data]
         pattern = as_text(values.get("pattern"))
-        lines = []
+        rows = []
         for item in items:
             keys = item.format_dict() if isinstance(item, Message) else item
-            keys = keys if isinstance(keys, dict) else {"text": as_text(item)}
-            lines.append(pattern.format_map(_FormatDict(keys)))
+            rows.append(keys if isinstance(keys, dict) else {"text": as_text(item)})
         sep = values.get("sep")
-        return {"parsed_text": Message(("\n" if sep is None else str(sep)).join(lines))}
+        text = render_joined(pattern, rows, "\n" if sep is None else str(sep))
+        return {"parsed_text": Message(text)}
 
 
 class CombineTextComponent:
@@ -287,8 +277,9 @@ def schema_model(rows: Sequence[Mapping[str, Any]], schema_name: str) -> type[Ba
 class StructuredOutputComponent:
     """Asks the connected model for LangFlow's schema; the model object comes from an edge."""
 
-    def __init__(self, node_id: str) -> None:
+    def __init__(self, node_id: str, model: BaseChatModel | None = None) -> None:
         self.node_id = node_id
+        self.model = model  # built from the 1.8+ ``model`` field; an ``llm`` edge wins
         self._models: dict[str, type[BaseModel]] = {}
 
     def _schema(self, rows: Sequence[Mapping[str, Any]], schema_name: str) -> type[BaseModel]:
@@ -301,7 +292,7 @@ class StructuredOutputComponent:
         return model
 
     async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        llm = values.get("llm")
+        llm = values.get("llm") or values.get("__model__") or self.model
         if not isinstance(llm, BaseChatModel):
             raise ValueError(f"{self.node_id}: connect a model's model_output to llm")
         rows = values.get("output_schema") or []
@@ -326,21 +317,35 @@ class StructuredOutputComponent:
 
 
 def model_spec(kind: str, values: Mapping[str, Any]) -> ModelSpec:
-    """The ModelSpec a model node asks for; secrets only by environment variable name."""
-    model_name = values.get("model_name") or None
+    """The ModelSpec a model node asks for; secrets only by environment variable name.
+
+    The provider and model come from whichever field the export's release uses (see
+    ``providers``); an unset model (1.12+ starters) is the deployment's default.
+    """
+    choice = model_choice(kind, values)
+    model_name = choice.model_name
     temperature = values.get("temperature")
-    if kind == "LanguageModelComponent":
-        # LangFlow's Language Model passes only model, temperature and key.
-        if model_name and model_name.startswith(REASONING_PREFIXES):
+    if kind != Kind.OPENAI_MODEL:
+        # LangFlow's Language Model (and the provider components, through it) passes
+        # model, temperature and key; the provider components also their token limit.
+        if choice.reasoning or (model_name and model_name.startswith(REASONING_PREFIXES)):
             temperature = None
+        provider = PROVIDER_BY_KIND.get(kind)
+        max_tokens = values.get(provider.max_tokens_field) if provider else None
         return ModelSpec(
             model_name=model_name,
-            api_key_env=values.get("api_key__env"),
+            provider=choice.provider,
+            api_key_env=next(
+                (values[k] for k in sorted(values) if k.endswith("api_key__env") and values[k]),
+                None,
+            ),
             temperature=temperature,
+            max_tokens=max_tokens or None,
             streaming=None,  # per run: ModelComponent.run asks for a stream when `stream` is on
         )
     return ModelSpec(
         model_name=model_name,
+        provider="openai",
         base_url=values.get("openai_api_base") or None,
         api_key_env=values.get("api_key__env"),
         temperature=0.1 if temperature is None else temperature,
@@ -407,13 +412,16 @@ def _content_text(content: Any) -> str:
     return str(content)
 
 
+content_text = _content_text  # public for the data components (Batch Run)
+
+
 SIMPLE_COMPONENTS: dict[str, type[Component]] = {
-    "ChatInput": ChatInputComponent,
-    "TextInput": TextInputComponent,
-    "ChatOutput": ChatOutputComponent,
-    "TextOutput": TextOutputComponent,
-    "Memory": MemoryComponent,
-    "ParserComponent": ParserComponent,
-    "CombineText": CombineTextComponent,
-    "ConditionalRouter": ConditionalRouterComponent,
+    Kind.CHAT_INPUT: ChatInputComponent,
+    Kind.TEXT_INPUT: TextInputComponent,
+    Kind.CHAT_OUTPUT: ChatOutputComponent,
+    Kind.TEXT_OUTPUT: TextOutputComponent,
+    Kind.MEMORY: MemoryComponent,
+    Kind.PARSER: ParserComponent,
+    Kind.COMBINE_TEXT: CombineTextComponent,
+    Kind.CONDITIONAL_ROUTER: ConditionalRouterComponent,
 }

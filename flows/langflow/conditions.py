@@ -1,108 +1,95 @@
-"""The If-Else (ConditionalRouter) condition, and the limits that keep its regex safe.
+"""The If-Else (ConditionalRouter) condition, and the engine that keeps its regex safe.
 
 Semantics are LangFlow's: ``equals``, ``not equals``, ``contains``, ``starts with`` and
-``ends with`` compare text (lower-cased unless ``case_sensitive``); ``regex`` is
-``re.match`` (anchored at the start, never lower-cased); the four numeric operators parse
+``ends with`` compare text (lower-cased unless ``case_sensitive``); ``regex`` is a match
+anchored at the start (``re.match``), never lower-cased; the four numeric operators parse
 both sides as floats and are false when either is not a number.
 
-Python's ``re`` backtracks and cannot be interrupted, so flowfleet bounds the work a
-pattern can do instead of timing it out:
-- a pattern is at most ``MAX_PATTERN`` characters;
-- no backreferences, no repetition inside a repetition (``(a+)+``), no alternation inside a
-  repetition (``(a|ab)*``): the shapes that backtrack exponentially;
-- at most ``MAX_VARIABLE_REPEATS`` variable-length repeats (``*``, ``+``, ``?``, ``{m,n}``),
-  whose worst case is polynomial: about n**k steps for k repeats and n characters, so the
-  text a pattern may read shrinks as k grows (``max_regex_input``).
+A flow's regex runs on RE2 (``google-re2``), never on Python's backtracking ``re``: RE2
+matches in time linear in the text for every pattern, so no pattern a flow supplies can
+backtrack (``(a|)(a|)...$``, ``(a+)+$`` and the like run in microseconds). The price is
+RE2's syntax: no backreferences and no lookaround. A pattern RE2 refuses is a validation
+problem at upload naming the node and field; one that arrives at run time (connected or
+tweaked) fails the run with the same message. LangFlow would treat an invalid pattern as
+false; flowfleet refuses it so a typo never routes silently.
 
-An unsafe or invalid literal pattern is a validation problem; one that arrives at run time
-(connected or tweaked) fails the run with the same message. LangFlow would treat an invalid
-pattern as false; flowfleet refuses it so a typo never routes silently.
+Linear is not yet bounded: RE2's worst case is about (program size x text length) steps
+(its NFA keeps one thread per instruction), e.g. ``(?:[a-z]{0,1000})*b`` on 100,000
+characters takes seconds. So a pattern is at most ``MAX_PATTERN`` characters and
+``MAX_PROGRAM`` RE2 instructions (compiled within ``RE2_MAX_MEM`` bytes), and it reads at
+most ``MAX_REGEX_WORK // program size`` characters of text (200,000 for a typical
+pattern of 25 instructions); a longer text fails the run instead of stalling the worker.
+The worst case then stays under about half a second of one core.
 """
 
 from __future__ import annotations
 
-import re
+from functools import lru_cache
 from typing import Any
 
-try:  # Python 3.11+
-    from re import _constants as sre_constants  # type: ignore[attr-defined]
-    from re import _parser as sre_parse  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - older Pythons
-    import sre_constants  # type: ignore[no-redef]
-    import sre_parse  # type: ignore[no-redef]
+import re2
 
-MAX_PATTERN = 200
-MAX_VARIABLE_REPEATS = 3
-# Characters of input a pattern with k variable-length repeats may read (index k).
-_MAX_INPUT_BY_REPEATS = (100_000, 100_000, 10_000, 1_000)
+MAX_PATTERN = 1000
+MAX_PROGRAM = 2000  # RE2 instructions; `\d{3}-\d{4}` is 12, `.{1000}` is 8,000
+MAX_REGEX_WORK = 5_000_000  # instructions x characters: ~0.2-0.4 s of one core, worst case
+# Compiling a bigger program is refused early, not grown: a refusal costs at most ~30 ms.
+RE2_MAX_MEM = 256 << 10
 _NUMERIC = ("less than", "less than or equal", "greater than", "greater than or equal")
-
-_REPEATS = {
-    sre_constants.MAX_REPEAT,
-    sre_constants.MIN_REPEAT,
-    getattr(sre_constants, "POSSESSIVE_REPEAT", sre_constants.MAX_REPEAT),
-}
-_REFS = {sre_constants.GROUPREF, sre_constants.GROUPREF_EXISTS}
-_GROUPREF_IGNORE = getattr(sre_constants, "GROUPREF_IGNORE", None)
-_GROUPREF_LOC_IGNORE = getattr(sre_constants, "GROUPREF_LOC_IGNORE", None)
-_GROUPREF_UNI_IGNORE = getattr(sre_constants, "GROUPREF_UNI_IGNORE", None)
-_REFS |= {r for r in (_GROUPREF_IGNORE, _GROUPREF_LOC_IGNORE, _GROUPREF_UNI_IGNORE) if r}
 
 
 class UnsafeRegex(ValueError):
-    """A pattern flowfleet refuses to run: invalid, too long or able to backtrack for ages."""
+    """A pattern flowfleet refuses to run: too long, too big, or not RE2 syntax."""
 
 
-def _scan(items: Any, in_repeat: bool, repeats: list[int]) -> None:
-    for op, av in items:
-        if op in _REPEATS:
-            low, high, sub = av
-            if in_repeat and high > 1:
-                raise UnsafeRegex("a repetition inside a repetition, like (a+)+, is not allowed")
-            if low != high:
-                repeats[0] += 1
-            _scan(sub, in_repeat or high > 1, repeats)
-        elif op is sre_constants.BRANCH:
-            if in_repeat:
-                raise UnsafeRegex(
-                    "alternation inside a repetition, like (a|ab)*, is not allowed; "
-                    "use a character class or repeat outside the group"
-                )
-            for sub in av[1]:
-                _scan(sub, in_repeat, repeats)
-        elif op is sre_constants.SUBPATTERN:
-            _scan(av[-1], in_repeat, repeats)
-        elif op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
-            _scan(av[1], in_repeat, repeats)
-        elif op is getattr(sre_constants, "ATOMIC_GROUP", None):
-            _scan(av, in_repeat, repeats)
-        elif op in _REFS:
-            raise UnsafeRegex("backreferences (\\1, (?P=name)) are not allowed")
+def _options() -> Any:
+    options = re2.Options()
+    options.max_mem = RE2_MAX_MEM
+    options.log_errors = False  # a refused pattern is the flow's error, not a log line
+    return options
 
 
-def check_regex(pattern: str) -> int:
-    """Validate a pattern; returns how many characters of input it may read. Raises UnsafeRegex."""
+_OPTIONS = _options()
+
+
+def compile_regex(pattern: str) -> Any:
+    """The RE2 program for a flow's pattern (cached); raises UnsafeRegex."""
+    program, refused = _compile(pattern)
+    if refused is not None:
+        raise UnsafeRegex(refused)
+    return program
+
+
+@lru_cache(maxsize=512)
+def _compile(pattern: str) -> tuple[Any, str | None]:
+    # Refusals are cached too: a pattern sent again (a tweak per run) costs nothing.
     if len(pattern) > MAX_PATTERN:
-        raise UnsafeRegex(f"the pattern has {len(pattern)} characters; the limit is {MAX_PATTERN}")
+        return None, f"the pattern has {len(pattern)} characters; the limit is {MAX_PATTERN}"
     try:
-        re.compile(pattern)
-        parsed = sre_parse.parse(pattern)
-    except (re.error, RecursionError, OverflowError) as exc:
-        raise UnsafeRegex(f"invalid regular expression: {exc}") from None
-    repeats = [0]
-    _scan(parsed, False, repeats)
-    if repeats[0] > MAX_VARIABLE_REPEATS:
-        raise UnsafeRegex(
-            f"the pattern has {repeats[0]} variable-length repeats (*, +, ?, {{m,n}}); "
-            f"the limit is {MAX_VARIABLE_REPEATS}"
+        program = re2.compile(pattern, _OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        reason = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+        return None, (
+            f"not a pattern flowfleet can run ({reason}); regexes use RE2 syntax, "
+            "which has no backreferences (\\1) or lookaround ((?=...), (?!...), (?<=...))"
         )
-    return _MAX_INPUT_BY_REPEATS[repeats[0]]
+    if program.programsize > MAX_PROGRAM:
+        return None, (
+            f"the pattern compiles to {program.programsize} RE2 instructions; the limit is "
+            f"{MAX_PROGRAM} (a counted repeat like {{500}} costs one per repeat)"
+        )
+    return program, None
+
+
+def max_regex_text(program: Any) -> int:
+    """How many characters of text a compiled pattern may read (``MAX_REGEX_WORK``)."""
+    return int(MAX_REGEX_WORK // max(int(program.programsize), 1))
 
 
 def regex_problem(pattern: str) -> str | None:
-    """Why a pattern is refused, or None when it is safe to run."""
+    """Why a pattern is refused, or None when it can run."""
     try:
-        check_regex(pattern)
+        compile_regex(pattern)
     except UnsafeRegex as exc:
         return str(exc)
     return None
@@ -113,13 +100,14 @@ def evaluate_condition(
 ) -> bool:
     """LangFlow's If-Else condition. Raises UnsafeRegex or ValueError (unknown operator)."""
     if operator == "regex":
-        limit = check_regex(match_text)
+        program = compile_regex(match_text)
+        limit = max_regex_text(program)
         if len(input_text) > limit:
             raise UnsafeRegex(
                 f"the text to match has {len(input_text)} characters; this pattern may read "
-                f"at most {limit} (fewer variable-length repeats allow more)"
+                f"at most {limit} (a smaller pattern may read more)"
             )
-        return re.match(match_text, input_text) is not None
+        return program.match(input_text) is not None
     if not case_sensitive:
         input_text, match_text = input_text.lower(), match_text.lower()
     if operator == "equals":

@@ -16,6 +16,8 @@ from flows.langflow.document import (
     input_nodes,
     parse_document,
 )
+from flows.langflow.kinds import Kind
+from flows.langflow.providers import OWN_MODEL_KINDS, UnknownProvider, model_choice
 from flows.langflow.validation import validate_document
 from flows.langflow.values import literal_values
 
@@ -24,9 +26,12 @@ def model_names(doc: LangflowDocument) -> list[str]:
     """Model names the flow's model nodes ask for, in node order, unique."""
     names: list[str] = []
     for node in doc.nodes.values():
-        if node.spec and node.spec.is_model:
+        if node.spec and (node.spec.is_model or node.kind in OWN_MODEL_KINDS):
             values, _ = literal_values(node)
-            name = values.get("model_name")
+            try:  # every export format's model field (flows/langflow/providers.py)
+                name = model_choice(node.kind or "", values).model_name
+            except UnknownProvider:
+                continue
             if name and name not in names:
                 names.append(name)
     return names
@@ -68,7 +73,7 @@ def describe(
         inputs=[
             {
                 "id": n.id,
-                "type": "chat" if n.kind == "ChatInput" else "text",
+                "type": "chat" if n.kind == Kind.CHAT_INPUT else "text",
                 "field": "input_value",
                 "display_name": n.display_name,
             }
@@ -77,5 +82,5 @@ def describe(
         components=_components(doc.nodes.values()),
         models=model_names(doc),
         uses_input=bool(inputs),
-        uses_history=any(n.kind == "Memory" for n in doc.nodes.values()),
+        uses_history=any(n.kind == Kind.MEMORY for n in doc.nodes.values()),
     )

@@ -10,20 +10,54 @@ Input rule (LangFlow's ``input_type`` of the /run API): flowfleet runs with
 every ChatInput; TextInput nodes keep their exported text. ``"text"`` targets TextInput
 nodes instead and ``"any"`` targets both. A flow with no targeted node ignores
 ``input``, as LangFlow does.
+
+Limits (``GraphLimits``, from the ``FLOWFLEET_MAX_FLOW_*`` settings) hold before any work
+that grows with the export: its size and JSON nesting depth are checked on the text before
+it is parsed, its node and edge counts on every list before and after each group is
+inlined, so a bare graph, a wrapped one and nodes nested in groups all count. Everything
+after that is linear in nodes and edges (flattening: per group inlined, at most 64).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any, Literal
 
 from flows.base import FlowProblem, FlowValidationError
+from flows.langflow.kinds import Kind
 from flows.langflow.specs import INPUT_KINDS, ComponentSpec, spec_for
+from shared.settings import Settings, get_settings
 
 InputType = Literal["chat", "text", "any"]
 DEFAULT_INPUT_TYPE: InputType = "chat"
+
+
+class FlowTooLarge(FlowValidationError):
+    """The export is over a size limit (bytes, JSON nesting, nodes, edges)."""
+
+
+@dataclass(frozen=True)
+class GraphLimits:
+    """What one export may hold; ``from_settings`` reads the ``FLOWFLEET_MAX_FLOW_*`` settings."""
+
+    max_bytes: int = 1024 * 1024
+    max_depth: int = 64
+    max_nodes: int = 200
+    max_edges: int = 1000
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> GraphLimits:
+        settings = settings or get_settings()
+        return cls(
+            max_bytes=settings.max_flow_bytes,
+            max_depth=settings.max_flow_depth,
+            max_nodes=settings.max_flow_nodes,
+            max_edges=settings.max_flow_edges,
+        )
 
 
 @dataclass
@@ -62,10 +96,28 @@ class LangflowDocument:
     nodes: dict[str, LangflowNode]
     edges: list[LangflowEdge]
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+    # Edges by target and by source, built once: validation and every run read them per node.
+    _by_end: tuple[dict[str, list[LangflowEdge]], dict[str, list[LangflowEdge]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def _edge_index(self) -> tuple[dict[str, list[LangflowEdge]], dict[str, list[LangflowEdge]]]:
+        if self._by_end is None:
+            incoming: dict[str, list[LangflowEdge]] = {}
+            outgoing: dict[str, list[LangflowEdge]] = {}
+            for edge in self.edges:
+                incoming.setdefault(edge.target, []).append(edge)
+                outgoing.setdefault(edge.source, []).append(edge)
+            self._by_end = (incoming, outgoing)
+        return self._by_end
 
     def incoming(self, node_id: str) -> list[LangflowEdge]:
         """Edges that feed ``node_id``."""
-        return [e for e in self.edges if e.target == node_id]
+        return self._edge_index()[0].get(node_id, [])
+
+    def outgoing(self, node_id: str) -> list[LangflowEdge]:
+        """Edges that leave ``node_id``."""
+        return self._edge_index()[1].get(node_id, [])
 
 
 def node_problem(
@@ -93,11 +145,43 @@ def decode_handle(handle: Any) -> dict[str, Any]:
     return decoded if isinstance(decoded, dict) else {}
 
 
-def _load_json(text: str | bytes | dict[str, Any]) -> dict[str, Any]:
+# A JSON string, up to its closing quote or the end of the text: the optional closing
+# quote and the possessive repeats mean a match never fails or backtracks (linear time).
+_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def json_depth(text: str) -> int:
+    """How deeply a JSON text nests arrays and objects, read without parsing it (linear)."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0)
+
+
+def _load_json(text: str | bytes | dict[str, Any], limits: GraphLimits) -> dict[str, Any]:
     if isinstance(text, dict):
         return text
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FlowValidationError([FlowProblem(f"not UTF-8 JSON: {exc}")]) from exc
+    if len(text) > limits.max_bytes:
+        raise FlowTooLarge(
+            [FlowProblem(f"the flow has {len(text)} characters; the limit is {limits.max_bytes}")]
+        )
+    if (depth := json_depth(text)) > limits.max_depth:
+        raise FlowTooLarge(
+            [
+                FlowProblem(
+                    f"the flow nests JSON {depth} levels deep; the limit is {limits.max_depth}"
+                )
+            ]
+        )
     try:
         loaded = json.loads(text)
+    except RecursionError as exc:  # unreachable below the depth limit; kept as a backstop
+        raise FlowTooLarge([FlowProblem("the flow nests JSON too deeply")]) from exc
     except (ValueError, TypeError) as exc:
         raise FlowValidationError([FlowProblem(f"not valid JSON: {exc}")]) from exc
     if not isinstance(loaded, dict):
@@ -127,8 +211,36 @@ def _inner_flow(node: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return flow if isinstance(flow, dict) and flow else None
 
 
-def _flatten_groups(nodes: list[Any], edges: list[Any]) -> tuple[list[Any], list[Any]]:
-    """Inline group nodes as LangFlow's ``process_flow`` does (proxies redirect edges)."""
+def _check_counts(nodes: list[Any], edges: list[Any], limits: GraphLimits) -> None:
+    if len(nodes) > limits.max_nodes:
+        raise FlowTooLarge(
+            [
+                FlowProblem(
+                    f"the flow has {len(nodes)} nodes (groups inlined); "
+                    f"the limit is {limits.max_nodes}"
+                )
+            ]
+        )
+    if len(edges) > limits.max_edges:
+        raise FlowTooLarge(
+            [
+                FlowProblem(
+                    f"the flow has {len(edges)} edges (groups inlined); "
+                    f"the limit is {limits.max_edges}"
+                )
+            ]
+        )
+
+
+def _flatten_groups(
+    nodes: list[Any], edges: list[Any], limits: GraphLimits
+) -> tuple[list[Any], list[Any]]:
+    """Inline group nodes as LangFlow's ``process_flow`` does (proxies redirect edges).
+
+    The counts are checked before and after each group is inlined, so each pass (linear
+    in the counts, at most 64 of them) works on a graph within the limits.
+    """
+    _check_counts(nodes, edges, limits)
     nodes = [n for n in nodes if isinstance(n, dict)]
     edges = [e for e in edges if isinstance(e, dict)]
     for _ in range(64):  # nested groups; bounded so junk cannot loop forever
@@ -140,6 +252,7 @@ def _flatten_groups(nodes: list[Any], edges: list[Any]) -> tuple[list[Any], list
             g_nodes, g_edges = _graph_of(flow)
         except FlowValidationError:
             g_nodes, g_edges = [], []
+        _check_counts(g_nodes, g_edges, limits)  # before copying them
         g_nodes = [dict(n) for n in g_nodes if isinstance(n, dict)]
         g_edges = [e for e in g_edges if isinstance(e, dict)]
         gid = group.get("id")
@@ -176,6 +289,7 @@ def _flatten_groups(nodes: list[Any], edges: list[Any]) -> tuple[list[Any], list
             rewired.append(edge)
         nodes = [n for n in nodes if n is not group] + g_nodes
         edges = rewired + g_edges
+        _check_counts(nodes, edges, limits)
     return nodes, edges
 
 
@@ -200,6 +314,21 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+# LangFlow's own component packages (1.8+: lfx, with the 1.12+ bundles under it).
+_OFFICIAL_MODULES = ("lfx.components.", "langflow.components.")
+
+
+def bundled_class(inner: Mapping[str, Any]) -> str | None:
+    """The class of an official component named by ``metadata.module`` (LangFlow 1.8+),
+    e.g. ``lfx.components.openai.openai_chat_model.OpenAIModelComponent``; None when the
+    module is not one of LangFlow's own (a custom component's class name means nothing)."""
+    metadata = inner.get("metadata")
+    module = metadata.get("module") if isinstance(metadata, dict) else None
+    if not isinstance(module, str) or not module.startswith(_OFFICIAL_MODULES):
+        return None
+    return module.rsplit(".", 1)[-1]
+
+
 def _parse_node(raw: Mapping[str, Any]) -> LangflowNode | None:
     if raw.get("type") == "noteNode":
         return None
@@ -213,6 +342,8 @@ def _parse_node(raw: Mapping[str, Any]) -> LangflowNode | None:
         if isinstance(v, dict) and not k.startswith("_") and k != "code"
     }
     node_id = raw.get("id") or data.get("id")
+    if not ctype:  # data.type decides; the module's class names a node exported without one
+        ctype = bundled_class(inner)
     return LangflowNode(
         id=str(node_id),
         type=str(ctype) if ctype is not None else "",
@@ -232,6 +363,9 @@ def _parse_edge(raw: Mapping[str, Any]) -> LangflowEdge:
     if "fieldName" not in th:
         th = decode_handle(raw.get("targetHandle"))
     name, field_name = sh.get("name"), th.get("fieldName")
+    if field_name is None and isinstance(th.get("name"), str):
+        # A Loop's feedback edge targets the loop's ``item`` output handle, not a field.
+        field_name = th["name"]
     return LangflowEdge(
         source=str(raw.get("source")),
         source_output=name if isinstance(name, str) else None,
@@ -240,11 +374,17 @@ def _parse_edge(raw: Mapping[str, Any]) -> LangflowEdge:
     )
 
 
-def parse_document(text: str | bytes | dict[str, Any]) -> LangflowDocument:
-    """Parse a LangFlow export (full or bare graph); raises FlowValidationError if malformed."""
-    obj = _load_json(text)
+def parse_document(
+    text: str | bytes | dict[str, Any], *, limits: GraphLimits | None = None
+) -> LangflowDocument:
+    """Parse a LangFlow export (full or bare graph); raises FlowValidationError if malformed.
+
+    Raises FlowTooLarge when it is over ``limits`` (default: from the settings).
+    """
+    limits = limits or GraphLimits.from_settings()
+    obj = _load_json(text, limits)
     nodes_raw, edges_raw = _graph_of(obj)
-    nodes_raw, edges_raw = _flatten_groups(nodes_raw, edges_raw)
+    nodes_raw, edges_raw = _flatten_groups(nodes_raw, edges_raw, limits)
     nodes: dict[str, LangflowNode] = {}
     for raw in nodes_raw:
         node = _parse_node(raw)
@@ -267,5 +407,7 @@ def input_nodes(
     doc: LangflowDocument, input_type: InputType = DEFAULT_INPUT_TYPE
 ) -> list[LangflowNode]:
     """The nodes that receive the run's ``input`` under LangFlow's ``input_type`` rule."""
-    wanted = {"chat": {"ChatInput"}, "text": {"TextInput"}, "any": set(INPUT_KINDS)}[input_type]
+    wanted = {"chat": {Kind.CHAT_INPUT}, "text": {Kind.TEXT_INPUT}, "any": set(INPUT_KINDS)}[
+        input_type
+    ]
     return [n for n in doc.nodes.values() if n.kind in wanted]

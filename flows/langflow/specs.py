@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flows.langflow.kinds import Kind
+from flows.langflow.providers import PROVIDER_COMPONENTS
+
 # Types an edge can carry; LangFlow's Message is accepted where Text is (old exports).
 MESSAGE = "Message"
 TEXT = "Text"
 DATA = "Data"
 DATAFRAME = "DataFrame"
 LANGUAGE_MODEL = "LanguageModel"
+TOOL = "Tool"
+# LangFlow 1.12+ renamed Data to JSON and DataFrame to Table (same values on the wire).
+TYPE_ALIASES = {"JSON": DATA, "Table": DATAFRAME}
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,7 @@ _MODEL_OUTPUTS: dict[str, tuple[str, ...]] = {
 
 SPECS: tuple[ComponentSpec, ...] = (
     ComponentSpec(
-        "ChatInput",
+        Kind.CHAT_INPUT,
         "Chat Input",
         (
             FieldSpec("input_value", "str", (), default=""),
@@ -79,13 +85,13 @@ SPECS: tuple[ComponentSpec, ...] = (
         {"message": _MSG},
     ),
     ComponentSpec(
-        "TextInput",
+        Kind.TEXT_INPUT,
         "Text Input",
         (FieldSpec("input_value", "str", _MSG, default=""),),
         {"text": _MSG},
     ),
     ComponentSpec(
-        "ChatOutput",
+        Kind.CHAT_OUTPUT,
         "Chat Output",
         (
             FieldSpec("input_value", "str", (DATA, DATAFRAME, MESSAGE), required=True),
@@ -98,13 +104,13 @@ SPECS: tuple[ComponentSpec, ...] = (
         {"message": _MSG},
     ),
     ComponentSpec(
-        "TextOutput",
+        Kind.TEXT_OUTPUT,
         "Text Output",
         (FieldSpec("input_value", "str", _MSG, required=True),),
         {"text": _MSG},
     ),
     ComponentSpec(
-        "Prompt",
+        Kind.PROMPT,
         "Prompt",
         (
             FieldSpec("template", "prompt", default=""),
@@ -115,15 +121,20 @@ SPECS: tuple[ComponentSpec, ...] = (
         dynamic_fields=True,
     ),
     ComponentSpec(
-        "LanguageModelComponent",
+        Kind.LANGUAGE_MODEL,
         "Language Model",
-        (*_MODEL_COMMON, FieldSpec("provider", "str", default="OpenAI")),
+        (
+            *_MODEL_COMMON,
+            FieldSpec("provider", "str", default="OpenAI"),
+            FieldSpec("model", "model", (LANGUAGE_MODEL,), default=[]),
+            FieldSpec("max_tokens", "int"),
+        ),
         _MODEL_OUTPUTS,
         aliases=("LanguageModel",),
         is_model=True,
     ),
     ComponentSpec(
-        "OpenAIModel",
+        Kind.OPENAI_MODEL,
         "OpenAI",
         (
             *_MODEL_COMMON,
@@ -141,7 +152,7 @@ SPECS: tuple[ComponentSpec, ...] = (
         is_model=True,
     ),
     ComponentSpec(
-        "Memory",
+        Kind.MEMORY,
         "Message History",
         (
             FieldSpec("mode", "str", default="Retrieve"),
@@ -155,11 +166,16 @@ SPECS: tuple[ComponentSpec, ...] = (
             FieldSpec("order", "str", default="Ascending"),
             FieldSpec("template", "str", _MSG, default="{sender_name}: {text}"),
         ),
-        {"messages_text": _MSG, "dataframe": (DATAFRAME,), "messages": (DATA,)},
+        {
+            "messages_text": _MSG,
+            "dataframe": (DATAFRAME,),
+            "messages": (DATA,),
+            "stored_messages": _MSG,  # Store mode
+        },
         aliases=("Message History", "MemoryComponent"),
     ),
     ComponentSpec(
-        "ParserComponent",
+        Kind.PARSER,
         "Parser",
         (
             # LangFlow's Parser takes Data/DataFrame; flowfleet also parses a Message
@@ -174,7 +190,7 @@ SPECS: tuple[ComponentSpec, ...] = (
         aliases=("parser", "Parser"),
     ),
     ComponentSpec(
-        "CombineText",
+        Kind.COMBINE_TEXT,
         "Combine Text",
         (
             FieldSpec("text1", "str", _MSG, default=""),
@@ -185,7 +201,7 @@ SPECS: tuple[ComponentSpec, ...] = (
         aliases=("CombineTextComponent",),
     ),
     ComponentSpec(
-        "ConditionalRouter",
+        Kind.CONDITIONAL_ROUTER,
         "If-Else",
         (
             FieldSpec("input_text", "str", _MSG, required=True),
@@ -203,10 +219,12 @@ SPECS: tuple[ComponentSpec, ...] = (
         aliases=("ConditionalRouterComponent", "If-Else"),
     ),
     ComponentSpec(
-        "StructuredOutput",
+        Kind.STRUCTURED_OUTPUT,
         "Structured Output",
         (
-            FieldSpec("llm", "other", (LANGUAGE_MODEL,), required=True),
+            # 1.0-1.7: a connected model (llm); 1.8+: the model field (empty: the default).
+            FieldSpec("llm", "other", (LANGUAGE_MODEL,)),
+            FieldSpec("model", "model", (LANGUAGE_MODEL,), default=[]),
             FieldSpec("input_value", "str", _MSG, required=True),
             FieldSpec(
                 "system_prompt",
@@ -223,6 +241,117 @@ SPECS: tuple[ComponentSpec, ...] = (
     ),
 )
 
+# --- LangFlow 1.8-1.13 coverage: provider model components (flows/langflow/providers.py).
+# Each is a model node like LanguageModelComponent; its provider comes from its kind.
+SPECS += tuple(
+    ComponentSpec(
+        p.kind,
+        p.display_name,
+        (
+            *(f for f in _MODEL_COMMON if f.name != "model_name"),
+            FieldSpec(p.model_field, "str", default=""),
+            FieldSpec(p.max_tokens_field, "int"),
+            *(FieldSpec(name, "str") for name in p.extra_fields),
+        ),
+        _MODEL_OUTPUTS,
+        aliases=p.aliases,
+        is_model=True,
+    )
+    for p in PROVIDER_COMPONENTS
+)
+
+# --- LangFlow 1.8-1.13 coverage: memory, data and control components
+# (flows/langflow/data_components.py runs them).
+EXTERNAL_MEMORY_KINDS = (
+    "RedisChatMemory",
+    "AstraDBChatMemory",
+    "CassandraChatMemory",
+    "ZepChatMemory",
+    "MongoDBChatMemory",
+    "MongoChatMemory",
+    "ElasticsearchChatMemory",
+)
+_ANY_VALUE = (MESSAGE, DATA, DATAFRAME)
+MAX_ROUTES = 32  # Smart Router: outputs category_1_result .. category_32_result
+SPECS += (
+    ComponentSpec(
+        "StoreMessage",
+        "Message Store",
+        (
+            FieldSpec("message", "str", _MSG, required=True),
+            FieldSpec("memory", "other", ("Memory",)),
+            FieldSpec("sender", "str", _MSG, default=""),
+            FieldSpec("sender_name", "str", _MSG, default=""),
+            FieldSpec("session_id", "str", _MSG, default=""),
+            FieldSpec("context_id", "str", _MSG, default=""),
+        ),
+        {"stored_messages": _MSG},
+        aliases=("StoreMessageComponent",),
+    ),
+    *(
+        ComponentSpec(kind, kind, (), {"memory": ("Memory",)}, dynamic_fields=False)
+        for kind in EXTERNAL_MEMORY_KINDS
+    ),
+    ComponentSpec(
+        "TypeConverterComponent",
+        "Type Convert",
+        (
+            FieldSpec("input_data", "other", _ANY_VALUE, required=True),
+            FieldSpec("auto_parse", "bool", default=False),
+            FieldSpec("output_type", "str", default="Message"),
+        ),
+        {"message_output": _MSG, "data_output": (DATA,), "dataframe_output": (DATAFRAME,)},
+        aliases=("TypeConverter", "ConvertType"),
+    ),
+    ComponentSpec(
+        "BatchRunComponent",
+        "Batch Run",
+        (
+            # 1.4-1.7: a connected model; 1.8+: the model field (empty: the default).
+            FieldSpec("model", "model", (LANGUAGE_MODEL,), default=[]),
+            FieldSpec("api_key", "str", default=""),
+            FieldSpec("system_message", "str", _MSG, default=""),
+            FieldSpec("df", "other", (DATAFRAME,), required=True),
+            FieldSpec("column_name", "str", _MSG, default=""),
+            FieldSpec("output_column_name", "str", _MSG, default="model_response"),
+            FieldSpec("enable_metadata", "bool", default=False),
+        ),
+        {"batch_results": (DATAFRAME,)},
+        aliases=("BatchRun",),
+    ),
+    ComponentSpec(
+        "SmartRouter",
+        "Smart Router",
+        (
+            # 1.4-1.7: a connected model (llm); 1.8+: the model field (empty: the default).
+            FieldSpec("llm", "other", (LANGUAGE_MODEL,)),
+            FieldSpec("model", "model", (LANGUAGE_MODEL,), default=[]),
+            FieldSpec("api_key", "str", default=""),
+            FieldSpec("input_text", "str", _MSG, required=True),
+            FieldSpec("routes", "table", required=True, default=[]),
+            FieldSpec("message", "str", _MSG, default=""),
+            FieldSpec("enable_else_output", "bool", default=False),
+            FieldSpec("custom_prompt", "str", _MSG, default=""),
+        ),
+        {
+            **{f"category_{i}_result": _MSG for i in range(1, MAX_ROUTES + 1)},  # one per route
+            "default_result": _MSG,
+        },
+        aliases=("SmartRouterComponent", "LLMConditionalRouter"),
+    ),
+    ComponentSpec(
+        "LoopComponent",
+        "Loop",
+        (
+            FieldSpec("data", "other", _ANY_VALUE, required=True),
+            # The loop body's last output comes back into ``item`` (LangFlow's loop edge).
+            FieldSpec("item", "other", (MESSAGE, DATA)),
+        ),
+        {"item": (DATA,), "done": (DATAFRAME,)},
+        aliases=("Loop",),
+    ),
+)
+
 # RAG components (Split Text, embeddings, vector stores) live in their own module.
 from flows.langflow.rag_specs import rag_specs  # noqa: E402
 
@@ -233,8 +362,8 @@ for _spec in SPECS:
     for _name in (_spec.kind, *_spec.aliases):
         _BY_NAME[_name] = _spec
 
-INPUT_KINDS = frozenset({"ChatInput", "TextInput"})
-OUTPUT_KINDS = frozenset({"ChatOutput", "TextOutput"})
+INPUT_KINDS = frozenset({Kind.CHAT_INPUT, Kind.TEXT_INPUT})
+OUTPUT_KINDS = frozenset({Kind.CHAT_OUTPUT, Kind.TEXT_OUTPUT})
 # ConditionalRouter (LangFlow If-Else): its operators, and the row types of a StructuredOutput
 # schema (LangFlow's build_model_from_schema names).
 ROUTER_OPERATORS = (
@@ -251,7 +380,22 @@ ROUTER_OPERATORS = (
 )
 SCHEMA_TYPES = ("str", "int", "float", "bool", "boolean", "dict", "list", "number", "text")
 # Fields whose value is a secret's name or a secret: never a literal that flowfleet uses.
-SECRET_FIELDS = frozenset({"api_key", "openai_api_key"})
+SECRET_FIELDS = frozenset(
+    {
+        "api_key",
+        "openai_api_key",
+        # provider components of older releases named their key field after the provider
+        "anthropic_api_key",
+        "google_api_key",
+        "groq_api_key",
+        "mistral_api_key",
+        "nvidia_api_key",
+        "deepseek_api_key",
+        "openrouter_api_key",
+        "xai_api_key",
+        "azure_api_key",
+    }
+)
 
 
 def spec_for(component_type: str | None) -> ComponentSpec | None:
@@ -261,14 +405,9 @@ def spec_for(component_type: str | None) -> ComponentSpec | None:
     return _BY_NAME.get(component_type)
 
 
-def supported_types() -> list[str]:
-    """Every accepted ``data.type`` name, aliases included."""
-    return sorted(_BY_NAME)
-
-
 def accepts(output_types: tuple[str, ...], input_types: tuple[str, ...]) -> bool:
     """Whether an output of these types may feed a field accepting ``input_types``."""
-    accepted = set(input_types)
+    accepted = {TYPE_ALIASES.get(t, t) for t in input_types}
     if TEXT in accepted:
         accepted.add(MESSAGE)  # LangFlow 1.0 renamed Text outputs to Message
-    return bool(accepted.intersection(output_types))
+    return bool(accepted.intersection(TYPE_ALIASES.get(t, t) for t in output_types))

@@ -9,9 +9,13 @@ from typing import Any
 from flows.base import FlowProblem
 from flows.langflow.conditions import regex_problem
 from flows.langflow.document import LangflowDocument, LangflowEdge, LangflowNode, node_problem
+from flows.langflow.kinds import Kind
+from flows.langflow.providers import PROVIDER_IDS, UnknownProvider, model_choice
 from flows.langflow.rag_specs import hosted_store_problem
-from flows.langflow.specs import ROUTER_OPERATORS, SCHEMA_TYPES, FieldSpec, accepts
-from flows.langflow.values import field_type, literal_values, prompt_variables, typed_value
+from flows.langflow.refusals import refusal_reason
+from flows.langflow.specs import MAX_ROUTES, ROUTER_OPERATORS, SCHEMA_TYPES, FieldSpec, accepts
+from flows.langflow.templates import TemplateError, template_variables
+from flows.langflow.values import field_type, literal_values, typed_value
 from shared.settings import get_settings
 
 
@@ -29,41 +33,84 @@ def field_spec(node: LangflowNode, name: str) -> FieldSpec | None:
     return None
 
 
-def topological_layers(doc: LangflowDocument) -> list[list[str]] | None:
-    """Node ids in dependency layers (each layer's nodes are independent); None on a cycle."""
+def is_loop_back(doc: LangflowDocument, edge: LangflowEdge) -> bool:
+    """Whether an edge is a Loop's feedback edge (the body's result back into ``item``)."""
+    target = doc.nodes.get(edge.target)
+    return target is not None and target.kind == "LoopComponent" and edge.target_field == "item"
+
+
+def _dependencies(doc: LangflowDocument) -> dict[str, set[str]]:
+    # Each node's distinct sources among the document's nodes (edges to unknown ids and
+    # repeated edges between the same two nodes count once or not at all). A Loop's feedback
+    # edge is not a dependency: the loop runs its body itself.
     deps: dict[str, set[str]] = {nid: set() for nid in doc.nodes}
     for edge in doc.edges:
+        if is_loop_back(doc, edge):
+            continue
         if edge.source in deps and edge.target in deps:
             deps[edge.target].add(edge.source)
+    return deps
+
+
+def _layers(doc: LangflowDocument, deps: dict[str, set[str]]) -> list[list[str]]:
+    # Kahn's algorithm, linear in nodes and edges; on a cycle, the layers it could place.
+    position = {nid: index for index, nid in enumerate(doc.nodes)}
+    dependents: dict[str, list[str]] = {nid: [] for nid in deps}
+    waiting = {nid: len(sources) for nid, sources in deps.items()}
+    for nid, sources in deps.items():
+        for source in sources:
+            dependents[source].append(nid)
+    layer = [nid for nid, count in waiting.items() if count == 0]
     layers: list[list[str]] = []
-    done: set[str] = set()
-    while len(done) < len(deps):
-        layer = [nid for nid, d in deps.items() if nid not in done and d <= done]
-        if not layer:
-            return None
+    while layer:
         layers.append(layer)
-        done.update(layer)
+        ready: list[str] = []
+        for nid in layer:
+            for dependent in dependents[nid]:
+                waiting[dependent] -= 1
+                if waiting[dependent] == 0:
+                    ready.append(dependent)
+        layer = sorted(ready, key=position.__getitem__)
     return layers
 
 
+def topological_layers(doc: LangflowDocument) -> list[list[str]] | None:
+    """Node ids in dependency layers (each layer's nodes are independent); None on a cycle.
+
+    A layer is every node whose sources all sit in earlier layers, in the document's node
+    order (Kahn's algorithm: linear in nodes and edges).
+    """
+    layers = _layers(doc, _dependencies(doc))
+    return layers if sum(map(len, layers)) == len(doc.nodes) else None
+
+
 def _cycle_nodes(doc: LangflowDocument) -> list[str]:
-    layers = topological_layers(doc) or []
-    placed = {nid for layer in layers for nid in layer}
-    # Kahn's algorithm from the other end, to keep only nodes on a cycle.
-    remaining = [nid for nid in doc.nodes if nid not in placed]
-    keep = set(remaining)
-    changed = True
-    while changed:
-        changed = False
-        for nid in list(keep):
-            if not any(e.source == nid and e.target in keep for e in doc.edges):
-                keep.discard(nid)
-                changed = True
-    return [nid for nid in remaining if nid in keep]
+    """Nodes on a cycle: what Kahn's algorithm leaves, less what only leads away from one."""
+    deps = _dependencies(doc)
+    placed = {nid for layer in _layers(doc, deps) for nid in layer}
+    keep = {nid for nid in doc.nodes if nid not in placed}
+    # Kahn's algorithm from the other end: drop nodes with no successor left in ``keep``.
+    successors = {nid: 0 for nid in keep}
+    for nid in keep:
+        for source in deps[nid]:
+            if source in keep:
+                successors[source] += 1
+    sinks = [nid for nid, count in successors.items() if count == 0]
+    while sinks:
+        nid = sinks.pop()
+        keep.discard(nid)
+        for source in deps[nid]:
+            if source in keep:
+                successors[source] -= 1
+                if successors[source] == 0:
+                    sinks.append(source)
+    return [nid for nid in doc.nodes if nid in keep]
 
 
 def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowProblem]:
     if node.spec is None:
+        if (reason := refusal_reason(node.id, node.type)) is not None:
+            return [node_problem(reason, node)]
         return [
             node_problem(
                 f"component {node.id} has unsupported type {node.type!r}; "
@@ -84,22 +131,13 @@ def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowP
         )
     values, value_problems = literal_values(node)
     problems.extend(value_problems)
-    if node.spec.is_model and node.kind == "LanguageModelComponent":
-        provider = values.get("provider") or "OpenAI"
-        if provider != "OpenAI":
+    problems.extend(provider_problems(node, values))
+    if node.kind == Kind.MEMORY:
+        if values.get("mode") not in (None, "", "Retrieve", "Store"):
             problems.append(
                 node_problem(
-                    f"component {node.id} uses provider {provider!r}; only OpenAI "
-                    "(and OpenAI-compatible servers) is supported: set provider to OpenAI",
-                    node,
-                    "provider",
-                )
-            )
-    if node.kind == "Memory":
-        if values.get("mode") not in (None, "", "Retrieve"):
-            problems.append(
-                node_problem(
-                    f"component {node.id}: only Retrieve mode is supported; set mode to Retrieve",
+                    f"component {node.id}: mode {values.get('mode')!r} is unknown; set mode to "
+                    "Retrieve or Store",
                     node,
                     "mode",
                 )
@@ -108,28 +146,62 @@ def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowP
     hosted = hosted_store_problem(node.kind, node.id, get_settings().hosted_stores_mapped)
     if hosted:
         problems.append(node_problem(hosted, node))
-    if node.kind == "Prompt":
-        try:
-            prompt_variables(str(values.get("template") or ""))
-        except ValueError as exc:
-            problems.append(
-                node_problem(
-                    f"prompt {node.id} has an invalid template ({exc}); "
-                    "write literal braces as {{ and }}",
-                    node,
-                    "template",
-                )
-            )
     return problems
+
+
+# The field each kind renders as a template (flows/langflow/templates.py).
+TEMPLATE_FIELDS: dict[str, str] = {
+    Kind.PROMPT: "template",
+    Kind.MEMORY: "template",
+    Kind.PARSER: "pattern",
+}
+# Kinds whose literal values (or tweaks) ``kind_problems`` checks beyond their types.
+CHECKED_KINDS = frozenset(
+    {Kind.CONDITIONAL_ROUTER, Kind.STRUCTURED_OUTPUT, "SmartRouter", *TEMPLATE_FIELDS}
+)
+
+
+def provider_problems(node: LangflowNode, values: Mapping[str, Any]) -> list[FlowProblem]:
+    """A model field, ``provider`` or ``agent_llm`` naming a provider flowfleet cannot map."""
+    if (
+        "model" not in values
+        and not (node.spec and node.spec.is_model)
+        and "agent_llm" not in values
+    ):
+        return []
+    try:
+        model_choice(node.kind or "", values)
+    except UnknownProvider as exc:
+        return [
+            node_problem(
+                f"component {node.id} ({node.type}) names provider {exc.name!r}, which flowfleet "
+                "does not know; use one of " + ", ".join(PROVIDER_IDS),
+                node,
+                exc.field_name,
+            )
+        ]
+    return []
 
 
 def kind_problems(
     node: LangflowNode, values: Mapping[str, Any], connected: Iterable[str] = ()
 ) -> list[FlowProblem]:
-    """Problems in the literal values of an If-Else or a Structured Output node."""
+    """Problems in the literal values of an If-Else, a Structured Output or a template."""
     problems: list[FlowProblem] = []
     connected = set(connected)
-    if node.kind == "ConditionalRouter":
+    template_field = TEMPLATE_FIELDS.get(node.kind or "")
+    if template_field and template_field not in connected:
+        try:
+            template_variables(str(values.get(template_field) or ""))
+        except TemplateError as exc:
+            problems.append(
+                node_problem(
+                    f"{node.type} {node.id}: {template_field} is refused: {exc}",
+                    node,
+                    template_field,
+                )
+            )
+    if node.kind == Kind.CONDITIONAL_ROUTER:
         operator = values.get("operator") or "equals"
         if operator not in ROUTER_OPERATORS:
             problems.append(
@@ -150,7 +222,36 @@ def kind_problems(
                         "match_text",
                     )
                 )
+    if node.kind == "SmartRouter":
+        routes = values.get("routes") or []
+        if len(routes) > MAX_ROUTES:
+            problems.append(
+                node_problem(
+                    f"Smart Router {node.id} has {len(routes)} routes; at most {MAX_ROUTES}",
+                    node,
+                    "routes",
+                )
+            )
+        for index, row in enumerate(routes if isinstance(routes, list) else []):
+            if not isinstance(row, dict) or not str(row.get("route_category") or "").strip():
+                problems.append(
+                    node_problem(
+                        f"route {index + 1} of Smart Router {node.id} has no route_category",
+                        node,
+                        "routes",
+                    )
+                )
     if node.kind == "StructuredOutput":
+        if "model" not in node.template and "llm" not in connected:
+            # Before 1.8 the model came only from the llm edge (no model field to fall back on).
+            problems.append(
+                node_problem(
+                    f"required field 'llm' of {node.id} ({node.type}) is empty and not "
+                    "connected: connect a model's model_output to it",
+                    node,
+                    "llm",
+                )
+            )
         problems.extend(schema_problems(node, values.get("output_schema") or []))
     return problems
 
@@ -314,9 +415,13 @@ def validate_tweaks(doc: LangflowDocument, tweaks: Mapping[str, Any]) -> list[Fl
                 problems.append(
                     node_problem(f"tweak {node_id}.{name} has an invalid value: {exc}", node, name)
                 )
-        if len(problems) == before and node.kind in ("ConditionalRouter", "StructuredOutput"):
+        if len(problems) == before and node.kind in CHECKED_KINDS:
             values, _ = literal_values(node)
             values.update({k: typed_value(field_type(node, k), v) for k, v in fields.items()})
             connected = {e.target_field for e in doc.incoming(node.id) if e.target_field}
             problems.extend(kind_problems(node, values, connected))
+        if len(problems) == before and {"model", "provider", "agent_llm"} & set(fields):
+            values, _ = literal_values(node)
+            values.update({k: typed_value(field_type(node, k), v) for k, v in fields.items()})
+            problems.extend(provider_problems(node, values))
     return problems

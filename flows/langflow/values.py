@@ -1,18 +1,19 @@
-"""A LangFlow node's field values: declared types, literal values typed, prompt variables."""
+"""A LangFlow node's field values: declared types, literal values typed."""
 
 from __future__ import annotations
 
 import json
-import string
 from typing import Any
 
 from flows.base import FlowProblem
 from flows.langflow.document import LangflowNode, node_problem
+from flows.langflow.specs import SECRET_FIELDS
 
 _INT_TYPES = {"int"}
 _FLOAT_TYPES = {"float", "slider"}
 _DICT_TYPES = {"dict", "NestedDict"}
 _TABLE_TYPES = {"table"}
+_MODEL_TYPES = {"model"}  # LangFlow 1.8+ ModelInput: [{provider, name, metadata}]
 
 
 def field_type(node: LangflowNode, name: str) -> str:
@@ -73,6 +74,14 @@ def typed_value(ftype: str, value: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
             raise ValueError(f"expected a list of row objects, got {value!r}")
         return value
+    if ftype in _MODEL_TYPES:
+        if value is None or value == "":
+            return []  # 1.12+ starters: unset, the deployment's default model
+        if isinstance(value, dict):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise ValueError(f"expected a list of {{provider, name}} objects, got {value!r}")
+        return value
     # str, prompt, multiline, other, tab, file...: text
     if value is None:
         return ""
@@ -101,7 +110,7 @@ def literal_values(node: LangflowNode) -> tuple[dict[str, Any], list[FlowProblem
             values[name] = None
             values[f"{name}__env"] = value if isinstance(value, str) and value else None
             continue
-        if name in {"api_key", "openai_api_key"}:
+        if name in SECRET_FIELDS:
             values[name] = None  # secrets never come from flow JSON
             continue
         try:
@@ -111,14 +120,3 @@ def literal_values(node: LangflowNode) -> tuple[dict[str, Any], list[FlowProblem
                 node_problem(f"field {name!r} of {node.id} has an invalid value: {exc}", node, name)
             )
     return values, problems
-
-
-def prompt_variables(template: str) -> list[str]:
-    """Variables of an f-string template (``{{``/``}}`` are literal braces). Raises ValueError."""
-    names: list[str] = []
-    for _, name, _, _ in string.Formatter().parse(template):
-        if name is not None and name not in names:
-            if not name.isidentifier():
-                raise ValueError(f"{{{name}}} is not a valid variable name")
-            names.append(name)
-    return names

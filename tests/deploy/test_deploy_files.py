@@ -60,9 +60,12 @@ def test_compose_topology_scales_workers_and_waits_for_migrations() -> None:
     services = compose()["services"]
     assert {"nginx", "api", "worker", "redis", "postgres", "migrate", "llm-sim"} <= set(services)
     assert services["nginx"]["ports"] == ["${FLOWFLEET_HTTP_PORT:-8080}:8080"]
+    assert services["api"]["deploy"]["replicas"] == 2
+    # One worker container making one process per core (FLOWFLEET_WORKER_PROCESSES=0).
+    assert services["worker"]["deploy"]["replicas"] == 1
+    assert services["worker"]["command"] == ["worker", "--processes", "0"]
     for name in ("api", "worker"):
         service = services[name]
-        assert service["deploy"]["replicas"] == 2
         # `--scale worker=N` needs neither a fixed name nor a published host port.
         assert "container_name" not in service
         assert "ports" not in service

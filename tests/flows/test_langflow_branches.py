@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -10,7 +11,13 @@ from flowfleet.llm_sim import reply_text
 from flows.base import FlowInput, FlowValidationError
 from flows.langflow.compiler import compile_langflow
 from flows.langflow.components import as_text
-from flows.langflow.conditions import MAX_PATTERN, UnsafeRegex, evaluate_condition
+from flows.langflow.conditions import (
+    MAX_PATTERN,
+    MAX_REGEX_WORK,
+    UnsafeRegex,
+    compile_regex,
+    evaluate_condition,
+)
 from flows.langflow.document import parse_document
 from flows.langflow.validation import validate_document, validate_tweaks
 from tests.flows.conftest import sim_requests
@@ -124,22 +131,48 @@ def _problems(flow_json: dict[str, Any]) -> list[tuple[str | None, str | None, s
 @pytest.mark.parametrize(
     ("pattern", "why"),
     [
-        ("(unclosed", "invalid regular expression"),
-        ("(a+)+$", "repetition inside a repetition"),
-        ("(a|ab)*c", "alternation inside a repetition"),
-        (r"(a)\1", "backreferences"),
-        ("a*b*c*d*", "4 variable-length repeats"),
+        ("(unclosed", "missing )"),
+        (r"(a)\1", "invalid escape sequence"),  # backreference: RE2 has none
+        ("a(?=b)", "invalid perl operator"),  # lookahead
+        ("(?<=a)b", "invalid perl operator"),  # lookbehind
+        ("[a-z]{1000}[a-z]{1000}", "RE2 instructions"),
         ("a" * (MAX_PATTERN + 1), "the limit is"),
     ],
 )
-def test_unsafe_or_invalid_regex_is_a_validation_problem(pattern: str, why: str) -> None:
-    """A literal regex that is invalid or could backtrack for ages is refused, naming the field."""
+def test_regex_re2_refuses_is_a_validation_problem(pattern: str, why: str) -> None:
+    """A literal regex RE2 cannot run (or too big a program) is refused, naming node and field."""
     flow_json = _router_flow(router_node(operator="regex", match_text=pattern))
     problems = _problems(flow_json)
     assert [(n, f) for n, f, _ in problems] == [(ROUTER, "match_text")]
     assert why in problems[0][2]
     with pytest.raises(FlowValidationError):
         compile_langflow(flow_json)
+
+
+CATASTROPHIC = "(a|)" * 49 + "$"  # 2**49 paths for a backtracking engine; 200 characters
+
+
+@pytest.mark.parametrize("pattern", [CATASTROPHIC, "(a+)+$", "(a|ab)*c", "(.*a){20}x"])
+def test_backtracking_bombs_run_in_linear_time(pattern: str) -> None:
+    """Shapes that backtrack exponentially in Python's re are accepted and answer at once."""
+    assert _problems(_router_flow(router_node(operator="regex", match_text=pattern))) == []
+    text = "a" * (MAX_REGEX_WORK // compile_regex(pattern).programsize - 1) + "!"
+    started = time.perf_counter()
+    assert evaluate_condition(text, pattern, "regex", case_sensitive=True) is False
+    assert evaluate_condition("a" * 30 + "!", pattern, "regex", case_sensitive=True) is False
+    # Python's re takes ~30 s on 30 copies of the first pattern; RE2 microseconds to ms.
+    assert time.perf_counter() - started < 1.0
+
+
+def test_regex_text_is_capped_by_program_size() -> None:
+    """A pattern reads at most MAX_REGEX_WORK / program size characters; more fails the run."""
+    pattern = "(?:[a-z]{0,500})*b"  # RE2's slowest shape: ~1,000 NFA threads per character
+    limit = MAX_REGEX_WORK // compile_regex(pattern).programsize
+    started = time.perf_counter()
+    assert evaluate_condition("a" * limit, pattern, "regex", case_sensitive=True) is False
+    assert time.perf_counter() - started < 3.0  # ~0.3 s on one core; generous for CI
+    with pytest.raises(UnsafeRegex, match=f"at most {limit}"):
+        evaluate_condition("a" * (limit + 1), pattern, "regex", case_sensitive=True)
 
 
 def test_router_missing_fields_and_unknown_operator_are_problems() -> None:
@@ -151,13 +184,6 @@ def test_router_missing_fields_and_unknown_operator_are_problems() -> None:
     doc = parse_document(_router_flow(router_node()))
     (problem,) = validate_tweaks(doc, {ROUTER: {"nope": 1}})
     assert problem.field == "nope"
-
-
-def test_regex_input_is_capped_by_pattern_cost() -> None:
-    """Three variable repeats may read 1,000 characters; more fails instead of backtracking."""
-    assert evaluate_condition("a" * 1000, ".*.*.*x", "regex", case_sensitive=True) is False
-    with pytest.raises(UnsafeRegex, match="at most 1000"):
-        evaluate_condition("a" * 1001, ".*.*.*x", "regex", case_sensitive=True)
 
 
 # ---------------------------------------------------------------- Structured Output

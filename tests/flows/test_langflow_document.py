@@ -222,13 +222,19 @@ def test_missing_required_field_is_rejected(name: str) -> None:
     assert any(p.node_id == out["id"] and p.field == "input_value" for p in problems)
 
 
-def test_non_openai_provider_is_rejected() -> None:
-    """Only the OpenAI provider of the Language Model component is served."""
+def test_unknown_provider_is_rejected_naming_node_and_provider() -> None:
+    """A Language Model provider dropdown (1.6/1.7) naming an unknown provider is a problem;
+    a known one (Anthropic) validates and routing decides who serves it."""
     flow = load("Basic Prompting.json")
     model = node_of(flow, "LanguageModelComponent")
-    model["data"]["node"]["template"]["provider"]["value"] = "Anthropic"
+    model["data"]["node"]["template"]["provider"]["value"] = "Acme AI"
     problems = _problems(flow)
-    assert any(p.node_id == model["id"] and p.field == "provider" for p in problems)
+    assert any(
+        p.node_id == model["id"] and p.field == "provider" and "'Acme AI'" in p.message
+        for p in problems
+    )
+    model["data"]["node"]["template"]["provider"]["value"] = "Anthropic"
+    describe("f", json.dumps(flow))
 
 
 def test_all_problems_are_reported_at_once() -> None:
