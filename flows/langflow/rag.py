@@ -224,7 +224,11 @@ class VectorStoreComponent:
             vector = await handle.client.aembed_query(query)
             k = int(values.get("number_of_results") or 4)
             threshold = float(values.get("search_score_threshold") or 0.0)
-            for hit in await store.search(collection, vector, k):
+            terms = _lexical_terms(values)
+            hits = await store.search(collection, vector, k * 4 if terms else k)
+            if terms:  # hybrid: chunks holding the lexical terms come first
+                hits = sorted(hits, key=lambda h: -(h.score + _term_hits(h.text, terms)))[:k]
+            for hit in hits:
                 if hit.score < threshold:
                     continue
                 shown = {
@@ -268,6 +272,19 @@ class VectorStoreComponent:
         assert state.build is not None
         await state.build.finish(len(chunks))
         state.done = True
+
+
+def _lexical_terms(values: Mapping[str, Any]) -> list[str]:
+    if values.get("search_method") != "Hybrid Search":
+        return []
+    text = as_text(values.get("lexical_terms"))
+    return [t for t in (w.strip().lower() for w in text.replace(",", " ").split()) if t]
+
+
+def _term_hits(text: str, terms: list[str]) -> float:
+    # A term found counts as much as the whole cosine scale: lexical matches lead.
+    lowered = text.lower()
+    return float(sum(1 for t in terms if t in lowered))
 
 
 def build_rag_component(nid: str, kind: str, values: dict[str, Any]) -> Component:

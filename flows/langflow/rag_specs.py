@@ -141,6 +141,9 @@ def rag_specs() -> tuple[ComponentSpec, ...]:
         FieldSpec("number_of_results", "int", default=4),
         FieldSpec("search_type", "str", default="Similarity"),
         FieldSpec("search_score_threshold", "float", default=0.0),
+        # AstraDB's Hybrid Search: lexical terms (and a reranker, which maps to none here).
+        FieldSpec("search_method", "str", default="Vector Search"),
+        FieldSpec("lexical_terms", "str", msg, default=""),
         *(FieldSpec(name, "str", default="") for name in COLLECTION_FIELDS),
     )
     store_out: dict[str, tuple[str, ...]] = {
