@@ -165,18 +165,15 @@ def test_hosted_stores_are_refused_unless_mapped(monkeypatch: pytest.MonkeyPatch
     """AstraDB is a 422 naming the node and the setting when hosted stores are not mapped."""
     monkeypatch.setenv("FLOWFLEET_VECTOR_STORE_MAP_HOSTED", "false")
     get_settings.cache_clear()
-    try:
-        problems = validate_document(parse_document(json.dumps(search_only(starter()))))
-    finally:
-        get_settings.cache_clear()
+    problems = validate_document(parse_document(json.dumps(search_only(starter()))))
     (problem,) = problems
     assert problem.node_type == "AstraDB"
-    assert problem.node_id and problem.node_id in problem.message
+    assert problem.node_id
+    assert problem.node_id in problem.message
     assert "FLOWFLEET_VECTOR_STORE_MAP_HOSTED" in problem.message
-    with pytest.raises(FlowValidationError):
-        monkeypatch.setenv("FLOWFLEET_VECTOR_STORE_MAP_HOSTED", "false")
+    text = json.dumps(search_only(starter()))
+    try:
+        with pytest.raises(FlowValidationError):
+            compile_langflow(text)
+    finally:
         get_settings.cache_clear()
-        try:
-            compile_langflow(json.dumps(search_only(starter())))
-        finally:
-            get_settings.cache_clear()
