@@ -1,4 +1,13 @@
-"""OpenAI-compatible LLM simulator: deterministic replies, tunable latency and injected faults.
+"""LLM simulator: deterministic replies, tunable latency and injected faults, in three APIs.
+
+It speaks OpenAI chat completions (``POST /v1/chat/completions``), Anthropic Messages
+(``POST /v1/messages``) and Gemini (``POST /v1beta/models/{model}:generateContent`` and
+``:streamGenerateContent``, also under ``/v1/models/``), each streaming or not. Anthropic
+and Gemini requests are read as the OpenAI-style message list they amount to
+(``anthropic_messages``, ``gemini_messages``), so the reply to the same conversation is the
+same text in every API. Every request is recorded (``GET /_sim/requests``: bodies as sent;
+``GET /_sim/calls``: API, path, headers and body), so a test can check what reached a
+backend, credentials included.
 
 Tests and benchmarks point `langchain-openai` (or the `openai` client) at it instead of a real
 model server. The reply depends only on the request messages (see `reply_text`), so a test can
@@ -9,6 +18,11 @@ call of the chosen (else the first) function whose arguments fit its schema; wit
 `response_format` of type `json_schema`, content JSON that fits the schema. Values are
 deterministic: strings are the last user text, numbers 0, booleans false, objects every
 property, arrays `minItems` items (none without it).
+
+Agents (tools offered, none forced; see `tool_turn`): the sim calls the tools the user's
+message names (else the first), one a turn, with arguments derived from that message (URLs
+for url-like fields, an arithmetic expression for expression-like ones, else the text), then
+answers with text holding what each tool returned; an argument with a non-empty default keeps it.
 """
 
 from __future__ import annotations
@@ -145,6 +159,91 @@ def structured_reply(body: dict[str, Any]) -> tuple[str | None, str] | None:
     return None
 
 
+# --- tool-calling agents --------------------------------------------------------------------
+
+_URL_RE = re.compile(r"https?://[^\s'\"<>)\]]+")
+# A run of numbers, operators and parentheses that holds at least one operator.
+_EXPRESSION_RE = re.compile(r"[\d(][\d\s.+\-*/%()]*[+\-*/%][\d\s.+\-*/%()]*[\d)]")
+
+
+def _string_argument(name: str, text: str) -> str:
+    """A string argument from the user's text: a URL for url-like names, an arithmetic
+    expression for expression-like names, else the whole text."""
+    lowered = name.lower()
+    if "url" in lowered and (url := _URL_RE.search(text)):
+        return url.group(0).rstrip(".,;")
+    if ("expression" in lowered or "math" in lowered) and (expr := _EXPRESSION_RE.search(text)):
+        return expr.group(0).strip()
+    return text
+
+
+def tool_arguments(schema: Any, text: str) -> dict[str, Any]:
+    """Arguments for a tool call derived from the user's text and the tool's JSON schema."""
+    props = (schema or {}).get("properties") or {} if isinstance(schema, dict) else {}
+    args: dict[str, Any] = {}
+    for name, sub in props.items():
+        sub = sub if isinstance(sub, dict) else {}
+        kind = sub.get("type")
+        if sub.get("default") not in (None, "", [], {}):
+            args[name] = sub["default"]  # an optional argument keeps its default
+        elif kind == "string" and not sub.get("enum"):
+            args[name] = _string_argument(name, text)
+        elif kind == "array" and (sub.get("items") or {}).get("type") == "string":
+            urls = [u.rstrip(".,;") for u in _URL_RE.findall(text)] if "url" in name.lower() else []
+            args[name] = urls or [_string_argument(name, text)]
+        else:
+            args[name] = sample_value(sub, text, schema.get("$defs"))
+    return args
+
+
+def tool_turn(body: dict[str, Any]) -> tuple[str, str, str] | str | None:
+    """An agent's next step, for a request offering tools without forcing one.
+
+    Plan: the offered tools whose names the last user message mentions, in the order it
+    mentions them, else the first tool. Each turn calls the next planned tool not yet
+    called since that user message: ``(call id, name, arguments JSON)``; once every planned
+    tool has answered, the text reply ``Tool results: name: result; ... [digest]``. None
+    for requests without tools or that force a function (``structured_reply`` answers those).
+    """
+    tools = [
+        t["function"] for t in body.get("tools") or [] if isinstance(t, dict) and "function" in t
+    ]
+    choice = body.get("tool_choice")
+    if not tools or isinstance(choice, dict):
+        return None
+    messages = body["messages"]
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+    text = message_text(messages[last_user]) if last_user >= 0 else ""
+    since = messages[last_user + 1 :]
+    called = [
+        call.get("function", {}).get("name")
+        for m in since
+        if m.get("role") == "assistant"
+        for call in m.get("tool_calls") or []
+    ]
+    results = [m for m in since if m.get("role") == "tool"]
+    lowered = text.lower()
+    named = sorted(
+        (t for t in tools if str(t.get("name", "")).lower() in lowered),
+        key=lambda t: lowered.index(str(t.get("name")).lower()),
+    )
+    plan = named or tools[:1]
+    pending = [t for t in plan if t.get("name") not in called]
+    if pending and choice != "none":
+        tool = pending[0]
+        arguments = json.dumps(tool_arguments(tool.get("parameters"), text))
+        return f"call_sim{len(called)}", str(tool.get("name")), arguments
+    names = {
+        call.get("id"): call.get("function", {}).get("name")
+        for m in since
+        for call in m.get("tool_calls") or []
+    }
+    said = "; ".join(
+        f"{names.get(m.get('tool_call_id'), 'tool')}: {message_text(m)}" for m in results
+    )
+    return f"Tool results: {said} [{expected_digest(messages)}]"
+
+
 def reply_tokens(messages: list[dict[str, Any]], min_tokens: int = 0) -> list[str]:
     """The reply split into streamed tokens, padded with " ~" up to `min_tokens`."""
     # Whitespace travels with the following word so the tokens concatenate to the exact reply.
@@ -194,6 +293,9 @@ class SimState:
         self.config = _validated(dataclasses.replace(config))
         self.rng = random.Random(config.seed)
         self.requests: deque[Any] = deque(maxlen=config.record)
+        self.searches: deque[Any] = deque(maxlen=config.record)  # POST /search bodies
+        # Per request, in the order of ``requests``: API, path, headers and body.
+        self.calls: deque[dict[str, Any]] = deque(maxlen=config.record)
         # Per streamed reply: when each token left (wall clock), for latency measurements.
         self.streams: deque[dict[str, Any]] = deque(maxlen=config.record)
         self.in_flight = 0  # completions being answered now
@@ -223,8 +325,16 @@ class SimState:
             self.rng = random.Random(self.config.seed)
         if self.config.record != self.requests.maxlen:
             self.requests = deque(self.requests, maxlen=self.config.record)
+            self.calls = deque(self.calls, maxlen=self.config.record)
             self.streams = deque(self.streams, maxlen=self.config.record)
         return self.config
+
+    def record(self, request: Request, api: str, body: dict[str, Any]) -> None:
+        """Keep a request: its body in ``requests``, with API, path and headers in ``calls``."""
+        self.requests.append(body)
+        self.calls.append(
+            {"api": api, "path": request.url.path, "headers": dict(request.headers), "body": body}
+        )
 
     def draw_fault(self) -> tuple[int | None, bool]:
         """Roll for this request: (error status or None, whether to hang)."""
@@ -298,9 +408,11 @@ async def _stream(
     yield "data: [DONE]\n\n"
 
 
-def _tool_call(name: str, arguments: str, index: int | None = None) -> dict[str, Any]:
+def _tool_call(
+    name: str, arguments: str, index: int | None = None, call_id: str = "call_sim0"
+) -> dict[str, Any]:
     call = {
-        "id": "call_sim0",
+        "id": call_id,
         "type": "function",
         "function": {"name": name, "arguments": arguments},
     }
@@ -313,11 +425,12 @@ def _completion(
     text: str,
     usage: dict[str, int],
     tool: tuple[str, str] | None = None,
+    call_id: str = "call_sim0",
 ) -> Response:
     message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
     finish_reason = "stop"
     if tool is not None:
-        message.update(content=None, tool_calls=[_tool_call(*tool)])
+        message.update(content=None, tool_calls=[_tool_call(*tool, call_id=call_id)])
         finish_reason = "tool_calls"
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
     body = {
@@ -333,12 +446,16 @@ def _completion(
 
 
 async def _stream_tool_call(
-    chunks: _Chunks, tool: tuple[str, str], config: SimConfig, usage: dict[str, int] | None
+    chunks: _Chunks,
+    tool: tuple[str, str],
+    config: SimConfig,
+    usage: dict[str, int] | None,
+    call_id: str = "call_sim0",
 ) -> AsyncIterator[str]:
     # The whole call in one delta: clients join argument fragments, one is a valid split.
     yield chunks.choice({"role": "assistant", "content": None})
     await asyncio.sleep(config.ttft_s)
-    yield chunks.choice({"tool_calls": [_tool_call(*tool, index=0)]})
+    yield chunks.choice({"tool_calls": [_tool_call(*tool, index=0, call_id=call_id)]})
     yield chunks.choice({}, finish_reason="tool_calls")
     if usage is not None:
         yield chunks.usage(usage)
@@ -384,7 +501,7 @@ async def chat_completions(request: Request) -> Response:
     sim: SimState = request.app.state.sim
     config = sim.config  # one snapshot, so a config change never alters a reply under way
     status, hang = sim.draw_fault()
-    sim.requests.append(body)
+    sim.record(request, "openai", body)
     if status is not None:
         return _injected_error(status)
     sim.enter()
@@ -409,9 +526,15 @@ async def _answer(
         return error_response(504, "llm-sim hung past its limit")
     sim: SimState = request.app.state.sim
     messages = body["messages"]
-    structured = structured_reply(body)
+    turn = tool_turn(body)
+    structured = structured_reply(body) if turn is None else None
     tool: tuple[str, str] | None = None
-    if structured is None:
+    call_id = "call_sim0"
+    if isinstance(turn, tuple):
+        call_id, tool, tokens = turn[0], (turn[1], turn[2]), []
+    elif isinstance(turn, str):
+        tokens = _TOKEN_RE.findall(turn)
+    elif structured is None:
         tokens = reply_tokens(messages, config.tokens)
     elif structured[0] is None:
         tokens = [structured[1]]  # JSON content: one token, so it is never padded
@@ -425,7 +548,7 @@ async def _answer(
         stream_usage = usage if options.get("include_usage") else None
         chunks = _Chunks(completion_id, model)
         if tool:
-            events = _stream_tool_call(chunks, tool, config, stream_usage)
+            events = _stream_tool_call(chunks, tool, config, stream_usage, call_id)
         else:
             emitted: list[float] = []
             last_user = next(
@@ -436,7 +559,34 @@ async def _answer(
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     await asyncio.sleep(max(0.0, config.ttft_s + config.token_s * (len(tokens) - 1)))
-    return _completion(completion_id, model, "".join(tokens), usage, tool)
+    return _completion(completion_id, model, "".join(tokens), usage, tool, call_id)
+
+
+async def search(request: Request) -> Response:
+    """A Tavily-style web search, deterministic: ``max_results`` results about the query."""
+    try:
+        body = json.loads(await request.body())
+        query = str(body["query"])
+        count = max(1, min(int(body.get("max_results") or 5), 20))
+    except (ValueError, KeyError, TypeError):
+        return error_response(400, "body must be JSON with a 'query'")
+    request.app.state.sim.searches.append(body)
+    slug = re.sub(r"\W+", "-", query.lower()).strip("-")[:60]
+    results = [
+        {
+            "title": f"Result {i} for {query}",
+            "url": f"https://search.example/{slug}/{i}",
+            "content": f"About {query}: finding {i}.",
+            "score": round(1 - i / 100, 2),
+        }
+        for i in range(1, count + 1)
+    ]
+    return JSONResponse({"query": query, "results": results})
+
+
+async def get_searches(request: Request) -> Response:
+    """The recorded search request bodies, oldest first."""
+    return JSONResponse(list(request.app.state.sim.searches))
 
 
 async def list_models(request: Request) -> Response:
@@ -450,9 +600,16 @@ async def get_requests(request: Request) -> Response:
     return JSONResponse(list(request.app.state.sim.requests))
 
 
+async def get_calls(request: Request) -> Response:
+    """The recorded requests with their API, path and headers, oldest first."""
+    return JSONResponse(list(request.app.state.sim.calls))
+
+
 async def clear_requests(request: Request) -> Response:
     """Forget the recorded requests and streams."""
     request.app.state.sim.requests.clear()
+    request.app.state.sim.searches.clear()
+    request.app.state.sim.calls.clear()
     request.app.state.sim.streams.clear()
     return Response(status_code=204)
 
@@ -592,11 +749,21 @@ async def healthz(request: Request) -> Response:
 
 def create_app(config: SimConfig) -> Starlette:
     """The simulator as an ASGI app; `config` is copied, change it through PUT /_sim/config."""
+    # The Anthropic and Gemini routes build on this module's helpers.
+    from flowfleet.llm_sim_wire import anthropic_messages_endpoint, gemini_endpoint
+
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
+            Route("/search", search, methods=["POST"]),
+            Route("/_sim/searches", get_searches, methods=["GET"]),
+            Route("/v1/messages", anthropic_messages_endpoint, methods=["POST"]),
+            # google-genai sends v1beta by default, v1 when given a base URL.
+            Route("/v1beta/models/{target}", gemini_endpoint, methods=["POST"]),
+            Route("/v1/models/{target}", gemini_endpoint, methods=["POST"]),
             Route("/_sim/requests", get_requests, methods=["GET"]),
+            Route("/_sim/calls", get_calls, methods=["GET"]),
             Route("/_sim/requests", clear_requests, methods=["DELETE"]),
             Route("/_sim/streams", get_streams, methods=["GET"]),
             Route("/_sim/config", get_config, methods=["GET"]),

@@ -19,8 +19,8 @@ from typing import Any
 from langchain_openai import OpenAIEmbeddings
 
 from flows.models import backend_place
-from flows.routing import ModelSpec, route
-from shared.settings import BackendConfig
+from flows.routing import BackendNotAllowed, ModelSpec, route, sim_backend
+from shared.settings import BackendConfig, get_settings
 
 DEFAULT_MODEL = "text-embedding-3-small"
 
@@ -30,6 +30,7 @@ class EmbeddingSpec:
     """What an embeddings node asks for; ``identity`` is what makes two vectors comparable."""
 
     model_name: str = DEFAULT_MODEL
+    provider: str | None = None  # LangFlow's provider name (routing normalises it)
     base_url: str | None = None
     dimensions: int | None = None
     batch_size: int = 1000  # LangFlow's chunk_size: texts per request
@@ -38,8 +39,20 @@ class EmbeddingSpec:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def backend(self) -> BackendConfig:
-        """The backend that serves this model (raises BackendNotAllowed for unknown URLs)."""
-        return route(ModelSpec(model_name=self.model_name, base_url=self.base_url))
+        """The backend that serves this model; raises BackendNotAllowed when none can."""
+        settings = get_settings()
+        spec = ModelSpec(model_name=self.model_name, provider=self.provider, base_url=self.base_url)
+        backend = route(spec, settings)
+        if backend.api == "openai":
+            return backend
+        if settings.env != "production" and backend.name.startswith("llm-sim"):
+            return sim_backend(settings, "openai")  # the embedded default: llm-sim's /v1
+        raise BackendNotAllowed(
+            f"embeddings of provider {self.provider!r} go to backend {backend.name!r}, which "
+            f"speaks the {backend.api} API; embeddings need an OpenAI-compatible backend: "
+            "configure one serving this provider (docs/providers.md)",
+            field="model",
+        )
 
     def cache_key(self) -> str:
         """Every setting, as text (the spec holds a dict, so it is not hashable)."""
@@ -49,6 +62,7 @@ class EmbeddingSpec:
         """Backend, model and dimensions: vectors of different identities never mix."""
         backend = self.backend()
         raw = json.dumps([backend.name, backend.base_url, self.model_name, self.dimensions])
+        # (the provider is not part of it: it only chooses the backend, which is)
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 

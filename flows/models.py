@@ -1,6 +1,6 @@
 """Chat models for flows: route a model request to a configured backend.
 
-Every flow, Python or LangFlow, gets its ``ChatOpenAI`` here, so routing, keys
+Every flow, Python or LangFlow, gets its chat model here, so routing, keys
 and connection pools live in one place. One HTTP connection pool per backend
 (and event loop) is shared by every model instance that points at it.
 """
@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import httpx2
 import openai
 import pydantic
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 from openai import DefaultAioHttpClient
 
-from flows.retry import CircuitBreaker, RetryPolicy, breaker_for, give_up
+from flows.retry import CircuitBreaker, RetryPolicy, breaker_for, give_up, is_timeout
 from flows.routing import BackendNotAllowed, ModelSpec, route
 from shared.settings import BackendConfig, get_settings
 
@@ -57,7 +57,7 @@ def set_limiter(limiter: Limiter | None) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _backend_slot(model: ChatOpenAI) -> AsyncIterator[None]:
+async def _backend_slot(model: BaseChatModel) -> AsyncIterator[None]:
     meta = model.metadata or {}
     limit = meta.get("flowfleet_max_concurrency")
     if _limiter is None or not limit or _holding.get():
@@ -79,19 +79,6 @@ async def backend_place(backend: str, limit: int | None) -> AsyncIterator[None]:
         return
     async with _limiter.slot(backend, int(limit)):
         yield
-
-
-class LimitedChatOpenAI(ChatOpenAI):
-    """``ChatOpenAI`` whose calls hold a place of their backend's fleet-wide limit."""
-
-    async def _agenerate(self, *args: Any, **kwargs: Any) -> ChatResult:
-        async with _backend_slot(self):
-            return await super()._agenerate(*args, **kwargs)
-
-    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
-        async with _backend_slot(self):
-            async for chunk in super()._astream(*args, **kwargs):
-                yield chunk
 
 
 _clients: dict[tuple[int, str], httpx2.AsyncClient] = {}
@@ -195,11 +182,28 @@ class JsonChatCompletions(openai.resources.chat.AsyncCompletions):
         )
 
 
-class ResilientChatOpenAI(LimitedChatOpenAI):
-    # Each attempt holds a place of the backend's fleet-wide limit; backoff sleeps do not.
-    """``ChatOpenAI`` whose calls go through the backend's circuit breaker and retry policy."""
+class Resilient(BaseChatModel):
+    """Backend resilience for any LangChain chat model: mix in before the model's class.
 
-    backend_name: str = "default"
+    Each attempt holds a place of the backend's fleet-wide limit (``_backend_slot``; backoff
+    sleeps do not), goes through the backend's circuit breaker and retry policy. The
+    backend's name and limit travel in ``metadata`` (set by ``chat_model``), so one mixin
+    serves ChatOpenAI, ChatAnthropic and ChatGoogleGenerativeAI alike.
+    """
+
+    # LangChain's ``stream=`` switch of ainvoke reaches ``_agenerate`` as a kwarg too:
+    # ChatOpenAI reads it; others (ChatGoogleGenerativeAI) would send it on and be refused.
+    _keeps_stream_kwarg: ClassVar[bool] = True
+
+    def _breaker(self) -> tuple[RetryPolicy, CircuitBreaker]:
+        meta = self.metadata or {}
+        name = str(meta.get("flowfleet_backend") or "default")
+        return RetryPolicy.from_settings(get_settings()), breaker_for(name)
+
+    def _client_timed_out(self, exc: BaseException) -> bool:
+        # A timeout the flow chose shorter than the backend's: says nothing about the
+        # backend's health, so it never counts against the breaker everyone shares.
+        return bool((self.metadata or {}).get("flowfleet_client_timeout")) and is_timeout(exc)
 
     async def _agenerate(
         self,
@@ -208,14 +212,18 @@ class ResilientChatOpenAI(LimitedChatOpenAI):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        policy, breaker = RetryPolicy.from_settings(get_settings()), breaker_for(self.backend_name)
+        policy, breaker = self._breaker()
+        if not self._keeps_stream_kwarg:
+            kwargs.pop("stream", None)
         attempt = 0
         while True:
             breaker.before_call()
             try:
-                result = await super()._agenerate(messages, stop, run_manager, **kwargs)
+                async with _backend_slot(self):
+                    result = await super()._agenerate(messages, stop, run_manager, **kwargs)
             except Exception as exc:
-                await _back_off(policy, breaker, attempt, exc)
+                count = not self._client_timed_out(exc)
+                await _back_off(policy, breaker, attempt, exc, count=count)
                 attempt += 1
                 continue
             breaker.record(None)
@@ -228,22 +236,36 @@ class ResilientChatOpenAI(LimitedChatOpenAI):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        policy, breaker = RetryPolicy.from_settings(get_settings()), breaker_for(self.backend_name)
+        policy, breaker = self._breaker()
+        if not self._keeps_stream_kwarg:
+            kwargs.pop("stream", None)
         attempt = 0
         while True:
             breaker.before_call()
             emitted = False
             try:
-                async for chunk in super()._astream(messages, stop, run_manager, **kwargs):
-                    emitted = True
-                    yield chunk
+                async with _backend_slot(self):
+                    async for chunk in super()._astream(messages, stop, run_manager, **kwargs):
+                        emitted = True
+                        yield chunk
             except Exception as exc:
                 # After a token went out, a retry would repeat it in the run's events: give up.
-                await _back_off(policy, breaker, attempt, exc, retryable=not emitted)
+                await _back_off(
+                    policy,
+                    breaker,
+                    attempt,
+                    exc,
+                    retryable=not emitted,
+                    count=not self._client_timed_out(exc),
+                )
                 attempt += 1
                 continue
             breaker.record(None)
             return
+
+
+class ResilientChatOpenAI(Resilient, ChatOpenAI):
+    """``ChatOpenAI`` through the backend's limit, circuit breaker and retry policy."""
 
 
 async def _back_off(
@@ -253,31 +275,59 @@ async def _back_off(
     exc: Exception,
     *,
     retryable: bool = True,
+    count: bool = True,
 ) -> None:
     """Record a failed attempt; sleep before the next one, or raise when the budget is spent."""
-    breaker.record(exc)
+    if count:
+        breaker.record(exc)
+    else:
+        breaker.release_probe()
     wait = policy.next_delay(attempt, exc) if retryable else None
     if wait is None:
         raise give_up(exc, attempt + 1) from exc
     await asyncio.sleep(wait)
 
 
-def chat_model(spec: ModelSpec | str | None = None, **overrides: Any) -> ResilientChatOpenAI:
-    """A ``ChatOpenAI`` routed to the right backend, with its key from the environment."""
+def chat_model(spec: ModelSpec | str | None = None, **overrides: Any) -> BaseChatModel:
+    """A chat model routed to the right backend, speaking its API, with the backend's own key.
+
+    The key is always the routed backend's configured one (``BackendConfig.api_key``): a
+    variable a flow names (``spec.api_key_env``) never chooses it, and an ad-hoc backend gets
+    none, so a flow cannot send a worker's secret anywhere (docs/security.md, "Secrets").
+    """
     if spec is None or isinstance(spec, str):
         spec = ModelSpec(model_name=spec, **overrides)
     backend = route(spec)
-    key_env = spec.api_key_env or backend.api_key_env
-    api_key = (os.environ.get(key_env) if key_env else None) or backend.api_key()
+    # A flow's timeout may shorten the backend's, never lengthen it; a shorter one firing is
+    # the flow's doing and never trips the breaker (Resilient._client_timed_out).
+    timeout = backend.timeout_s
+    if spec.timeout_s and spec.timeout_s < backend.timeout_s:
+        timeout = spec.timeout_s
+    if backend.api == "anthropic":
+        model: BaseChatModel = _anthropic_model(spec, backend, timeout)
+    elif backend.api == "google":
+        model = _google_model(spec, backend, timeout)
+    else:
+        model = _openai_model(spec, backend, timeout)
+    # Routing metadata for metrics, limits, the breaker and error reports.
+    model.metadata = {
+        "flowfleet_backend": backend.name,
+        "flowfleet_max_concurrency": backend.max_concurrency,
+        "flowfleet_client_timeout": timeout < backend.timeout_s,
+    }
+    return model
+
+
+def _openai_model(spec: ModelSpec, backend: BackendConfig, timeout: float) -> ResilientChatOpenAI:
+    api_key = backend.api_key()
     kwargs: dict[str, Any] = dict(spec.model_kwargs)
     if spec.json_mode:
         kwargs["response_format"] = {"type": "json_object"}
-    timeout = spec.timeout_s or backend.timeout_s
     client = ValidatingAsyncOpenAI(
         api_key=api_key,
         base_url=backend.base_url,
         timeout=timeout,
-        max_retries=0,  # retries are ResilientChatOpenAI's policy (flows/retry.py)
+        max_retries=0,  # retries are Resilient's policy (flows/retry.py)
         http_client=_http_client(backend),
     )
     params: dict[str, Any] = {
@@ -302,10 +352,63 @@ def chat_model(spec: ModelSpec | str | None = None, **overrides: Any) -> Resilie
         params["max_tokens"] = spec.max_tokens
     if spec.seed is not None:
         params["seed"] = spec.seed
-    model = ResilientChatOpenAI(**params, backend_name=backend.name)
-    # Routing metadata for metrics, limits and error reports.
-    model.metadata = {
-        "flowfleet_backend": backend.name,
-        "flowfleet_max_concurrency": backend.max_concurrency,
+    return ResilientChatOpenAI(**params)
+
+
+def _anthropic_model(spec: ModelSpec, backend: BackendConfig, timeout: float) -> BaseChatModel:
+    from langchain_anthropic import ChatAnthropic  # only workers that route to Anthropic load it
+
+    cls = _resilient(ChatAnthropic)
+    params: dict[str, Any] = {
+        "model": spec.model_name or "default",
+        "base_url": backend.base_url,
+        "api_key": backend.api_key(),
+        "timeout": timeout,
+        "max_retries": 0,  # retries are Resilient's policy (flows/retry.py)
+        "stream_usage": True,
+        # The Messages API requires max_tokens; LangFlow's Anthropic component sends 4096.
+        "max_tokens": spec.max_tokens or 4096,
+        "model_kwargs": dict(spec.model_kwargs),
     }
-    return model
+    if spec.streaming is not None:
+        params["streaming"] = spec.streaming
+    if spec.temperature is not None:
+        params["temperature"] = spec.temperature
+    return cls(**params)
+
+
+def _google_model(spec: ModelSpec, backend: BackendConfig, timeout: float) -> BaseChatModel:
+    from langchain_google_genai import ChatGoogleGenerativeAI
+
+    cls = _resilient(ChatGoogleGenerativeAI)
+    params: dict[str, Any] = {
+        "model": spec.model_name or "default",
+        "base_url": backend.base_url,
+        "google_api_key": backend.api_key(),
+        # The Gemini API at base_url with the backend's key: never Vertex AI with ambient
+        # credentials, whatever GOOGLE_GENAI_USE_VERTEXAI says in the worker's environment.
+        "vertexai": False,
+        "timeout": timeout,
+        "max_retries": 0,  # retries are Resilient's policy (flows/retry.py)
+    }
+    if spec.streaming is not None:
+        params["streaming"] = spec.streaming
+    if spec.temperature is not None:
+        params["temperature"] = spec.temperature
+    if spec.max_tokens:
+        params["max_output_tokens"] = spec.max_tokens
+    if spec.seed is not None:
+        params["seed"] = spec.seed
+    return cls(**params)
+
+
+_resilient_classes: dict[type[BaseChatModel], type[BaseChatModel]] = {}
+
+
+def _resilient(base: type[BaseChatModel]) -> type[BaseChatModel]:
+    """``base`` with ``Resilient`` mixed in (one class per base, made on first use)."""
+    cls = _resilient_classes.get(base)
+    if cls is None:
+        cls = type(f"Resilient{base.__name__}", (Resilient, base), {"_keeps_stream_kwarg": False})
+        _resilient_classes[base] = cls
+    return cls

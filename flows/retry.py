@@ -31,13 +31,40 @@ run_deadline: ContextVar[float | None] = ContextVar("flowfleet_run_deadline", de
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    # LangChain integrations wrap the SDK's error (langchain-google-genai raises its own
+    # type ``from`` google-genai's): look through the chain, a few links at most.
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 4:
+        chain.append(current)
+        current = current.__cause__
+    return chain
+
+
 def backend_status(exc: BaseException) -> int | None:
-    """The HTTP status a backend answered, when it answered at all."""
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code
-    if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code
+    """The HTTP status a backend answered, when it answered at all (any of the SDKs)."""
+    for link in _causes(exc):
+        if isinstance(link, openai.APIStatusError):
+            return link.status_code
+        if isinstance(link, httpx.HTTPStatusError):
+            return link.response.status_code
+        # anthropic.APIStatusError (status_code), google.genai.errors.APIError (code)
+        for attr in ("status_code", "code"):
+            value = getattr(link, attr, None)
+            if isinstance(value, int) and 100 <= value < 600 and hasattr(link, "response"):
+                return value
     return None
+
+
+_TRANSPORT = (openai.APIConnectionError, httpx.TransportError, TimeoutError, ConnectionError)
+
+
+def _is_transport(exc: BaseException) -> bool:
+    # By class name too, so the Anthropic SDK's APIConnectionError (and httpx2's
+    # TransportError) count without importing those SDKs here.
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return isinstance(exc, _TRANSPORT) or bool(names & {"APIConnectionError", "TransportError"})
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -45,8 +72,15 @@ def is_retryable(exc: BaseException) -> bool:
     status = backend_status(exc)
     if status is not None:
         return status in RETRY_STATUSES or status >= 500
-    return isinstance(
-        exc, openai.APIConnectionError | httpx.TransportError | TimeoutError | ConnectionError
+    return any(_is_transport(link) for link in _causes(exc))
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """The call ran out of time (any SDK's timeout error, or one it wraps)."""
+    return any(
+        isinstance(link, TimeoutError | openai.APITimeoutError | httpx.TimeoutException)
+        or "timeout" in type(link).__name__.lower()
+        for link in _causes(exc)
     )
 
 
@@ -145,6 +179,10 @@ class CircuitBreaker:
             backend=self.name,
         )
 
+    def release_probe(self) -> None:
+        """An outcome that says nothing of the backend's health: a half-open probe may go again."""
+        self._probing = False
+
     def record(self, exc: BaseException | None) -> None:
         """Count one call's outcome; only transient failures trip the breaker."""
         if exc is None or not is_retryable(exc):
@@ -182,6 +220,6 @@ def give_up(exc: BaseException, attempts: int) -> BaseException:
             f"the LLM backend answered HTTP {status}{tries}: {message[:200]}",
             backend_status=status,
         )
-    if isinstance(exc, openai.APITimeoutError | TimeoutError | httpx.TimeoutException):
+    if is_timeout(exc):
         return BackendError(f"the LLM backend did not answer in time{tries}")
     return BackendError(f"the LLM backend could not be reached{tries}")

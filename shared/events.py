@@ -1,6 +1,7 @@
 """Run events on Redis Streams: one bounded, expiring stream per run.
 
-The worker appends ``status``, ``token``, ``output``, ``error`` and ``done``;
+The worker appends ``status``, ``token``, ``tool_call``, ``tool_result`` (an agent's
+steps, worker/tool_events.py), ``output``, ``error`` and ``done``;
 readers (SSE, long-poll wait) read from any id. Redis may lose these; the run's
 result is always in the database.
 """
@@ -17,6 +18,7 @@ from shared.settings import Settings
 
 # Events after which the stream's expiry is (re)set; tokens skip the EXPIRE round-trip work.
 EXPIRING_EVENTS = frozenset({"status", "done"})
+TOOL_EVENTS = ("tool_call", "tool_result")  # an agent's steps, in the order they happened
 Event = tuple[str, str, dict[str, Any]]  # (stream entry id, event, data)
 # A larger final row (a long output) is left out of the end entry, so Redis does not hold
 # the output twice for the events' lifetime; its waiters read the row back instead.

@@ -176,6 +176,29 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class RunStep(Base):
+    """One tool call or tool result of a run's agent, as it happened (docs/agents.md).
+
+    Written as the step happens, not with the result: a run taken over after its worker
+    died shows the steps of every attempt (``attempt``), which is what ran, tool side effects
+    included.
+    """
+
+    __tablename__ = "run_steps"
+    __table_args__ = (Index("ix_run_steps_run_id_id", "run_id", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # "tool_call" or "tool_result"
+    tool_call_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(128))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)  # the event's data, as published
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class RagIngest(Base):
     """One ingest of a flow's documents into a collection, done once and reused.
 

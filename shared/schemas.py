@@ -187,3 +187,23 @@ def run_out(run: Any) -> RunOut:
         finished_at=run.finished_at,
         webhook=run.webhook,
     )
+
+
+class StepOut(BaseModel):
+    """One step of a run's agent: a tool call (``args``) or its result (``status``, ``result``)."""
+
+    event: Literal["tool_call", "tool_result"]
+    attempt: int
+    id: str  # the tool call's id; a call and its result share it
+    name: str
+    args: dict[str, Any] | None = None
+    status: str | None = None
+    result: str | None = None
+    created_at: datetime
+
+
+class RunSteps(BaseModel):
+    """A run's agent steps in the order they happened, across attempts."""
+
+    run_id: str
+    items: list[StepOut]

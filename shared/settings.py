@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -11,28 +12,45 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.providers import Api, normalise_provider
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LLM_SIM_DEFAULT_URL = "http://127.0.0.1:8001/v1"
+DEFAULT_WEBHOOK_SECRET = "change-me"  # the embedded default; refused in production
 
 
 class BackendConfig(BaseModel):
-    """One OpenAI-compatible LLM server (OpenAI, vLLM, TGI, llm-sim...)."""
+    """One LLM server and the API it speaks (OpenAI-compatible, Anthropic Messages, Gemini).
+
+    docs/providers.md: the YAML/env format and which provider maps to which API.
+    """
 
     name: str
     base_url: str
+    api: Api = "openai"
+    # LangFlow providers this backend serves (normalised: "Google Generative AI" -> google).
+    providers: list[str] = Field(default_factory=list)
     api_key_env: str | None = None  # name of the variable holding the key, never the key
     models: list[str] = Field(default_factory=lambda: ["*"])  # fnmatch patterns
     max_concurrency: int | None = None  # fleet-wide limit, None = unlimited
     timeout_s: float = 120.0
+    # A base URL a flow named that no operator configured: it never gets a configured key.
+    adhoc: bool = False
 
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("providers")
+    @classmethod
+    def _normalise_providers(cls, value: list[str]) -> list[str]:
+        return [normalise_provider(p) for p in value]
+
     def api_key(self) -> str:
+        """The key sent to this backend: its own configured variable's value, nothing else."""
         # OpenAI-compatible servers without auth still need a non-empty key in the client.
-        if self.api_key_env:
+        if self.api_key_env and not self.adhoc:
             return os.environ.get(self.api_key_env, "") or "not-set"
         return "not-set"
 
@@ -97,8 +115,18 @@ class Settings(BaseSettings):
     max_batch: int = 100
     idempotency_ttl_s: int = 24 * 3600
 
-    # Webhooks
-    webhook_allowed_hosts: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
+    # Egress (shared/egress.py): what a flow or a webhook may reach besides public addresses.
+    # JSON lists, e.g. FLOWFLEET_EGRESS_ALLOWED_HOSTS='["tools.internal"]',
+    # FLOWFLEET_EGRESS_ALLOWED_CIDRS='["10.20.0.0/16"]'. Empty: public unicast addresses only.
+    egress_allowed_hosts: list[str] = Field(default_factory=list)  # fnmatch patterns
+    egress_allowed_cidrs: list[str] = Field(default_factory=list)
+    egress_timeout_s: float = 30.0  # the whole exchange, redirects included
+    egress_max_bytes: int = 10 * 1024 * 1024  # a response body
+    egress_max_redirects: int = 5
+
+    # Webhooks: hosts a webhook URL may name (fnmatch patterns; empty = any host whose
+    # addresses the egress policy admits). Delivery goes through the egress policy either way.
+    webhook_allowed_hosts: list[str] = Field(default_factory=list)
     webhook_timeout_s: float = 10.0
     webhook_max_attempts: int = 6
     webhook_retry_base_s: float = 5.0  # attempt n waits base * 2**(n-1)
@@ -108,10 +136,19 @@ class Settings(BaseSettings):
     backends_file: Path | None = None
     default_backend: str | None = None
     allow_adhoc_backends: bool = False
+    # Model connection fields a per-run tweak may change (none by default: a tweak of
+    # openai_api_base or timeout would pick where a call goes or trip the shared breaker).
+    # Secret fields (api_key) are never tweakable. docs/security.md, "Secrets".
+    tweakable_model_fields: list[str] = Field(default_factory=list)
     llm_sim_url: str = LLM_SIM_DEFAULT_URL
+    # Web search for agents' search tools (docs/agents.md): a Tavily-style endpoint (POST
+    # {query, max_results} -> {results: [{title, url, content}]}); unset: llm-sim's /search.
+    search_url: str | None = None
+    search_api_key: SecretStr | None = None
     backend_lease_s: float = 15.0  # a backend place's lease; renewed while the call lasts
 
-    webhook_secret: SecretStr = SecretStr("change-me")
+    # Signs webhook deliveries; production refuses the default and an empty value at start.
+    webhook_secret: SecretStr = SecretStr(DEFAULT_WEBHOOK_SECRET)
 
     # Delivery: a run claimed this many times without finishing fails `exhausted_retries`.
     max_attempts: int = 3
@@ -184,6 +221,16 @@ class Settings(BaseSettings):
             return "sqlite+aiosqlite:///" + value[len("sqlite:///") :]
         return value
 
+    @field_validator("egress_allowed_cidrs")
+    @classmethod
+    def _valid_cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"egress_allowed_cidrs: {cidr!r} is not a network") from exc
+        return value
+
     @model_validator(mode="after")
     def _resolve_backends(self) -> Settings:
         if self.backends_file is not None:
@@ -214,6 +261,18 @@ class Settings(BaseSettings):
             self.auth_enabled = self.env == "production"
         elif not self.auth_enabled and self.env == "production":
             raise ValueError("auth may be off only in the embedded default (env=embedded)")
+        return self
+
+    @model_validator(mode="after")
+    def _production_secrets(self) -> Settings:
+        if self.env == "production":
+            secret = self.webhook_secret.get_secret_value().strip()
+            if secret in ("", DEFAULT_WEBHOOK_SECRET) or secret.upper().startswith("REPLACE-ME"):
+                raise ValueError(
+                    "FLOWFLEET_WEBHOOK_SECRET is empty, the default 'change-me' or the "
+                    "deploy/k8s placeholder 'REPLACE-ME...'; production "
+                    "needs a secret of its own (e.g. `openssl rand -hex 32`)"
+                )
         return self
 
     @property

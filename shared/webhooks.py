@@ -8,6 +8,11 @@ A delivery is ``POST <url>`` with the run's JSON (the body of ``GET /v1/runs/{id
 where ``body`` is the exact bytes sent. Receivers recompute the HMAC over the
 timestamp header, a dot and the raw body, compare in constant time, and reject old
 timestamps to stop replays.
+
+Where a webhook may point is the egress policy's business (shared/egress.py): at submit a
+URL naming a refused address literally (``http://10.0.0.1/``) is a 422 at once; at delivery
+the host is resolved and every address checked, and the connection goes to the checked
+address. ``webhook_allowed_hosts``, when set, narrows the hosts further by name.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import hmac
+import ipaddress
 from urllib.parse import urlsplit
 
+from shared.egress import egress_policy
 from shared.errors import InvalidRequest
 from shared.settings import Settings
 
@@ -31,13 +38,32 @@ def validate_url(settings: Settings, url: str) -> str:
         raise InvalidRequest("webhook must be an http or https URL with a host", field="webhook")
     host = parts.hostname.lower()
     allowed = settings.webhook_allowed_hosts
-    if not any(fnmatch.fnmatchcase(host, pattern.lower()) for pattern in allowed):
+    if allowed and not any(fnmatch.fnmatchcase(host, pattern.lower()) for pattern in allowed):
         raise InvalidRequest(
-            f"webhook host {host!r} is not allowed; allowed hosts: {', '.join(allowed) or 'none'}"
+            f"webhook host {host!r} is not allowed; allowed hosts: {', '.join(allowed)}"
             " (setting FLOWFLEET_WEBHOOK_ALLOWED_HOSTS)",
             field="webhook",
         )
+    _refuse_literal_address(settings, host)
     return url
+
+
+def _refuse_literal_address(settings: Settings, host: str) -> None:
+    """A 422 now for a URL that names a refused address; names are resolved at delivery."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if host == "localhost" or host.endswith(".localhost"):
+            ip = ipaddress.ip_address("127.0.0.1")
+        else:
+            return
+    policy = egress_policy(settings)
+    if not (policy.host_allowed(host) or policy.address_allowed(ip)):
+        raise InvalidRequest(
+            f"webhook host {host!r} is an internal address the egress policy refuses "
+            "(FLOWFLEET_EGRESS_ALLOWED_HOSTS / FLOWFLEET_EGRESS_ALLOWED_CIDRS admit it)",
+            field="webhook",
+        )
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:

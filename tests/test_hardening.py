@@ -17,11 +17,11 @@ from shared.settings import Settings
 
 
 def test_auth_defaults_on_in_production_and_cannot_be_turned_off_there() -> None:
-    assert Settings(env="production").auth_on
+    assert Settings(env="production", webhook_secret="s3cret-for-tests").auth_on
     assert not Settings(env="embedded").auth_on
     assert Settings(env="embedded", auth_enabled=True).auth_on
     with pytest.raises(ValidationError):
-        Settings(env="production", auth_enabled=False)
+        Settings(env="production", webhook_secret="s3cret-for-tests", auth_enabled=False)
 
 
 def test_logs_never_carry_keys() -> None:

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import openai
@@ -366,3 +367,204 @@ async def test_stats_report_the_in_flight_high_water_mark(sim_url: str) -> None:
         assert all(r.status_code == 200 for r in replies)
         stats = (await client.get("/_sim/stats")).json()
     assert stats == {"completions": 4, "in_flight": 0, "max_in_flight": 4}
+
+
+def _sim_model(sim_url: str, *, streaming: bool) -> ChatOpenAI:
+    return ChatOpenAI(
+        base_url=f"{sim_url}/v1",
+        api_key="x",  # type: ignore[arg-type]
+        model="sim-1",
+        streaming=streaming,
+        max_retries=0,
+    )
+
+
+def _calc_tool(expression: str) -> str:
+    """Evaluate an arithmetic expression."""
+    return "42"
+
+
+def _fetch_tool(urls: list[str]) -> str:
+    """Fetch the content of web pages."""
+    return "page"
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_tools_offered_get_a_call_then_an_answer_with_the_result(
+    sim_url: str, streaming: bool
+) -> None:
+    """An agent's first request calls the tool with arguments from the input and the schema;
+    after the tool result, the reply is text carrying what the tool returned."""
+    from langchain_core.messages import HumanMessage, ToolMessage
+    from langchain_core.tools import StructuredTool
+
+    tools = [
+        StructuredTool.from_function(_calc_tool, name="evaluate_expression"),
+        StructuredTool.from_function(_fetch_tool, name="fetch_content"),
+    ]
+    model = _sim_model(sim_url, streaming=streaming).bind_tools(tools)
+    history: list[Any] = [HumanMessage("please evaluate_expression of 6 * 7 now")]
+    first = await model.ainvoke(history)
+    assert first.tool_calls == [
+        {
+            "name": "evaluate_expression",
+            "args": {"expression": "6 * 7"},
+            "id": "call_sim0",
+            "type": "tool_call",
+        }
+    ]
+    history += [first, ToolMessage("42", tool_call_id="call_sim0")]
+    second = await model.ainvoke(history)
+    assert not second.tool_calls
+    assert str(second.content).startswith("Tool results: evaluate_expression: 42 [")
+    requests = httpx.get(f"{sim_url}/_sim/requests").json()
+    assert [m["role"] for m in requests[1]["messages"]] == ["user", "assistant", "tool"]
+    assert {t["function"]["name"] for t in requests[0]["tools"]} == {
+        "evaluate_expression",
+        "fetch_content",
+    }
+
+
+async def test_tools_named_in_the_input_are_called_in_turn(sim_url: str) -> None:
+    """Two tools named in the input: two calls in the order named, then one answer; an
+    input naming none calls the first tool; URL-like array arguments get the URLs."""
+    from langchain_core.messages import HumanMessage, ToolMessage
+    from langchain_core.tools import StructuredTool
+
+    tools = [
+        StructuredTool.from_function(_calc_tool, name="evaluate_expression"),
+        StructuredTool.from_function(_fetch_tool, name="fetch_content"),
+    ]
+    model = _sim_model(sim_url, streaming=False).bind_tools(tools)
+    history: list[Any] = [
+        HumanMessage("fetch_content of https://example.com/a. then evaluate_expression 1+2")
+    ]
+    first = await model.ainvoke(history)
+    assert first.tool_calls[0]["name"] == "fetch_content"
+    assert first.tool_calls[0]["args"] == {"urls": ["https://example.com/a"]}
+    history += [first, ToolMessage("page", tool_call_id=first.tool_calls[0]["id"])]
+    second = await model.ainvoke(history)
+    assert second.tool_calls[0]["name"] == "evaluate_expression"
+    assert second.tool_calls[0]["args"] == {"expression": "1+2"}
+    assert second.tool_calls[0]["id"] != first.tool_calls[0]["id"]
+    history += [second, ToolMessage("3", tool_call_id=second.tool_calls[0]["id"])]
+    third = await model.ainvoke(history)
+    assert str(third.content).startswith(
+        "Tool results: fetch_content: page; evaluate_expression: 3 ["
+    )
+    plain = await model.ainvoke([HumanMessage("hello")])
+    assert plain.tool_calls[0]["name"] == "evaluate_expression"
+    assert plain.tool_calls[0]["args"] == {"expression": "hello"}
+
+
+# --- Anthropic Messages and Gemini ------------------------------------------------------------
+
+
+ANTHROPIC_BODY = {
+    "model": "claude-sim",
+    "max_tokens": 64,
+    "system": "You are terse.",
+    "messages": [{"role": "user", "content": "What is  the capital of France?"}],
+}
+
+
+def test_anthropic_sdk_reads_whole_and_streamed_replies(sim_url: str) -> None:
+    """The official Anthropic SDK parses both; the reply is the OpenAI route's for the same
+    conversation; each request is recorded with its API, path and headers."""
+    import anthropic
+
+    from flowfleet.llm_sim_wire import anthropic_messages
+
+    client = anthropic.Anthropic(api_key="k-anthropic", base_url=sim_url, max_retries=0)
+    expected = reply_text(MESSAGES)
+    assert anthropic_messages(ANTHROPIC_BODY) == MESSAGES
+    whole = client.messages.create(**ANTHROPIC_BODY)  # type: ignore[call-overload]
+    assert [block.text for block in whole.content] == [expected]
+    assert whole.stop_reason == "end_turn"
+    assert whole.usage.output_tokens == len(reply_tokens(MESSAGES))
+    with client.messages.stream(**ANTHROPIC_BODY) as stream:  # type: ignore[arg-type]
+        pieces = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert len(pieces) == len(reply_tokens(MESSAGES))
+    assert "".join(pieces) == expected
+    assert final.usage.input_tokens > 0
+    assert final.stop_reason == "end_turn"
+    calls = httpx.get(f"{sim_url}/_sim/calls").json()
+    assert [(c["api"], c["path"]) for c in calls] == [("anthropic", "/v1/messages")] * 2
+    headers = calls[0]["headers"]
+    # SDK releases differ: x-api-key, or the key as a Bearer token.
+    assert headers.get("x-api-key") == "k-anthropic" or (
+        headers.get("authorization") == "Bearer k-anthropic"
+    )
+    assert calls[1]["body"]["stream"] is True
+
+
+def test_anthropic_tools_get_one_tool_use_block(sim_url: str) -> None:
+    body = {
+        **ANTHROPIC_BODY,
+        "tools": [
+            {
+                "name": "answer",
+                "description": "d",
+                "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+            }
+        ],
+    }
+    reply = httpx.post(f"{sim_url}/v1/messages", json=body).json()
+    assert reply["stop_reason"] == "tool_use"
+    (block,) = reply["content"]
+    assert block["type"] == "tool_use"
+    assert block["name"] == "answer"
+    assert block["input"] == {"city": "What is  the capital of France?"}
+
+
+def test_gemini_sdk_reads_whole_and_streamed_replies(sim_url: str) -> None:
+    from google import genai
+    from google.genai import types
+
+    from flowfleet.llm_sim_wire import gemini_messages
+
+    client = genai.Client(api_key="k-gemini", http_options=types.HttpOptions(base_url=sim_url))
+    config = types.GenerateContentConfig(system_instruction="You are terse.")
+    question = "What is  the capital of France?"
+    expected = reply_text(MESSAGES)
+    whole = client.models.generate_content(model="gemini-sim", contents=question, config=config)
+    assert whole.text == expected
+    assert whole.usage_metadata is not None
+    assert whole.usage_metadata.candidates_token_count == len(reply_tokens(MESSAGES))
+    pieces = [
+        chunk.text
+        for chunk in client.models.generate_content_stream(
+            model="gemini-sim", contents=question, config=config
+        )
+    ]
+    assert len(pieces) == len(reply_tokens(MESSAGES))
+    assert "".join(pieces) == expected
+    calls = httpx.get(f"{sim_url}/_sim/calls").json()
+    assert [c["api"] for c in calls] == ["gemini", "gemini"]
+    assert calls[0]["path"].endswith("/models/gemini-sim:generateContent")
+    assert calls[1]["path"].endswith("/models/gemini-sim:streamGenerateContent")
+    assert calls[0]["headers"]["x-goog-api-key"] == "k-gemini"
+    assert gemini_messages(calls[0]["body"]) == MESSAGES
+
+
+def test_gemini_stream_without_sse_is_one_json_array(sim_url: str) -> None:
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    url = f"{sim_url}/v1beta/models/g:streamGenerateContent"
+    chunks = httpx.post(url, json=body).json()
+    text = "".join(c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks)
+    assert text == reply_text([{"role": "user", "content": "hi"}])
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+    assert "usageMetadata" in chunks[-1]
+
+
+def test_anthropic_and_gemini_routes_inject_faults_in_their_error_shapes(sim_url: str) -> None:
+    httpx.put(f"{sim_url}/_sim/config", json={"error_rate": 1, "error_status": [429]})
+    anthropic_reply = httpx.post(f"{sim_url}/v1/messages", json=ANTHROPIC_BODY)
+    assert anthropic_reply.status_code == 429
+    assert anthropic_reply.headers["retry-after"] == "1"
+    assert anthropic_reply.json()["error"]["type"] == "rate_limit_error"
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    gemini_reply = httpx.post(f"{sim_url}/v1beta/models/g:generateContent", json=body)
+    assert gemini_reply.status_code == 429
+    assert gemini_reply.json()["error"]["status"] == "RESOURCE_EXHAUSTED"

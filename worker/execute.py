@@ -28,6 +28,7 @@ from worker.backend_errors import as_run_failure
 from worker.context import WorkerContext
 from worker.delivery import durably, exhausted
 from worker.streaming import BatchedTokenPublisher, InlineUsage
+from worker.tool_events import ToolEvents
 
 log = get_logger("worker.execute")
 HISTORY_LIMIT = 200
@@ -271,6 +272,7 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
                     tokens,
                     cancel.CancelCheck(ctx, run_id),
                     metrics.LLMMetrics(),
+                    ToolEvents(ctx, run_id, run.attempts),
                 ],
                 # owner: RAG collections are scoped to the key that runs (flows/vectorstores.py).
                 "metadata": {"run_id": run_id, "flow_id": run.flow_id, "owner": run.owner},

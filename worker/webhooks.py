@@ -1,7 +1,11 @@
 """Webhook delivery: a Celery task POSTs the finished run, signed, with backoff retries.
 
-Every attempt (time, status code or error) is recorded in ``Run.webhook`` so the
-client can see it on the run; the final state is ``delivered`` or ``failed``.
+The POST goes through the egress policy (shared/egress.py): the host is resolved, every
+address checked, the connection made to the checked address. Every attempt is recorded in
+``Run.webhook`` with a coarse outcome only — ``delivered``, ``rejected`` (a non-2xx answer,
+with its status code), ``unreachable`` or ``refused`` (the policy) — never the error text:
+a client must not learn from it which internal ports answer (a port scanner). The detail
+goes to the worker's log. The final state is ``delivered`` or ``failed``.
 """
 
 from __future__ import annotations
@@ -11,11 +15,11 @@ import time
 from datetime import datetime
 from typing import Any
 
-import httpx
 from celery import Task
 from sqlalchemy import update
 
 from shared.db import transaction
+from shared.egress import EgressDenied, EgressFailed, fetch
 from shared.logging import get_logger
 from shared.models import Run, utcnow
 from shared.queue import WEBHOOK_TASK
@@ -55,8 +59,13 @@ async def _record(ctx: WorkerContext, run_id: str, webhook: dict[str, Any]) -> N
         )
 
 
-def post(ctx: WorkerContext, url: str, body: bytes) -> tuple[int | None, str | None]:
-    """One signed POST; (status code, error). Redirects are not followed."""
+# Coarse outcomes of one attempt (what the run shows).
+DELIVERED, REJECTED, UNREACHABLE, REFUSED = "delivered", "rejected", "unreachable", "refused"
+RESPONSE_CAP_BYTES = 64 * 1024  # a receiver's answer is read only to close the exchange
+
+
+async def post(ctx: WorkerContext, url: str, body: bytes) -> tuple[int | None, str]:
+    """One signed POST through the egress policy; (status code, outcome). No redirects."""
     timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
@@ -67,11 +76,24 @@ def post(ctx: WorkerContext, url: str, body: bytes) -> tuple[int | None, str | N
         ),
     }
     try:
-        with httpx.Client(timeout=ctx.settings.webhook_timeout_s, follow_redirects=False) as c:
-            response = c.post(url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        return None, f"{type(exc).__name__}: {exc}"[:500]
-    return response.status_code, None
+        response = await fetch(
+            ctx.settings,
+            "POST",
+            url,
+            headers=headers,
+            content=body,
+            timeout_s=ctx.settings.webhook_timeout_s,
+            max_bytes=RESPONSE_CAP_BYTES,
+            follow_redirects=False,
+        )
+    except EgressDenied as exc:
+        log.warning("webhook.refused", url=url, error=exc.message)
+        return None, REFUSED
+    except EgressFailed as exc:
+        log.info("webhook.unreachable", url=url, error=exc.message)
+        return None, UNREACHABLE
+    ok = 200 <= response.status_code < 300
+    return response.status_code, DELIVERED if ok else REJECTED
 
 
 @app.task(name=WEBHOOK_TASK, bind=True, acks_late=True, ignore_result=True, max_retries=None)
@@ -81,19 +103,19 @@ def deliver(self: Task, run_id: str) -> str:
     url, body, webhook = loop.run(_load(ctx, run_id))
     if url is None or webhook.get("state") in ("delivered", "failed"):
         return "skipped"
-    status, error = post(ctx, url, body)
-    attempts = [*webhook.get("attempts", []), _attempt(status, error)]
-    ok = status is not None and 200 <= status < 300
-    final = len(attempts) >= ctx.settings.webhook_max_attempts
-    state = "delivered" if ok else ("failed" if final else "retrying")
+    status, outcome = loop.run(post(ctx, url, body))
+    attempts = [*webhook.get("attempts", []), _attempt(status, outcome)]
+    # A refusal is the policy's answer, the same on every try: no retry.
+    final = outcome == REFUSED or len(attempts) >= ctx.settings.webhook_max_attempts
+    state = "delivered" if outcome == DELIVERED else ("failed" if final else "retrying")
     loop.run(_record(ctx, run_id, {"url": url, "state": state, "attempts": attempts}))
-    log.info("webhook.attempt", run_id=run_id, status=status, error=error, state=state)
+    log.info("webhook.attempt", run_id=run_id, status=status, outcome=outcome, state=state)
     if state == "retrying":
         countdown = ctx.settings.webhook_retry_base_s * 2 ** (len(attempts) - 1)
         raise self.retry(countdown=countdown)
     return state
 
 
-def _attempt(status: int | None, error: str | None) -> dict[str, Any]:
+def _attempt(status: int | None, outcome: str) -> dict[str, Any]:
     at: datetime = utcnow()
-    return {"at": at.isoformat(), "status_code": status, "error": error}
+    return {"at": at.isoformat(), "outcome": outcome, "status_code": status}

@@ -32,7 +32,8 @@ async def run_events(
     caller: Caller,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
-    """The run's events as SSE (status, token, output, error, done); resumable by Last-Event-ID."""
+    """The run's events as SSE (status, token, tool_call, tool_result, output, error, done);
+    resumable by Last-Event-ID."""
     after = event_service.parse_event_id(last_event_id)
     run = await event_service.load_run(state, run_id, caller.visible_owner)
 

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flows.base import FlowInput, FlowProblem, FlowResult, FlowValidationError
+from flows.langflow.agent import AgentComponent
 from flows.langflow.components import (
     INACTIVE,
     SIMPLE_COMPONENTS,
@@ -59,11 +60,19 @@ from flows.langflow.document import (
     parse_document,
 )
 from flows.langflow.kinds import Kind
+from flows.langflow.providers import OWN_MODEL_KINDS
 from flows.langflow.rag import build_rag_component
 from flows.langflow.rag_plan import RagPlan
 from flows.langflow.rag_specs import RAG_KINDS
-from flows.langflow.providers import OWN_MODEL_KINDS
 from flows.langflow.specs import OUTPUT_KINDS, SECRET_FIELDS
+from flows.langflow.tool_components import (
+    APIRequestComponent,
+    CalculatorComponent,
+    CurrentDateComponent,
+    SearchToolComponent,
+    URLComponent,
+    tools_metadata,
+)
 from flows.langflow.validation import (
     is_loop_back,
     topological_layers,
@@ -76,6 +85,7 @@ from shared.settings import get_settings
 
 # Model fields whose change needs another model object (everything but the messages).
 _MESSAGE_FIELDS = frozenset({"input_value", "system_message", "stream"})
+_AGENT_MODEL_FIELDS = frozenset({"model", "model_name", "temperature", "max_tokens", "agent_llm"})
 
 
 class CompiledLangflow:
@@ -106,9 +116,18 @@ class CompiledLangflow:
             try:
                 self.components[nid] = self._build(nid, node.kind or "", values)
             except BackendNotAllowed as exc:
-                problems.append(FlowProblem(str(exc), nid, node.type, "openai_api_base"))
+                problems.append(FlowProblem(str(exc), nid, node.type, exc.field))
             except ValueError as exc:  # e.g. a prompt LangChain refuses
                 problems.append(FlowProblem(f"{nid}: {exc}", nid, node.type))
+            else:
+                comp = self.components[nid]
+                if isinstance(
+                    comp, AgentComponent | URLComponent | SearchToolComponent | APIRequestComponent
+                ):
+                    # Only the connected outputs are computed (a URL in tool mode fetches
+                    # nothing until the agent calls it).
+                    outs = {e.source_output or "" for e in doc.edges if e.source == nid}
+                    comp.wanted = outs or comp.wanted
         if problems:
             raise FlowValidationError(problems)
         # Ingest once (rag_plan): a search node also waits for its collection's ingest.
@@ -198,6 +217,21 @@ class CompiledLangflow:
             connected = any(e.target_field == "llm" for e in self.doc.incoming(nid))
             model = None if connected else chat_model(model_spec(kind, values))
             return StructuredOutputComponent(nid, model)
+        if kind == "Agent":
+            spec = model_spec(kind, values)
+            meta = tools_metadata(self.doc.nodes[nid].template)
+            return AgentComponent(nid, chat_model(spec), spec.model_name or "", meta)
+        if kind == "CalculatorComponent":
+            return CalculatorComponent(tools_metadata(self.doc.nodes[nid].template))
+        if kind == "URLComponent":
+            template = self.doc.nodes[nid].template
+            return URLComponent(template, tools_metadata(template))
+        if kind in ("UnifiedWebSearch", "TavilySearchComponent", "SearchComponent"):
+            return SearchToolComponent(kind, tools_metadata(self.doc.nodes[nid].template))
+        if kind == "APIRequest":
+            return APIRequestComponent(tools_metadata(self.doc.nodes[nid].template))
+        if kind == "CurrentDate":
+            return CurrentDateComponent(tools_metadata(self.doc.nodes[nid].template))
         if kind in RAG_KINDS:
             return build_rag_component(nid, kind, values)
         return SIMPLE_COMPONENTS[kind]()
@@ -216,6 +250,8 @@ class CompiledLangflow:
             elif node.kind in OWN_MODEL_KINDS and "model" in fields:
                 kind = node.kind or ""
                 values[nid]["__model__"] = chat_model(model_spec(kind, values[nid]))
+            if isinstance(comp, AgentComponent) and set(fields) & _AGENT_MODEL_FIELDS:
+                values[nid]["__model__"] = chat_model(model_spec("Agent", values[nid]))
         if flow_input.input is not None:
             for nid in self.input_ids:
                 values[nid]["input_value"] = flow_input.input

@@ -326,12 +326,13 @@ def model_spec(kind: str, values: Mapping[str, Any]) -> ModelSpec:
     model_name = choice.model_name
     temperature = values.get("temperature")
     if kind != Kind.OPENAI_MODEL:
-        # LangFlow's Language Model (and the provider components, through it) passes
-        # model, temperature and key; the provider components also their token limit.
+        # LangFlow's Language Model (and the provider components and the Agent, through
+        # it) passes model, temperature and key; the provider components also their token
+        # limit.
         if choice.reasoning or (model_name and model_name.startswith(REASONING_PREFIXES)):
             temperature = None
         provider = PROVIDER_BY_KIND.get(kind)
-        max_tokens = values.get(provider.max_tokens_field) if provider else None
+        max_tokens = values.get(provider.max_tokens_field if provider else "max_tokens")
         return ModelSpec(
             model_name=model_name,
             provider=choice.provider,

@@ -26,7 +26,9 @@ def model_names(doc: LangflowDocument) -> list[str]:
     """Model names the flow's model nodes ask for, in node order, unique."""
     names: list[str] = []
     for node in doc.nodes.values():
-        if node.spec and (node.spec.is_model or node.kind in OWN_MODEL_KINDS):
+        if node.spec and (
+            node.spec.is_model or node.kind in OWN_MODEL_KINDS or node.kind == "Agent"
+        ):
             values, _ = literal_values(node)
             try:  # every export format's model field (flows/langflow/providers.py)
                 name = model_choice(node.kind or "", values).model_name

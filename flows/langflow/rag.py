@@ -34,7 +34,12 @@ from langchain_text_splitters import (
 from flows.embeddings import DEFAULT_MODEL, EmbeddingSpec, RoutedEmbeddings, embeddings_client
 from flows.ingest_ledger import Build
 from flows.langflow.components import Component, Message, RunContext, as_text
-from flows.langflow.rag_specs import EMBEDDING_KINDS, VECTOR_STORE_KINDS, collection_of
+from flows.langflow.rag_specs import (
+    EMBEDDING_KINDS,
+    EMBEDDING_PROVIDERS,
+    VECTOR_STORE_KINDS,
+    collection_of,
+)
 from flows.vectorstores import Chunk, store_collection, vector_store
 from shared.models import ANONYMOUS
 from shared.settings import get_settings
@@ -124,31 +129,34 @@ class EmbeddingsHandle:
     client: RoutedEmbeddings
 
 
-def _model_name(value: Any) -> str:
-    # 1.8+ ModelInput: a list of {"name", "provider", ...}; older exports: the name itself.
-    if isinstance(value, list) and value:
-        value = value[0]
-    if isinstance(value, Mapping):
-        value = value.get("name")
+def _model_choice(value: Any) -> tuple[str, str | None]:
+    """(model name, provider) of a model field: 1.8+ ModelInput (a list of ``{"name",
+    "provider", ...}``, possibly typed as text: JSON or a dict's repr) or a plain name."""
     if isinstance(value, str) and value.startswith(("[", "{")):
-        # The model field typed as text (values.typed_value): JSON, or a dict's repr.
         for parse in (json.loads, ast.literal_eval):
             try:
-                return _model_name(parse(value))
+                return _model_choice(parse(value))
             except (ValueError, SyntaxError):
                 continue
-    return str(value or "").strip()
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    if isinstance(value, Mapping):
+        provider = value.get("provider")
+        return str(value.get("name") or "").strip(), str(provider) if provider else None
+    return str(value or "").strip(), None
 
 
 def embedding_spec(kind: str, values: Mapping[str, Any]) -> EmbeddingSpec:
     """The EmbeddingSpec of an embeddings node's values (any provider)."""
     _, model_field, url_field, _ = EMBEDDING_KINDS[kind]
-    model = _model_name(values.get(model_field))
+    model, provider = _model_choice(values.get(model_field))
+    provider = provider or as_text(values.get("provider")) or EMBEDDING_PROVIDERS.get(kind)
     base_url = as_text(values.get(url_field)).strip() if url_field else ""
     dimensions = values.get("dimensions")
     timeout = values.get("request_timeout")
     return EmbeddingSpec(
         model_name=model or DEFAULT_MODEL,
+        provider=provider or None,
         base_url=base_url or None,
         dimensions=int(dimensions) if dimensions else None,
         batch_size=int(values.get("chunk_size") or 1000),

@@ -36,6 +36,15 @@ EMBEDDING_KINDS: dict[str, tuple[str, str, str | None, tuple[str, ...]]] = {
     ),
 }
 
+# The provider each embeddings kind stands for (EmbeddingModel names its own per model).
+EMBEDDING_PROVIDERS = {
+    "OpenAIEmbeddings": "OpenAI",
+    "AzureOpenAIEmbeddings": "Azure OpenAI",
+    "OllamaEmbeddings": "Ollama",
+    "GoogleGenerativeAIEmbeddings": "Google Generative AI",
+    "HuggingFaceInferenceAPIEmbeddings": "HuggingFace",
+}
+
 # Stores that run on this machine: Chroma (the configured store) and FAISS (local, mapped
 # onto it too). Hosted ones run on the configured store only when the setting maps them.
 LOCAL_STORES = ("Chroma", "FAISS")

@@ -20,6 +20,8 @@ LANGUAGE_MODEL = "LanguageModel"
 TOOL = "Tool"
 # LangFlow 1.12+ renamed Data to JSON and DataFrame to Table (same values on the wire).
 TYPE_ALIASES = {"JSON": DATA, "Table": DATAFRAME}
+# The output a component in LangFlow's tool mode offers: the component as an agent's tool.
+TOOL_OUTPUT = "component_as_tool"
 
 
 @dataclass(frozen=True)
@@ -351,6 +353,115 @@ SPECS += (
         aliases=("Loop",),
     ),
 )
+# Agents and the components an agent may use as tools (flows/langflow/agent.py, tools/).
+_TOOLS: dict[str, tuple[str, ...]] = {TOOL_OUTPUT: (TOOL,)}
+AGENT_SPECS: tuple[ComponentSpec, ...] = (
+    ComponentSpec(
+        "Agent",
+        "Agent",
+        (
+            FieldSpec("input_value", "str", _MSG, default=""),
+            FieldSpec("system_prompt", "str", _MSG, default=""),
+            FieldSpec("tools", "other", (TOOL,)),
+            FieldSpec("model", "model", (LANGUAGE_MODEL,)),
+            FieldSpec("agent_llm", "str", default="OpenAI"),
+            FieldSpec("model_name", "str", default=""),
+            FieldSpec("api_key", "str", default=""),
+            FieldSpec("temperature", "float"),
+            FieldSpec("max_tokens", "int"),
+            FieldSpec("max_iterations", "int", default=15),
+            FieldSpec("n_messages", "int", default=100),
+            FieldSpec("add_current_date_tool", "bool", default=True),
+            FieldSpec("add_calculator_tool", "bool", default=False),
+            FieldSpec("handle_parsing_errors", "bool", default=True),
+            FieldSpec("agent_description", "str", _MSG, default=""),
+            FieldSpec("format_instructions", "str", _MSG, default=""),
+            FieldSpec("output_schema", "table", (DATAFRAME, "Table"), default=[]),
+            FieldSpec("context_id", "str", _MSG, default=""),
+            FieldSpec("memory", "other", ("Memory",)),
+        ),
+        {"response": _MSG, "structured_response": (DATA, "JSON"), **_TOOLS},
+        aliases=("AgentComponent",),
+    ),
+    ComponentSpec(
+        "CalculatorComponent",
+        "Calculator",
+        (FieldSpec("expression", "str", _MSG, default=""),),
+        {"result": (DATA,), **_TOOLS},
+        aliases=("Calculator", "CalculatorTool"),
+    ),
+    ComponentSpec(
+        "URLComponent",
+        "URL",
+        (
+            FieldSpec("urls", "str", _MSG, default=""),
+            FieldSpec("format", "str", default="Text"),
+            FieldSpec("headers", "table", default=[]),
+            FieldSpec("timeout", "int", default=30),
+            FieldSpec("max_depth", "int", default=1),
+            FieldSpec("continue_on_failure", "bool", default=True),
+        ),
+        {"page_results": (DATAFRAME,), "raw_results": _MSG, **_TOOLS},
+        aliases=("URL",),
+    ),
+    ComponentSpec(
+        "UnifiedWebSearch",
+        "Web Search",
+        (
+            FieldSpec("query", "str", _MSG, default=""),
+            FieldSpec("search_mode", "str", default="Web"),
+            FieldSpec("max_results", "int", default=5),
+            FieldSpec("topic", "str", default=""),
+        ),
+        {"results": (DATAFRAME, "Table"), **_TOOLS},
+    ),
+    ComponentSpec(
+        "TavilySearchComponent",
+        "Tavily Search",
+        (
+            FieldSpec("query", "str", _MSG, default=""),
+            FieldSpec("max_results", "int", default=5),
+            FieldSpec("topic", "str", default="general"),
+            FieldSpec("api_key", "str", default=""),
+        ),
+        {"dataframe": (DATAFRAME,), **_TOOLS},
+        aliases=("TavilySearch",),
+    ),
+    ComponentSpec(
+        "SearchComponent",
+        "Search API",
+        (
+            FieldSpec("input_value", "str", _MSG, default=""),
+            FieldSpec("max_results", "int", default=5),
+            FieldSpec("api_key", "str", default=""),
+        ),
+        {"dataframe": (DATAFRAME,), **_TOOLS},
+    ),
+    ComponentSpec(
+        "APIRequest",
+        "API Request",
+        (
+            FieldSpec("url_input", "str", _MSG, default=""),
+            FieldSpec("curl_input", "str", _MSG, default=""),
+            FieldSpec("method", "str", default="GET"),
+            FieldSpec("headers", "table", (DATA,), default=[]),
+            FieldSpec("body", "table", (DATA,), default=[]),
+            FieldSpec("query_params", "dict", (DATA,), default={}),
+            FieldSpec("timeout", "int", default=5),
+            FieldSpec("follow_redirects", "bool", default=True),
+        ),
+        {"data": (DATA,), **_TOOLS},
+        aliases=("APIRequestComponent",),
+    ),
+    ComponentSpec(
+        "CurrentDate",
+        "Current Date",
+        (FieldSpec("timezone", "str", default="UTC"),),
+        {"current_date": _MSG, **_TOOLS},
+        aliases=("CurrentDateComponent",),
+    ),
+)
+SPECS = SPECS + AGENT_SPECS
 
 # RAG components (Split Text, embeddings, vector stores) live in their own module.
 from flows.langflow.rag_specs import rag_specs  # noqa: E402

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flows.base import FlowProblem
+from flows.langflow.backend_check import routing_problems
 from flows.langflow.conditions import regex_problem
 from flows.langflow.document import LangflowDocument, LangflowEdge, LangflowNode, node_problem
 from flows.langflow.kinds import Kind
@@ -16,6 +17,7 @@ from flows.langflow.refusals import refusal_reason
 from flows.langflow.specs import MAX_ROUTES, ROUTER_OPERATORS, SCHEMA_TYPES, FieldSpec, accepts
 from flows.langflow.templates import TemplateError, template_variables
 from flows.langflow.values import field_type, literal_values, typed_value
+from flows.routing import model_tweak_refusal
 from shared.settings import get_settings
 
 
@@ -371,6 +373,7 @@ def validate_document(doc: LangflowDocument) -> list[FlowProblem]:
         problems.extend(_edge_problems(doc, edge))
     for node in doc.nodes.values():
         problems.extend(_required_problems(doc, node))
+    problems.extend(routing_problems(doc))  # a backend for every model node
     for nid in _cycle_nodes(doc):
         node = doc.nodes[nid]
         problems.append(
@@ -404,6 +407,13 @@ def validate_tweaks(doc: LangflowDocument, tweaks: Mapping[str, Any]) -> list[Fl
             continue
         before = len(problems)
         for name, value in fields.items():
+            if (
+                node.spec
+                and node.spec.is_model
+                and (refused := model_tweak_refusal(node.id, name, value))
+            ):
+                problems.append(node_problem(refused, node, name))
+                continue
             if field_spec(node, name) is None and name not in node.template:
                 problems.append(
                     node_problem(f"tweak names unknown field {name!r} of {node_id}", node, name)

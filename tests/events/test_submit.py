@@ -138,7 +138,7 @@ def test_webhook_is_signed_retried_after_a_500_and_its_attempts_are_on_the_run(
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("http://example.com/hook", "not allowed"),
+        ("http://10.0.0.1/hook", "egress policy"),  # internal addresses (shared/egress.py)
         ("ftp://127.0.0.1/hook", "http or https"),
     ],
 )

@@ -237,6 +237,40 @@ def test_unknown_provider_is_rejected_naming_node_and_provider() -> None:
     describe("f", json.dumps(flow))
 
 
+def test_provider_without_backend_is_rejected_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In production a provider no backend serves is a problem naming node and provider;
+    in the embedded default the same flow is accepted (llm-sim speaks every provider)."""
+    from shared.settings import get_settings
+
+    flow = load("Basic Prompting.json")
+    model = node_of(flow, "LanguageModelComponent")
+    model["data"]["node"]["template"]["provider"]["value"] = "Anthropic"
+    monkeypatch.setenv("FLOWFLEET_ENV", "production")
+    monkeypatch.setenv("FLOWFLEET_BACKENDS", '[{"name": "oai", "base_url": "http://oai/v1"}]')
+    get_settings.cache_clear()
+    try:
+        problems = _problems(flow)
+        (problem,) = [p for p in problems if p.node_id == model["id"]]
+        assert problem.field == "provider"
+        assert "'anthropic' has no configured backend" in problem.message
+        monkeypatch.setenv(
+            "FLOWFLEET_BACKENDS",
+            '[{"name": "oai", "base_url": "http://oai/v1"},'
+            ' {"name": "claude", "base_url": "http://claude", "api": "anthropic",'
+            ' "providers": ["Anthropic"]}]',
+        )
+        get_settings.cache_clear()
+        describe("f", json.dumps(flow))  # a backend serves it now
+        monkeypatch.setenv("FLOWFLEET_ENV", "embedded")
+        monkeypatch.delenv("FLOWFLEET_BACKENDS")
+        get_settings.cache_clear()
+        describe("f", json.dumps(flow))
+    finally:
+        get_settings.cache_clear()
+
+
 def test_all_problems_are_reported_at_once() -> None:
     """Validation returns every problem, not just the first."""
     flow = load("Basic Prompting.json")

@@ -104,6 +104,8 @@ def base_env(database_url: str, redis_url: str, sim_url: str, **extra: str) -> d
             "FLOWFLEET_REDIS_NAMESPACE": f"fftest-{tag}:",
             "FLOWFLEET_QUEUE_NAME": f"fftest-{tag}",
             "FLOWFLEET_BACKENDS": f'[{{"name": "sim", "base_url": "{sim_url}/v1"}}]',
+            # Providers with no backend (Anthropic, Gemini...) go to llm-sim in their own API.
+            "FLOWFLEET_LLM_SIM_URL": f"{sim_url}/v1",
             "FLOWFLEET_LOG_FORMAT": "json",
             "FLOWFLEET_LEASE_S": "3",
             "FLOWFLEET_SWEEP_INTERVAL_S": "1",
@@ -116,6 +118,9 @@ def base_env(database_url: str, redis_url: str, sim_url: str, **extra: str) -> d
             "FLOWFLEET_BREAKER_FAILURES": "100000",
             "FLOWFLEET_BACKEND_BACKOFF_BASE_S": "0.05",
             "FLOWFLEET_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            # Test receivers and tool servers listen on loopback; the egress policy refuses
+            # loopback unless admitted (tests of the refusal build their own settings).
+            "FLOWFLEET_EGRESS_ALLOWED_HOSTS": '["127.0.0.1", "localhost"]',
             "FLOWFLEET_WEBHOOK_RETRY_BASE_S": "0.2",
         }
     )
