@@ -202,6 +202,7 @@ class Settings(BaseSettings):
     # store under their collection name; None: yes in the embedded default, no in production.
     vector_store_map_hosted: bool | None = None
     rag_max_chunks: int = 20_000  # chunks one ingest may embed
+    knowledge_embedding_model: str = "text-embedding-3-small"  # every knowledge base's model
     rag_ingest_wait_s: float = 300.0  # a run waits this long for another worker's ingest
 
     @property

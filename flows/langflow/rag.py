@@ -37,10 +37,11 @@ from flows.langflow.components import Component, Message, RunContext, as_text
 from flows.langflow.rag_specs import (
     EMBEDDING_KINDS,
     EMBEDDING_PROVIDERS,
+    KNOWLEDGE_KINDS,
     VECTOR_STORE_KINDS,
     collection_of,
 )
-from flows.vectorstores import Chunk, store_collection, vector_store
+from flows.vectorstores import Chunk, Hit, store_collection, vector_store
 from shared.models import ANONYMOUS
 from shared.settings import get_settings
 
@@ -206,9 +207,27 @@ def run_owner(ctx: RunContext) -> str:
 class VectorStoreComponent:
     """Any supported vector store node, on the configured store."""
 
+    ingest_field = "ingest_data"
+
     def __init__(self, node_id: str, kind: str) -> None:
         self.node_id = node_id
         self.kind = kind
+
+    def _text_column(self, values: Mapping[str, Any]) -> str:
+        return "text"
+
+    def _wants_search(self, values: Mapping[str, Any]) -> bool:
+        return True
+
+    def _k(self, values: Mapping[str, Any]) -> int:
+        return int(values.get("number_of_results") or 4)
+
+    def _result_row(self, hit: Hit, values: Mapping[str, Any]) -> dict[str, Any]:
+        shown = {k: v for k, v in hit.metadata.items() if k not in (SOURCE_KEY, INGEST_KEY)}
+        return {**shown, "text": hit.text}
+
+    def _outputs(self, rows: list[dict[str, Any]], ingested: int | None) -> dict[str, Any]:
+        return {"search_results": rows, "dataframe": rows, "vectorstoreconnection": None}
 
     def _embeddings(self, values: Mapping[str, Any]) -> EmbeddingsHandle:
         handle = values.get("embedding") or values.get("embedding_model")
@@ -224,26 +243,21 @@ class VectorStoreComponent:
         collection = store_collection(run_owner(ctx), collection_of(values), handle.spec.identity())
         store = vector_store()
         state = values.get("__ingest__")
+        ingested = None
         if isinstance(state, IngestState) and state.build is not None and not state.done:
-            await self._ingest(values, handle, collection, state)
+            ingested = await self._ingest(values, handle, collection, state)
         query = as_text(values.get("search_query")).strip()
         rows: list[dict[str, Any]] = []
-        if query:
+        if query and self._wants_search(values):
             vector = await handle.client.aembed_query(query)
-            k = int(values.get("number_of_results") or 4)
+            k = self._k(values)
             threshold = float(values.get("search_score_threshold") or 0.0)
             terms = _lexical_terms(values)
             hits = await store.search(collection, vector, k * 4 if terms else k)
             if terms:  # hybrid: chunks holding the lexical terms come first
                 hits = sorted(hits, key=lambda h: -(h.score + _term_hits(h.text, terms)))[:k]
-            for hit in hits:
-                if hit.score < threshold:
-                    continue
-                shown = {
-                    key: v for key, v in hit.metadata.items() if key not in (SOURCE_KEY, INGEST_KEY)
-                }
-                rows.append({**shown, "text": hit.text})
-        return {"search_results": rows, "dataframe": rows, "vectorstoreconnection": None}
+            rows = [self._result_row(h, values) for h in hits if h.score >= threshold]
+        return self._outputs(rows, ingested)
 
     async def _ingest(
         self,
@@ -251,8 +265,13 @@ class VectorStoreComponent:
         handle: EmbeddingsHandle,
         collection: str,
         state: IngestState,
-    ) -> None:
-        rows = [r for r in rows_of(values.get("ingest_data")) if as_text(r.get("text")).strip()]
+    ) -> int:
+        column = self._text_column(values)
+        rows = [
+            {**r, "text": r.get(column)} if column != "text" else r
+            for r in rows_of(values.get(self.ingest_field))
+        ]
+        rows = [r for r in rows if as_text(r.get("text")).strip()]
         limit = get_settings().rag_max_chunks
         if len(rows) > limit:
             raise ValueError(
@@ -280,6 +299,68 @@ class VectorStoreComponent:
         assert state.build is not None
         await state.build.finish(len(chunks))
         state.done = True
+        return len(chunks)
+
+
+_knowledge_handles: dict[str, EmbeddingsHandle] = {}
+
+
+def knowledge_embeddings() -> EmbeddingsHandle:
+    """The embedding model of knowledge bases (FLOWFLEET_KNOWLEDGE_EMBEDDING_MODEL).
+
+    LangFlow records a knowledge base's model when the UI creates it; flowfleet's knowledge
+    bases all use the configured one, so ingestion and retrieval always agree.
+    """
+    spec = EmbeddingSpec(model_name=get_settings().knowledge_embedding_model)
+    handle = _knowledge_handles.get(spec.cache_key())
+    if handle is None:
+        handle = _knowledge_handles[spec.cache_key()] = EmbeddingsHandle(
+            spec, embeddings_client(spec)
+        )
+    return handle
+
+
+class KnowledgeComponent(VectorStoreComponent):
+    """LangFlow's knowledge bases: ``Knowledge`` (1.13, mode Ingest or Retrieve),
+    ``KnowledgeBase`` (retrieval) and ``KnowledgeIngestion``, on the owner's collection
+    of the knowledge base's name. Retrieval rows are ``{"content", "_score", ...metadata}``
+    as LangFlow's; ingestion vectorises the ``column_config`` column marked ``vectorize``.
+    """
+
+    ingest_field = "input_df"
+
+    def _embeddings(self, values: Mapping[str, Any]) -> EmbeddingsHandle:
+        return knowledge_embeddings()
+
+    def _mode(self, values: Mapping[str, Any]) -> str:
+        if self.kind == "KnowledgeIngestion":
+            return "Ingest"
+        if self.kind == "KnowledgeBase":
+            return "Retrieve"
+        return str(values.get("mode") or "Retrieve")
+
+    def _wants_search(self, values: Mapping[str, Any]) -> bool:
+        return self._mode(values) == "Retrieve"
+
+    def _text_column(self, values: Mapping[str, Any]) -> str:
+        config = values.get("column_config")
+        for row in config if isinstance(config, list) else []:
+            if isinstance(row, Mapping) and row.get("vectorize") and row.get("column_name"):
+                return str(row["column_name"])
+        return "text"
+
+    def _k(self, values: Mapping[str, Any]) -> int:
+        return int(values.get("top_k") or 5)
+
+    def _result_row(self, hit: Hit, values: Mapping[str, Any]) -> dict[str, Any]:
+        row: dict[str, Any] = {"content": hit.text, "_score": hit.score}
+        if values.get("include_metadata") is not False:
+            row.update((k, v) for k, v in hit.metadata.items() if k not in (SOURCE_KEY, INGEST_KEY))
+        return row
+
+    def _outputs(self, rows: list[dict[str, Any]], ingested: int | None) -> dict[str, Any]:
+        summary = [{"chunks": ingested or 0}]
+        return {"retrieve_data": rows, "dataframe_output": rows or summary}
 
 
 def _lexical_terms(values: Mapping[str, Any]) -> list[str]:
@@ -301,6 +382,8 @@ def build_rag_component(nid: str, kind: str, values: dict[str, Any]) -> Componen
         return SplitTextComponent()
     if kind in EMBEDDING_KINDS:
         return EmbeddingsComponent(kind, values)
+    if kind in KNOWLEDGE_KINDS:
+        return KnowledgeComponent(nid, kind)
     if kind in VECTOR_STORE_KINDS:
         return VectorStoreComponent(nid, kind)
     raise KeyError(kind)

@@ -32,15 +32,28 @@ from typing import Any
 from flows.ingest_ledger import Build, IngestTicket, ingest_ledger
 from flows.langflow.components import Component, RunContext
 from flows.langflow.document import LangflowDocument
-from flows.langflow.rag import EmbeddingsComponent, IngestState, run_owner
-from flows.langflow.rag_specs import VECTOR_STORE_KINDS, collection_of
+from flows.langflow.rag import (
+    EmbeddingsComponent,
+    IngestState,
+    KnowledgeComponent,
+    embedding_spec,
+    knowledge_embeddings,
+    run_owner,
+)
+from flows.langflow.rag_specs import (
+    INGEST_FIELDS,
+    KNOWLEDGE_KINDS,
+    VECTOR_STORE_KINDS,
+    collection_of,
+)
 from flows.vectorstores import store_collection
 
 # (owner, file ids) -> content digests, installed where files are stored (rag-files).
 FileDigests = Callable[[str, Sequence[str]], Awaitable[Sequence[str]]]
 _file_digests: FileDigests | None = None
 _SEARCH_FIELDS = frozenset({"search_query", "number_of_results", "search_type"})
-_SEARCH_FIELDS |= {"search_score_threshold", "search_method", "lexical_terms"}
+_SEARCH_FIELDS |= {"search_score_threshold", "search_method", "lexical_terms", "top_k"}
+_SEARCH_FIELDS |= {"include_metadata", "include_embeddings", "metadata_filter", "mode"}
 
 
 def set_file_digests(lookup: FileDigests | None) -> None:
@@ -79,10 +92,10 @@ class RagPlan:
         self.doc = doc
         self.ingests: list[IngestNode] = []
         self.extra_deps: dict[str, list[str]] = {}
-        stores = [n for n in doc.nodes.values() if n.kind in VECTOR_STORE_KINDS]
+        stores = [n for n in doc.nodes.values() if n.kind in VECTOR_STORE_KINDS | KNOWLEDGE_KINDS]
         for node in stores:
             incoming = doc.incoming(node.id)
-            feeds = [e.source for e in incoming if e.target_field == "ingest_data"]
+            feeds = [e.source for e in incoming if e.target_field in INGEST_FIELDS]
             if not feeds:
                 continue
             embedding = next(
@@ -130,7 +143,7 @@ class RagPlan:
                 for edge in self.doc.edges:
                     if edge.source != nid:
                         continue
-                    into_ingest = edge.target == ingest_id and edge.target_field == "ingest_data"
+                    into_ingest = edge.target == ingest_id and edge.target_field in INGEST_FIELDS
                     if not into_ingest and edge.target not in exclusive:
                         exclusive.discard(nid)
                         changed = True
@@ -179,11 +192,11 @@ class RagPlan:
         flow_id: str,
     ) -> tuple[str, str]:
         embedding = ""
-        if ingest.embedding_node is not None:
+        if isinstance(components.get(ingest.node_id), KnowledgeComponent):
+            embedding = knowledge_embeddings().spec.identity()
+        elif ingest.embedding_node is not None:
             comp = components.get(ingest.embedding_node)
             if isinstance(comp, EmbeddingsComponent):
-                from flows.langflow.rag import embedding_spec
-
                 embedding = embedding_spec(comp.kind, values[ingest.embedding_node]).identity()
         collection = store_collection(owner, collection_of(values[ingest.node_id]), embedding)
         parts: list[Any] = [owner, flow_id, ingest.node_id, collection, embedding]

@@ -86,10 +86,22 @@ STORE_ALIASES = {
 }
 VECTOR_STORE_KINDS = frozenset((*LOCAL_STORES, *HOSTED_STORES))
 # Where each store names its collection; the first one set wins, else "langflow".
-COLLECTION_FIELDS = ("collection_name", "index_name", "collection", "table_name")
+COLLECTION_FIELDS = (
+    "collection_name",
+    "index_name",
+    "collection",
+    "table_name",
+    "knowledge_base",
+)
+# LangFlow's knowledge bases (1.5+): named collections of the owner (``KnowledgeComponent``).
+KNOWLEDGE_KINDS = frozenset({"Knowledge", "KnowledgeBase", "KnowledgeIngestion"})
+# The field a store or knowledge node ingests from.
+INGEST_FIELDS = ("ingest_data", "input_df")
 DEFAULT_COLLECTION = "langflow"
 
-RAG_KINDS = frozenset(("SplitText", *EMBEDDING_KINDS, *LOCAL_STORES, *HOSTED_STORES))
+RAG_KINDS = frozenset(
+    ("SplitText", *EMBEDDING_KINDS, *LOCAL_STORES, *HOSTED_STORES, *KNOWLEDGE_KINDS)
+)
 
 
 def rag_specs() -> tuple[ComponentSpec, ...]:
@@ -164,7 +176,44 @@ def rag_specs() -> tuple[ComponentSpec, ...]:
         ComponentSpec(kind, kind, store_fields, store_out, aliases=STORE_ALIASES.get(kind, ()))
         for kind in (*LOCAL_STORES, *HOSTED_STORES)
     )
-    return (split_text, *embedding_specs, *store_specs)
+    any_rows = (MESSAGE, DATA, DATAFRAME, "JSON", "Table")
+    knowledge_fields = (
+        FieldSpec("knowledge_base", "str", default=""),
+        FieldSpec("mode", "str", default="Retrieve"),
+        FieldSpec("input_df", "other", any_rows),
+        FieldSpec("column_config", "table", default=[]),
+        FieldSpec("chunk_size", "int", default=1000),
+        FieldSpec("allow_duplicates", "bool", default=False),
+        FieldSpec("search_query", "str", msg, default=""),
+        FieldSpec("metadata_filter", "str", msg, default=""),
+        FieldSpec("top_k", "int", default=5),
+        FieldSpec("include_metadata", "bool", default=True),
+        FieldSpec("include_embeddings", "bool", default=False),
+    )
+    knowledge_specs = (
+        ComponentSpec(
+            "Knowledge",
+            "Knowledge",
+            knowledge_fields,
+            {"dataframe_output": (DATA,), "retrieve_data": (DATAFRAME,)},
+            aliases=("KnowledgeComponent",),
+        ),
+        ComponentSpec(
+            "KnowledgeBase",
+            "Knowledge Base",
+            knowledge_fields,
+            {"retrieve_data": (DATAFRAME,)},
+            aliases=("KnowledgeBaseComponent", "KnowledgeRetrieval"),
+        ),
+        ComponentSpec(
+            "KnowledgeIngestion",
+            "Knowledge Ingestion",
+            knowledge_fields,
+            {"dataframe_output": (DATAFRAME,)},
+            aliases=("KnowledgeIngestionComponent",),
+        ),
+    )
+    return (split_text, *embedding_specs, *store_specs, *knowledge_specs)
 
 
 def collection_of(values: dict[str, Any]) -> str:

@@ -90,3 +90,31 @@ def embedded_texts(sim_root: str) -> list[str]:
 
 
 __all__ = ["DOCUMENT", "edge", "embedded_texts", "starter", "with_text_for_file"]
+
+
+def knowledge_ingest_flow(text: str, knowledge_base: str = "", chunk_size: int = 60) -> dict:
+    """Text -> Split Text -> Knowledge (mode Ingest) -> Chat Output, from starter nodes.
+
+    LangFlow ships no ingestion starter (knowledge bases are filled from its UI); this is
+    the 1.13 Knowledge node in Ingest mode, as the UI would export it.
+    """
+    rag = with_text_for_file(starter(), text, chunk_size)
+    text_node = next(n for n in rag["data"]["nodes"] if n["data"]["type"] == "TextInput")
+    split = next(n for n in rag["data"]["nodes"] if n["data"]["type"] == "SplitText")
+    output = next(n for n in rag["data"]["nodes"] if n["data"]["type"] == "ChatOutput")
+    knowledge = clone(
+        next(
+            n
+            for n in starter("starters-1.13.0/Vector Store RAG.json")["data"]["nodes"]
+            if n.get("data", {}).get("type") == "Knowledge"
+        )
+    )
+    knowledge["data"]["node"]["template"]["mode"]["value"] = "Ingest"
+    knowledge["data"]["node"]["template"]["knowledge_base"]["value"] = knowledge_base
+    nodes = [text_node, split, knowledge, output]
+    edges = [
+        edge(text_node["id"], "text", split["id"], "data_inputs"),
+        edge(split["id"], "dataframe", knowledge["id"], "input_df"),
+        edge(knowledge["id"], "dataframe_output", output["id"], "input_value"),
+    ]
+    return {"name": "Knowledge Ingestion", "data": {"nodes": nodes, "edges": edges}}

@@ -31,6 +31,7 @@ from tests.flows.conftest import sim_requests
 from tests.flows.rag_flows import (
     DOCUMENT,
     embedded_texts,
+    knowledge_ingest_flow,
     search_only,
     starter,
     with_text_for_file,
@@ -177,3 +178,28 @@ def test_hosted_stores_are_refused_unless_mapped(monkeypatch: pytest.MonkeyPatch
             compile_langflow(text)
     finally:
         get_settings.cache_clear()
+
+
+async def test_knowledge_bases_ingest_once_and_serve_the_1_13_starters(store: str) -> None:
+    """A Knowledge node in Ingest mode fills the owner's knowledge base once; LangFlow
+    1.13's Vector Store RAG (Knowledge -> Parser "{content}" -> Agent) and 1.8's Knowledge
+    Retrieval (KnowledgeBase) retrieve from it, unmodified."""
+    owner = uuid.uuid4().hex
+    ingest = compile_langflow(json.dumps(knowledge_ingest_flow(DOCUMENT)))
+    done = await ingest.ainvoke(FlowInput(None), _config(owner))
+    assert '"chunks": 3' in (done.text or "")
+    await ingest.ainvoke(FlowInput(None), _config(owner))
+    assert sorted(embedded_texts(store)) == sorted(DOCUMENT.split("\n"))  # once
+
+    rag = compile_langflow(json.dumps(starter("starters-1.13.0/Vector Store RAG.json")))
+    await rag.ainvoke(FlowInput("where do penguins live"), _config(owner))
+    agent_call = sim_requests(store + "/v1")[0]
+    assert agent_call["messages"][-1]["content"].startswith(
+        "Text: Penguins live in Antarctica and eat fish."
+    )
+
+    retrieval = compile_langflow(json.dumps(starter("starters-1.8.4/Knowledge Retrieval.json")))
+    found = await retrieval.ainvoke(FlowInput("what orbits the earth"), _config(owner))
+    assert "The moon orbits the earth every month." in (found.text or "")
+    other = await retrieval.ainvoke(FlowInput("what orbits the earth"), _config("someone-else"))
+    assert "moon" not in (other.text or "")
