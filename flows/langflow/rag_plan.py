@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,18 +47,9 @@ from flows.langflow.rag_specs import (
 )
 from flows.vectorstores import store_collection
 
-# (owner, file ids) -> content digests, installed where files are stored (rag-files).
-FileDigests = Callable[[str, Sequence[str]], Awaitable[Sequence[str]]]
-_file_digests: FileDigests | None = None
 _SEARCH_FIELDS = frozenset({"search_query", "number_of_results", "search_type"})
 _SEARCH_FIELDS |= {"search_score_threshold", "search_method", "lexical_terms", "top_k"}
 _SEARCH_FIELDS |= {"include_metadata", "include_embeddings", "metadata_filter", "mode"}
-
-
-def set_file_digests(lookup: FileDigests | None) -> None:
-    """Install the lookup of files' content digests (part of each ingest key)."""
-    global _file_digests
-    _file_digests = lookup
 
 
 @dataclass
@@ -165,7 +155,7 @@ class RagPlan:
         flow_id = str(meta.get("flow_id") or "local")
         keyed = []
         for ingest in self.ingests:
-            key, collection = await self._key(ingest, values, components, owner, flow_id)
+            key, collection = await self._key(ingest, values, components, ctx, flow_id)
             keyed.append((key, collection, ingest))
         # A fixed order of claims: two runs never wait on each other's builds in a cycle.
         for key, collection, ingest in sorted(keyed, key=lambda item: item[0]):
@@ -188,9 +178,10 @@ class RagPlan:
         ingest: IngestNode,
         values: dict[str, dict[str, Any]],
         components: dict[str, Component],
-        owner: str,
+        ctx: RunContext,
         flow_id: str,
     ) -> tuple[str, str]:
+        owner = run_owner(ctx)
         embedding = ""
         if isinstance(components.get(ingest.node_id), KnowledgeComponent):
             embedding = knowledge_embeddings().spec.identity()
@@ -207,8 +198,10 @@ class RagPlan:
                 sorted([e.source, e.source_output, e.target_field] for e in self.doc.incoming(nid))
             )
             file_ids = _file_ids(values[nid]) if node.kind == "File" else []
-            if file_ids and _file_digests is not None:
-                parts.append(list(await _file_digests(owner, file_ids)))
+            # The run's files (the owner's, ``RunContext.files``): their contents' digests.
+            source = getattr(ctx, "files", None)
+            if file_ids and source is not None:
+                parts.append([(await source.info(file_id)).sha256 for file_id in file_ids])
         store_values = {
             k: v for k, v in _public(values[ingest.node_id]).items() if k not in _SEARCH_FIELDS
         }
