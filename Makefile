@@ -58,8 +58,10 @@ migrate: $(STAMP)
 	$(VENV)/bin/flowfleet migrate
 
 # Benchmarks (docs/throughput.md): starts PostgreSQL/Redis users, llm-sim and each design itself.
+# Both flows: Basic Prompting on every design, the agent (3 model + 2 tool calls a run) on
+# flowfleet and direct at 64 and 256 clients.
 bench: $(STAMP) lfx
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks --flows basic,agent
 
 # LangFlow's own executor, the fourth line of `make bench`, in a virtualenv of its own; the
 # benchmark skips it (and says so) when it cannot be installed.
@@ -70,8 +72,8 @@ $(LFX_VENV)/bin/lfx:
 		langchain-anthropic langchain-google-genai
 
 bench-smoke: $(STAMP)
-	$(PY) -m benchmarks --levels 4 --duration 2 --designs flowfleet,direct --submit-duration 2 \
-		--inflight-runs 20 --inflight-call-s 1 --out var/bench-smoke
+	$(PY) -m benchmarks --flows basic --levels 4 --duration 2 --designs flowfleet,direct \
+		--submit-duration 2 --inflight-runs 20 --inflight-call-s 1 --out var/bench-smoke
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.errors import KeyQueueFull, QueueFull
 from shared.models import Run
 from shared.redis_batch import RedisBatcher
+from shared.run_status import RunStatus
 from shared.settings import Settings
 
 # KEYS[1] bucket hash; ARGV: rate per s, burst, tokens wanted, all-or-none (1/0). Time comes
@@ -222,7 +223,7 @@ class QueueGauge:
         started = time.monotonic()
         rows = await session.execute(
             select(Run.flow_id, Run.owner, func.count())
-            .where(Run.status == "queued")
+            .where(Run.status == RunStatus.QUEUED)
             .group_by(Run.flow_id, Run.owner)
         )
         counts = QueueCounts({}, {})

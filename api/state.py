@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from celery import Celery
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class AppState:
+    """Everything the lifespan opens, built whole in one place (``api.app``): no field is
+    filled in later, so none is ever None."""
+
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
@@ -29,10 +32,10 @@ class AppState:
     # Blocking reads (XREAD BLOCK for SSE and wait) get their own pool, so many idle
     # subscribers never starve the short commands of other requests.
     redis_blocking: Redis
-    key_cache: KeyCache = field(default=None)  # type: ignore[assignment]
-    rate_limiter: RateLimiter = field(default=None)  # type: ignore[assignment]
-    queue_gauge: QueueGauge = field(default=None)  # type: ignore[assignment]
-    run_writer: RunWriter = field(default=None)  # type: ignore[assignment]
+    key_cache: KeyCache
+    rate_limiter: RateLimiter
+    queue_gauge: QueueGauge
+    run_writer: RunWriter
 
 
 def app_state(request: Request) -> AppState:

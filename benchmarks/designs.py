@@ -1,4 +1,5 @@
-"""The designs under test, each started as real processes: flowfleet, direct, naive, lfx."""
+"""The designs under test, each started as real processes: flowfleet, direct, naive, lfx;
+and the flows they run: Basic Prompting, and an agent with two tools (flowfleet and direct)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,11 +37,45 @@ from tests.support.stack import (
 
 FLOW_ID = "basic-prompting"
 FLOW_FILE = LANGFLOW_FIXTURES / "Basic Prompting.json"
+AGENT_FLOW_FILE = Path(__file__).resolve().parent / "flows" / "Benchmark Agent.json"
 TERMINAL = {"succeeded", "failed", "cancelled"}
 # `make bench` installs lfx into var/lfx-venv when it can (`make lfx`). `pip install lfx`
 # alone cannot load the export: its LanguageModelComponent code imports langchain_openai,
 # langchain_anthropic and langchain_google_genai, which lfx does not depend on.
 LFX = Path(os.environ.get("BENCH_LFX", REPO_ROOT / "var" / "lfx-venv" / "bin" / "lfx"))
+
+
+def _text(i: int) -> str:
+    # Distinct inputs, so no layer can answer from a cache.
+    return f"benchmark question number {i} {uuid.uuid4().hex[:6]}"
+
+
+def _agent_text(i: int) -> str:
+    # llm-sim's agent calls the offered tools the user's message names, in the order named,
+    # one a model turn, then answers: this input makes three model calls and two tool calls
+    # (the arithmetic goes to the calculator; the date tool keeps its default timezone).
+    return f"evaluate_expression {i}*3+7, then get_current_date (run {uuid.uuid4().hex[:6]})"
+
+
+@dataclass(frozen=True)
+class BenchFlow:
+    """A flow the benchmark runs: its id on flowfleet, its export, and each run's input."""
+
+    name: str
+    flow_id: str
+    file: Path
+    text: Callable[[int], str]
+
+
+BASIC = BenchFlow("basic", FLOW_ID, FLOW_FILE, _text)
+AGENT = BenchFlow("agent", "bench-agent", AGENT_FLOW_FILE, _agent_text)
+FLOWS = {f.name: f for f in (BASIC, AGENT)}
+# The designs each flow is measured on: the agent against the in-process design a user would
+# otherwise write (naive and lfx stay on Basic Prompting).
+FLOW_DESIGNS: dict[str, tuple[str, ...]] = {
+    "basic": ("flowfleet", "direct", "direct-stock", "naive", "lfx"),
+    "agent": ("flowfleet", "direct"),
+}
 
 
 def _python(name: str, args: list[str], env: dict[str, str], port: int | None = None) -> Proc:
@@ -63,6 +99,7 @@ class Design:
     poll_every_s: float = 0.05
     wait_mode: str = "poll"
     queue: str = ""  # the naive design's Celery queue, purged between levels
+    flow: BenchFlow = BASIC
     cleanup: ExitStack = field(default_factory=ExitStack)
 
     @property
@@ -87,21 +124,16 @@ def _client(base_url: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=120)
 
 
-def _text(i: int) -> str:
-    # Distinct inputs, so no layer can answer from a cache.
-    return f"benchmark question number {i} {uuid.uuid4().hex[:6]}"
-
-
 class Flowfleet(Design):
     """flowfleet: API → PostgreSQL → Redis queue → worker; clients wait for the result."""
 
     tweaks: dict[str, dict[str, Any]] | None = None
 
     async def one_run(self, conn: Conn, i: int) -> dict[str, Any]:
-        body: dict[str, Any] = {"input": _text(i)}
+        body: dict[str, Any] = {"input": self.flow.text(i)}
         if self.tweaks:
             body["tweaks"] = self.tweaks
-        path = f"/v1/flows/{FLOW_ID}/runs"
+        path = f"/v1/flows/{self.flow.flow_id}/runs"
         sent = time.time()  # the wall clock the service stamps its runs with, on this machine
         if self.wait_mode == "submit-wait":
             status, run = await conn.request("POST", path + "?wait=60", body)
@@ -147,7 +179,7 @@ class Direct(Design):
     """direct: the chain awaited inside the HTTP request."""
 
     async def one_run(self, conn: Conn, i: int) -> dict[str, Any]:
-        status, answer = await conn.request("POST", "/run", {"input": _text(i)})
+        status, answer = await conn.request("POST", "/run", {"input": self.flow.text(i)})
         return answer if status == 200 else {"status": "error", "http": status}  # type: ignore[no-any-return]
 
 
@@ -180,9 +212,10 @@ class Lfx(Design):
 # --- starting them ---------------------------------------------------------------------------
 
 
-def stream_tweaks() -> dict[str, dict[str, Any]]:
-    """The tweaks each run sends: the model node's `stream` on in streaming mode (BENCH_STREAM)."""
-    return tweaks(FLOW_FILE)
+def stream_tweaks(flow: BenchFlow = BASIC) -> dict[str, dict[str, Any]]:
+    """The tweaks each run sends: the model node's `stream` on in streaming mode (BENCH_STREAM;
+    Basic Prompting's Language Model only: the Agent's export has no `stream` field)."""
+    return tweaks(flow.file)
 
 
 def sim_backend_env(sim_url: str) -> dict[str, str]:
@@ -190,7 +223,12 @@ def sim_backend_env(sim_url: str) -> dict[str, str]:
 
 
 async def start_flowfleet(
-    sim_url: str, redis_url: str, *, worker: bool = True, extra: dict[str, str] | None = None
+    sim_url: str,
+    redis_url: str,
+    *,
+    worker: bool = True,
+    extra: dict[str, str] | None = None,
+    flow: BenchFlow = BASIC,
 ) -> Flowfleet:
     """A fresh database, one API process and (unless told otherwise) one worker process."""
     stack = ExitStack()
@@ -209,10 +247,10 @@ async def start_flowfleet(
     procs = {"api": start_api(env)}
     if worker:
         procs["worker"] = start_worker(env)
-    design = Flowfleet("flowfleet", _client(procs["api"].url), procs, cleanup=stack)
-    design.tweaks = stream_tweaks()
+    design = Flowfleet("flowfleet", _client(procs["api"].url), procs, cleanup=stack, flow=flow)
+    design.tweaks = stream_tweaks(flow)
     design.env = env  # type: ignore[attr-defined]
-    r = await design.http.put(f"/v1/flows/{FLOW_ID}", content=FLOW_FILE.read_bytes())
+    r = await design.http.put(f"/v1/flows/{flow.flow_id}", content=flow.file.read_bytes())
     r.raise_for_status()
     design.wait_mode = await _probe_wait(design) if worker else "poll"
     design.base_url = procs["api"].url
@@ -223,7 +261,8 @@ async def start_flowfleet(
 
 async def _probe_wait(design: Flowfleet) -> str:
     """Use the wait endpoints when this API has them, else poll."""
-    r = await design.http.post(f"/v1/flows/{FLOW_ID}/runs?wait=30", json={"input": "probe"})
+    path = f"/v1/flows/{design.flow.flow_id}/runs?wait=30"
+    r = await design.http.post(path, json={"input": design.flow.text(0)})
     if r.status_code == 200 and r.json().get("status") in TERMINAL:
         return "submit-wait"
     run_id = r.json()["id"]
@@ -233,11 +272,13 @@ async def _probe_wait(design: Flowfleet) -> str:
     return "poll"
 
 
-async def start_direct(sim_url: str, *, stock: bool = False) -> Direct:
+async def start_direct(sim_url: str, *, stock: bool = False, flow: BenchFlow = BASIC) -> Direct:
     """*direct* (the compiled flow, flowfleet's model client) or *direct-stock* (the
     tutorial chain, ChatOpenAI's default client) in one FastAPI process."""
+    if stock and flow is not BASIC:
+        raise ValueError("direct-stock is Basic Prompting's tutorial chain only")
     port = free_port()
-    env = {**_env(), **sim_backend_env(sim_url), "BENCH_FLOW_FILE": str(FLOW_FILE)}
+    env = {**_env(), **sim_backend_env(sim_url), "BENCH_FLOW_FILE": str(flow.file)}
     if stock:
         env["BENCH_DIRECT_CHAIN"] = "stock"
     args = ["-m", "uvicorn", "benchmarks.direct_app:app", "--port", str(port)]
@@ -245,7 +286,7 @@ async def start_direct(sim_url: str, *, stock: bool = False) -> Direct:
     name = "direct-stock" if stock else "direct"
     proc = _python(name, args, env, port)
     wait_http_ok(f"{proc.url}/healthz", proc)
-    design = Direct(name, _client(proc.url), {"api": proc}, base_url=proc.url)
+    design = Direct(name, _client(proc.url), {"api": proc}, base_url=proc.url, flow=flow)
     await warm_up(design, 4)
     return design
 

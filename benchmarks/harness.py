@@ -1,5 +1,7 @@
-"""`make bench`: flowfleet against direct, naive (and lfx) under closed-loop load, plus the
-submit-only and runs-in-flight modes; writes JSON, a markdown table and a chart to results/."""
+"""`make bench`: flowfleet against direct, naive (and lfx) under closed-loop load on Basic
+Prompting, flowfleet against direct on an agent flow (three model calls and two tool calls a
+run), plus the submit-only and runs-in-flight modes; writes JSON, a markdown table and a chart
+to results/."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import redis
 from benchmarks import designs, report
 from benchmarks.http import Conn
 from benchmarks.load import ProcessWatch, closed_loop, summarise
+from flowfleet.llm_sim import tool_turn
 from tests.support.llm_sim import start_llm_sim, stop_llm_sim
 from tests.support.stack import TEST_REDIS, postgres_available, redis_available
 
@@ -32,6 +35,26 @@ LFX_MAX_CLIENTS = 64
 def llm_seconds(sim: dict[str, float]) -> float:
     """How long the simulated model takes to stream its whole answer."""
     return sim["ttft_s"] + sim["token_s"] * (sim["tokens"] - 1)
+
+
+def agent_calls(sim_url: str, sim: dict[str, float]) -> dict[str, Any]:
+    """An agent run's model and tool calls, and the simulated model's time over all its calls,
+    from the last agent run llm-sim recorded (its final request carries every tool result).
+
+    llm-sim answers a tool call with no tokens, after ``ttft_s - token_s``, and the final
+    answer like any reply (ttft, then a token every token_s; words are its tokens).
+    """
+    for body in reversed(httpx.get(f"{sim_url}/_sim/requests").json()):
+        tools = sum(m.get("role") == "tool" for m in body["messages"])
+        answer = tool_turn(body)
+        if tools and isinstance(answer, str):
+            break
+    else:
+        raise RuntimeError("llm-sim recorded no finished agent run")
+    tokens = len(answer.split())
+    seconds = tools * max(0.0, sim["ttft_s"] - sim["token_s"]) + sim["ttft_s"]
+    seconds += sim["token_s"] * (tokens - 1)
+    return {"model_calls": tools + 1, "tool_calls": tools, "llm_s": round(seconds, 3)}
 
 
 def machine() -> dict[str, Any]:
@@ -118,22 +141,33 @@ def _purge(design: designs.Design, redis_url: str) -> None:
         redis.Redis.from_url(redis_url).delete(design.queue)
 
 
-async def start_design(name: str, sim_url: str, redis_url: str) -> designs.Design:
+async def start_design(
+    name: str, sim_url: str, redis_url: str, flow: designs.BenchFlow = designs.BASIC
+) -> designs.Design:
     """A design that stays up for every level (lfx gets a process per level instead)."""
-    print(f"design {name}", flush=True)
+    print(f"design {name} ({flow.name} flow)", flush=True)
+    if name not in designs.FLOW_DESIGNS[flow.name]:
+        raise ValueError(
+            f"the {flow.name} flow runs on {', '.join(designs.FLOW_DESIGNS[flow.name])}"
+        )
     if name == "flowfleet":
-        design = await designs.start_flowfleet(sim_url, redis_url)
+        design = await designs.start_flowfleet(sim_url, redis_url, flow=flow)
         print(f"  wait mode: {design.wait_mode}")
         return design
     if name in ("direct", "direct-stock"):
-        return await designs.start_direct(sim_url, stock=name == "direct-stock")
+        return await designs.start_direct(sim_url, stock=name == "direct-stock", flow=flow)
     if name == "naive":
         return await designs.start_naive(sim_url, redis_url)
     raise ValueError(f"unknown design {name!r}")
 
 
 async def compare(
-    sim_url: str, redis_url: str, levels: list[int], duration: float, names: list[str]
+    sim_url: str,
+    redis_url: str,
+    levels: list[int],
+    duration: float,
+    names: list[str],
+    flow: designs.BenchFlow = designs.BASIC,
 ) -> dict[str, Any]:
     """Every design at one concurrency level before any moves on to the next, against the
     same llm-sim.
@@ -146,6 +180,7 @@ async def compare(
     llm_s = llm_seconds(SIM)
     httpx.put(f"{sim_url}/_sim/config", json=SIM).raise_for_status()
     out: dict[str, Any] = {"levels": levels, "duration_s": duration, "llm_s": llm_s, "designs": {}}
+    out["flow"] = flow.name
     up: dict[str, designs.Design] = {}
     try:
         for name in names:
@@ -153,11 +188,16 @@ async def compare(
             if name == "lfx":
                 continue  # a fresh process per level, below
             began = time.monotonic()
-            up[name] = design = await start_design(name, sim_url, redis_url)
+            up[name] = design = await start_design(name, sim_url, redis_url, flow)
             out["designs"][name]["startup_s"] = round(time.monotonic() - began, 1)
             if isinstance(design, designs.Flowfleet):
                 out["designs"][name]["wait_mode"] = design.wait_mode
             _purge(design, redis_url)
+        if flow is designs.AGENT:  # the designs' warm-up runs were agent runs
+            calls = agent_calls(sim_url, SIM)
+            print(f"  an agent run: {calls}", flush=True)
+            out.update(calls)
+            llm_s = out["llm_s"]
         for level in levels:
             print(f"level {level}", flush=True)
             for name in names:
@@ -287,9 +327,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     sim_url, sim_proc = start_llm_sim(**SIM)
     results: dict[str, Any] = {"machine": machine(), "sim": SIM, "stream": args.stream}
     try:
-        if args.mode in ("all", "compare"):
+        if args.mode in ("all", "compare") and "basic" in args.flows:
             results["compare"] = await compare(
                 sim_url, redis_url, args.levels, args.duration, args.designs
+            )
+        if args.mode in ("all", "compare") and "agent" in args.flows:
+            results["agent"] = await compare(
+                sim_url,
+                redis_url,
+                args.agent_levels,
+                args.duration,
+                args.agent_designs,
+                designs.AGENT,
             )
         if args.mode in ("all", "submit"):
             results["submit"] = await submit_only(
@@ -305,6 +354,20 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def _names(allowed: Any) -> Any:
+    """An argparse type: a comma-separated list of names, each one of ``allowed``."""
+
+    def names(text: str) -> list[str]:
+        out = [n for n in text.split(",") if n]
+        if unknown := [n for n in out if n not in allowed]:
+            raise argparse.ArgumentTypeError(
+                f"unknown {', '.join(unknown)}; choose from {', '.join(allowed)}"
+            )
+        return out
+
+    return names
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--mode", choices=["all", "compare", "submit", "inflight"], default="all")
@@ -312,6 +375,25 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--levels", type=lambda s: [int(x) for x in s.split(",")], default=[16, 64, 256, 512]
     )
     p.add_argument("--duration", type=float, default=15.0, help="seconds per level")
+    p.add_argument(
+        "--flows",
+        type=_names(designs.FLOWS),
+        default=["basic", "agent"],
+        help="the flows compared: basic (Basic Prompting) and agent (three model calls and "
+        "two tool calls a run)",
+    )
+    p.add_argument(
+        "--agent-levels",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[64, 256],
+        help="client counts for the agent flow",
+    )
+    p.add_argument(
+        "--agent-designs",
+        type=_names(designs.FLOW_DESIGNS["agent"]),
+        default=list(designs.FLOW_DESIGNS["agent"]),
+        help="designs for the agent flow (flowfleet, direct)",
+    )
     p.add_argument(
         "--designs",
         type=lambda s: s.split(","),

@@ -95,22 +95,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"Closed loop, {compare['duration_s']:g} s per level, llm-sim {compare['llm_s']:.2f} s "
             "per call (200 ms to first token, 40 tokens at 20 ms).",
             "",
-            "| design | clients | runs/s | p50 ms | p95 ms | p99 ms | overhead p50/p99 ms | "
-            "errors | CPU s (api, worker) | peak RSS MB (api, worker) |",
-            "|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for name, design in compare["designs"].items():
-            if not design.get("rows"):
-                lines.append(f"| {name} | skipped: {design.get('skipped')} |||||||||")
-                continue
-            for r in design["rows"]:
-                cpu = ", ".join(f"{v:g}" for v in r["cpu_s"].values())
-                rss = ", ".join(f"{v:g}" for v in r["peak_rss_mb"].values())
-                lines.append(
-                    f"| {name} | {r['concurrency']} | {r['runs_per_s']} | {r['p50_ms']} | "
-                    f"{r['p95_ms']} | {r['p99_ms']} | {r['overhead_p50_ms']} / "
-                    f"{r['overhead_p99_ms']} | {r['errors']} | {cpu} | {rss} |"
-                )
+        lines += _design_table(compare["designs"])
         ff = _rows(results, "flowfleet")
         lines += [
             "",
@@ -126,6 +112,8 @@ def markdown(results: dict[str, Any]) -> str:
             ]
             lines.append(f"| {c} | " + " | ".join(cells) + " |")
         lines += _stages(ff)
+    if "agent" in results:
+        lines += _agent(results["agent"])
     if "submit" in results:
         s = results["submit"]
         lines += [
@@ -150,6 +138,50 @@ def markdown(results: dict[str, Any]) -> str:
         for name, measured, met in checks:
             lines.append(f"| {name} | {measured} | {'yes' if met else 'NO'} |")
     return "\n".join(lines) + "\n"
+
+
+def _design_table(designs: dict[str, Any]) -> list[str]:
+    """One row per design and level: throughput, latency, errors, CPU and memory."""
+    lines = [
+        "| design | clients | runs/s | p50 ms | p95 ms | p99 ms | overhead p50/p99 ms | "
+        "errors | CPU s (api, worker) | peak RSS MB (api, worker) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, design in designs.items():
+        if not design.get("rows"):
+            lines.append(f"| {name} | skipped: {design.get('skipped')} |||||||||")
+            continue
+        for r in design["rows"]:
+            cpu = ", ".join(f"{v:g}" for v in r["cpu_s"].values())
+            rss = ", ".join(f"{v:g}" for v in r["peak_rss_mb"].values())
+            lines.append(
+                f"| {name} | {r['concurrency']} | {r['runs_per_s']} | {r['p50_ms']} | "
+                f"{r['p95_ms']} | {r['p99_ms']} | {r['overhead_p50_ms']} / "
+                f"{r['overhead_p99_ms']} | {r['errors']} | {cpu} | {rss} |"
+            )
+    return lines
+
+
+def _agent(agent: dict[str, Any]) -> list[str]:
+    """The agent flow: flowfleet against direct, runs/s and latency per level."""
+    lines = [
+        "",
+        f"Agent flow (LangFlow's Agent with the Calculator and current-date tools): "
+        f"{agent.get('model_calls')} model calls and {agent.get('tool_calls')} tool calls a "
+        f"run, the simulated model {agent['llm_s']:.2f} s over all of them; closed loop, "
+        f"{agent['duration_s']:g} s per level.",
+        "",
+    ]
+    lines += _design_table(agent["designs"])
+    rows = {
+        name: {r["concurrency"]: r["runs_per_s"] for r in d.get("rows", [])}
+        for name, d in agent["designs"].items()
+    }
+    if "flowfleet" in rows and "direct" in rows:
+        lines += ["", "| clients | flowfleet/direct (agent) |", "|---|---|"]
+        for c in agent["levels"]:
+            lines.append(f"| {c} | {_ratio(rows['flowfleet'].get(c), rows['direct'].get(c))} |")
+    return lines
 
 
 def _stages(rows: dict[int, dict[str, Any]]) -> list[str]:

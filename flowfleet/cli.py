@@ -46,16 +46,19 @@ def worker(
     ] = 1,
 ) -> None:
     """Run a Celery worker that executes runs (``--processes N``: N of them, supervised)."""
+    from shared.settings import get_settings
+
+    settings = get_settings()
     if processes != 1:
         from flowfleet.up import run_workers, worker_processes
-        from shared.settings import get_settings
 
-        count = worker_processes(processes or None, get_settings())
+        count = worker_processes(processes or None, settings)
         if count > 1:
             raise typer.Exit(run_workers(count, concurrency))
 
-    from worker.celery_app import app as celery_app
-    from worker.celery_app import settings
+    from worker.celery_app import create_worker_app
+
+    celery_app = create_worker_app(settings).celery
 
     argv = [
         "worker",

@@ -10,15 +10,32 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
 
 from shared.settings import Settings
 
+
+class EventType(StrEnum):
+    """The one list of run event types (a member compares equal to its string).
+
+    Add a type here (e.g. an agent's ``tool_call`` / ``tool_result``) and in docs/events.md.
+    """
+
+    STATUS = "status"
+    TOKEN = "token"
+    OUTPUT = "output"
+    ERROR = "error"
+    DONE = "done"
+    TOOL_CALL = "tool_call"  # an agent called a tool (docs/agents.md)
+    TOOL_RESULT = "tool_result"  # what the tool returned
+
+
 # Events after which the stream's expiry is (re)set; tokens skip the EXPIRE round-trip work.
-EXPIRING_EVENTS = frozenset({"status", "done"})
-TOOL_EVENTS = ("tool_call", "tool_result")  # an agent's steps, in the order they happened
+EXPIRING_EVENTS = frozenset({EventType.STATUS, EventType.DONE})
+TOOL_EVENTS = (EventType.TOOL_CALL, EventType.TOOL_RESULT)  # an agent's steps, in order
 Event = tuple[str, str, dict[str, Any]]  # (stream entry id, event, data)
 # A larger final row (a long output) is left out of the end entry, so Redis does not hold
 # the output twice for the events' lifetime; its waiters read the row back instead.

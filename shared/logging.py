@@ -67,3 +67,9 @@ def configure_logging(settings: Settings) -> None:
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.get_logger(name)  # type: ignore[no-any-return]
+
+
+def error_text(exc: BaseException, limit: int = 500) -> str:
+    """An exception as a log field: its class and message, keys masked, length capped."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return str(_scrub(text))[:limit]

@@ -23,6 +23,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.run_status import TERMINAL_STATUSES, RunStatus
+
+__all__ = ["TERMINAL_STATUSES", "RunStatus"]  # re-exported: older imports keep working
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -31,7 +35,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 ANONYMOUS = "anonymous"  # owner of runs created while auth is off
 # Owner of the shared flows: the flows directory's and an admin's uploads. Every key may
 # read and run them; only an admin may replace or delete them. Key ids are hex, so no
@@ -122,7 +125,7 @@ class Run(Base):
     input: Mapped[str | None] = mapped_column(Text)
     tweaks: Mapped[dict[str, Any]] = mapped_column(default=dict)
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.QUEUED.value)
     output: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)

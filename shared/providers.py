@@ -16,6 +16,7 @@ Api = Literal["openai", "anthropic", "google"]
 _ALIASES = {
     "openai": "openai",
     "anthropic": "anthropic",
+    "claude": "anthropic",
     "google": "google",
     "googlegenerativeai": "google",
     "googlegenai": "google",
@@ -28,9 +29,11 @@ _ALIASES = {
     "mistral": "mistral",
     "mistralai": "mistral",
     "nvidia": "nvidia",
+    "nvidianim": "nvidia",
     "deepseek": "deepseek",
     "openrouter": "openrouter",
     "xai": "xai",
+    "grok": "xai",
     "ibmwatsonx": "ibm-watsonx",
     "ibmwatsonxai": "ibm-watsonx",
     "watsonxai": "ibm-watsonx",
@@ -45,6 +48,14 @@ _ALIASES = {
 # The wire format each provider's own service speaks; every provider not named here
 # offers an OpenAI-compatible API (that is how flowfleet reaches it).
 PROVIDER_API: dict[str, Api] = {"anthropic": "anthropic", "google": "google"}
+
+
+KNOWN_PROVIDERS: tuple[str, ...] = tuple(sorted(set(_ALIASES.values())))
+
+
+def known_provider(name: str) -> str | None:
+    """The provider id of one of LangFlow's spellings; None when it names no known provider."""
+    return _ALIASES.get(re.sub(r"[^a-z0-9]", "", name.lower()))
 
 
 def normalise_provider(name: str) -> str:

@@ -8,8 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.run_status import RunStatus
+
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
-RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 # A NUL byte or a lone UTF-16 surrogate cannot be stored (PostgreSQL text refuses NUL, and a
 # surrogate cannot be encoded as UTF-8): refused where a client sends it, naming where it is,

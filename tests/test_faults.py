@@ -250,3 +250,50 @@ def _duration(run: dict[str, object]) -> float:
         datetime.fromisoformat(str(run["finished_at"]))
         - datetime.fromisoformat(str(run["started_at"]))
     ).total_seconds()
+
+
+def test_kill_9_of_a_worker_holding_delivered_unclaimed_runs_resumes_them_within_60s(
+    infra: dict[str, str], llm_sim: str, sim: httpx.Client
+) -> None:
+    # The victim's database is cut, so every run delivered to it waits, unclaimed (no lease),
+    # while its message sits in the victim's unacknowledged set. Without the delivery
+    # heartbeat (worker/deliveries.py) those runs would come back only after the broker's
+    # visibility timeout (300 s, the default kept here); with it, within about a lease.
+    sim.put("/_sim/config", json={"ttft_s": 0.2, "token_s": 0.01, "tokens": 5})
+    tally = Tally("kill -9 worker holding delivered, unclaimed runs")
+    proxy = TcpProxy("127.0.0.1", 5432)
+    try:
+        with (
+            isolated_stack(llm_sim, infra["redis_url"], workers=1) as stack,
+            stack.client() as c,
+        ):
+            assert int(stack.env.get("FLOWFLEET_VISIBILITY_TIMEOUT_S", "300")) >= 300
+            victim_env = {
+                **stack.env,
+                "FLOWFLEET_DATABASE_URL": proxied_url(
+                    stack.env["FLOWFLEET_DATABASE_URL"], proxy.port
+                ),
+            }
+            victim = start_worker(victim_env, "victim")
+            stack.workers.append(victim)
+            proxy.cut()
+            with Load(stack, tally, per_s=10):
+                time.sleep(4)
+            held_by_victim = victim.output().count('"what": "claim"')
+            victim.kill()  # SIGKILL holding delivered, unclaimed runs
+            killed_at = time.monotonic()
+            runs = tally.settle(c, timeout=90)
+            ended_within = time.monotonic() - killed_at
+            figures = tally.report(c, runs, stack.workers)
+            survivor_log = stack.workers[0].output()
+    finally:
+        proxy.close()
+    print(  # noqa: T201
+        f"[kill -9 holding unclaimed runs] victim claims waiting={held_by_victim} "
+        f"all terminal {ended_within:.1f} s after the kill"
+    )
+    assert held_by_victim > 0  # the victim really held delivered runs it could not claim
+    assert "worker.dead_deliveries_requeued" in survivor_log
+    assert ended_within < 60
+    assert_exactly_once(figures)
+    assert figures["succeeded"] == figures["submitted"]

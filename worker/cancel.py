@@ -17,7 +17,8 @@ from uuid import UUID
 from langchain_core.callbacks import AsyncCallbackHandler
 
 from shared import events
-from shared.logging import get_logger
+from shared.events import EventType
+from shared.logging import error_text, get_logger
 from worker.context import WorkerContext
 
 log = get_logger("worker.cancel")
@@ -33,7 +34,7 @@ async def is_cancelled(ctx: WorkerContext, run_id: str) -> bool:
     try:
         return bool(await ctx.events.exists(events.cancel_key(ctx.settings, run_id)))
     except Exception as exc:
-        log.warning("run.cancel_check_failed", run_id=run_id, error=type(exc).__name__)
+        log.warning("run.cancel_check_failed", run_id=run_id, error=error_text(exc))
         return False
 
 
@@ -45,7 +46,7 @@ async def publish_token(ctx: WorkerContext, run_id: str, text: str) -> None:
         async with ctx.events.pipeline(transaction=False) as pipe:
             pipe.xadd(
                 events.stream_key(settings, run_id),
-                {"event": "token", "data": json.dumps(data)},
+                {"event": EventType.TOKEN, "data": json.dumps(data)},
                 maxlen=settings.events_maxlen,
                 approximate=True,
             )
@@ -53,7 +54,9 @@ async def publish_token(ctx: WorkerContext, run_id: str, text: str) -> None:
             _, cancelled = await pipe.execute()
     except Exception as exc:
         # Events are best effort: losing Redis loses live events, never results.
-        log.warning("run.event_lost", run_id=run_id, event_type="token", error=type(exc).__name__)
+        log.warning(
+            "run.event_lost", run_id=run_id, event_type=EventType.TOKEN, error=error_text(exc)
+        )
         return
     if cancelled:
         raise RunCancelled(run_id)

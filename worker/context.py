@@ -24,6 +24,7 @@ from flows.runtime import FlowCache
 from shared.db import create_engine, session_factory
 from shared.redis_batch import RedisBatcher
 from shared.settings import Settings
+from worker.deliveries import HeldRuns
 
 T = TypeVar("T")
 
@@ -48,6 +49,8 @@ class WorkerContext:
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     )
     in_flight: set[str] = field(default_factory=set)
+    # Received (delivered by the broker) and not finished with: worker/deliveries.py.
+    held: HeldRuns = field(default_factory=HeldRuns)
     events: RedisBatcher = field(init=False)  # run events and cancel flags, batched
 
     def __post_init__(self) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from shared.errors import ExhaustedRetries
-from shared.logging import get_logger
+from shared.logging import error_text, get_logger
 from shared.models import Run
 from shared.settings import Settings
 
@@ -56,6 +56,6 @@ async def durably(
                 run_id=run_id,
                 what=what,
                 attempt=attempt,
-                error=type(exc).__name__,
+                error=error_text(exc),
             )
             await asyncio.sleep(wait)

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from langchain_core.callbacks import UsageMetadataCallbackHandler
-from sqlalchemy import BindParameter, and_, bindparam, insert, or_, select, update
+from sqlalchemy import BindParameter, Float, and_, bindparam, insert, or_, select, update
 
 from flows.base import CompiledFlow, FlowInput, FlowResult, FlowValidationError, HistoryMessage
 from flows.retry import run_deadline
 from flows.routing import BackendNotAllowed
 from shared import events
+from shared.db_clock import now_plus
 from shared.errors import FlowError, RunFailure, RunTimeout
-from shared.logging import get_logger
+from shared.events import EventType
+from shared.logging import error_text, get_logger
 from shared.models import RUNS, FlowVersion, Run, SessionMessage, utcnow
+from shared.run_status import RunStatus
 from worker import cancel, metrics, response_cache, webhooks
 from worker.backend_errors import as_run_failure
 from worker.context import WorkerContext
@@ -45,7 +49,7 @@ async def _publish(
     try:
         await events.publish(ctx.events, ctx.settings, run_id, event, data, final=final)  # type: ignore[arg-type]
     except Exception as exc:
-        log.warning("run.event_lost", run_id=run_id, event_type=event, error=type(exc).__name__)
+        log.warning("run.event_lost", run_id=run_id, event_type=event, error=error_text(exc))
 
 
 def _param(column: str, name: str | None = None) -> BindParameter[Any]:
@@ -66,19 +70,17 @@ _CLAIM = (
     .where(
         RUNS.c.id == _param("id"),
         or_(
-            RUNS.c.status == "queued",
-            and_(
-                RUNS.c.status == "running",
-                RUNS.c.lease_expires_at < _param("started_at", "now"),
-            ),
+            RUNS.c.status == RunStatus.QUEUED,
+            # Leases are judged by the database's clock (shared/db_clock.py), never ours.
+            and_(RUNS.c.status == RunStatus.RUNNING, RUNS.c.lease_expires_at < now_plus(0)),
         ),
     )
     .values(
-        status="running",
+        status=RunStatus.RUNNING,
         started_at=_param("started_at", "now"),
         attempts=RUNS.c.attempts + 1,
         lease_owner=_param("lease_owner", "owner"),
-        lease_expires_at=_param("lease_expires_at", "lease_until"),
+        lease_expires_at=now_plus(bindparam("p_lease_s", type_=Float)),
     )
     .returning(*RUNS.c)
 )
@@ -98,10 +100,15 @@ _FINISH = (
     update(RUNS)
     .where(
         RUNS.c.id == _param("id"),
-        RUNS.c.status == "running",
+        RUNS.c.status == RunStatus.RUNNING,
         RUNS.c.lease_owner == _param("lease_owner", "owner"),
     )
     .values({column: _param(column) for column in _FINISH_COLUMNS})
+)
+# Who finished the run, and when: a finish that matched no row reads this back to tell
+# "my commit landed but its acknowledgement was lost" from "another worker took it over".
+_FINISHED = select(RUNS.c.status, RUNS.c.worker, RUNS.c.finished_at).where(
+    RUNS.c.id == _param("id")
 )
 _ADD_TURNS = insert(SessionMessage)
 _HISTORY = (
@@ -126,7 +133,7 @@ async def claim_run(ctx: WorkerContext, run_id: str) -> tuple[Run, list[HistoryM
                     "p_id": run_id,
                     "p_now": now,
                     "p_owner": ctx.worker_id,
-                    "p_lease_until": now + timedelta(seconds=ctx.settings.lease_s),
+                    "p_lease_s": ctx.settings.lease_s,
                 },
             )
         ).first()
@@ -173,16 +180,19 @@ async def finish_run(
     usage: dict[str, Any] | None = None,
     status: str | None = None,
     cached: bool = False,
+    finished_at: datetime | None = None,
 ) -> dict[str, Any] | None:
     """Record the outcome, and on success the session's two messages, in one transaction.
 
     Returns the columns written, or None when this worker no longer holds the lease
-    (another one took the run over), in which case nothing is written.
+    (another one took the run over), in which case nothing is written. Retried with the
+    same ``finished_at`` after a lost commit acknowledgement, it finds its own write and
+    returns it, so the run's `done` event and webhook still go out.
     """
-    status = status or ("succeeded" if error is None else "failed")
+    status = status or (RunStatus.SUCCEEDED if error is None else RunStatus.FAILED)
     values: dict[str, Any] = {
         "status": status,
-        "finished_at": utcnow(),
+        "finished_at": finished_at or utcnow(),
         "lease_owner": None,
         "lease_expires_at": None,
         "worker": ctx.worker_id,
@@ -194,7 +204,7 @@ async def finish_run(
     }
     params = {"p_id": run.id, "p_owner": ctx.worker_id, **_params(values)}
     turns: list[dict[str, Any]] = []
-    if status == "succeeded" and run.session_id and result is not None:
+    if status == RunStatus.SUCCEEDED and run.session_id and result is not None:
         said = (("user", run.input or ""), ("assistant", result.text or ""))
         turns = [
             {
@@ -209,7 +219,11 @@ async def finish_run(
     # A lone UPDATE commits by itself; with the session's turns, one transaction holds both.
     async with (ctx.engine if turns else ctx.statements).begin() as conn:
         if (await conn.execute(_FINISH, params)).rowcount != 1:
-            return None
+            row = (await conn.execute(_FINISHED, {"p_id": run.id})).first()
+            mine = row is not None and tuple(row) == (status, ctx.worker_id, values["finished_at"])
+            if mine:
+                log.info("run.finish_already_committed", run_id=run.id)
+            return values if mine else None
         if turns:
             await conn.execute(_ADD_TURNS, turns)
     return values
@@ -223,6 +237,18 @@ def _usage(handler: UsageMetadataCallbackHandler) -> dict[str, Any] | None:
         for key in totals:
             totals[key] += int(usage.get(key, 0) or 0)  # type: ignore[call-overload]
     return {**totals, "by_model": dict(handler.usage_metadata)}
+
+
+@dataclass
+class Outcome:
+    """What running a flow came to, before it is recorded."""
+
+    status: RunStatus
+    result: FlowResult | None
+    error: RunFailure | None
+    usage: dict[str, Any] | None
+    cached: bool  # the response cache answered
+    from_cache: bool  # the compiled flow came from the flow cache
 
 
 async def execute_run(ctx: WorkerContext, run_id: str) -> str:
@@ -241,10 +267,23 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
     started = time.perf_counter()
     ctx.in_flight.add(run_id)
     metrics.run_started(run.flow_id, run.created_at, run.started_at)
+    try:
+        outcome = await run_flow(ctx, run, history)
+    except asyncio.CancelledError:
+        ctx.in_flight.discard(run_id)  # shutdown took it back (worker/shutdown.py)
+        raise
+    return await record_outcome(ctx, run, outcome, started)
+
+
+async def run_flow(ctx: WorkerContext, run: Run, history: list[HistoryMessage]) -> Outcome:
+    """Run a claimed run's flow (or answer from the response cache); never raises a failure."""
+    run_id = run.id
     # Not awaited here: it leaves in one Redis batch with the run's first cancel check
     # instead of a round trip of its own; awaited before the run's last events.
     announced = asyncio.ensure_future(
-        _publish(ctx, run_id, "status", {"status": "running", "attempt": run.attempts})
+        _publish(
+            ctx, run_id, EventType.STATUS, {"status": RunStatus.RUNNING, "attempt": run.attempts}
+        )
     )
     usage = InlineUsage()
     tokens = BatchedTokenPublisher(
@@ -286,29 +325,38 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
             await response_cache.store(ctx, run, result)
     except cancel.RunCancelled:
         cancelled = True
-    except asyncio.CancelledError:
-        ctx.in_flight.discard(run_id)  # shutdown took it back (worker/shutdown.py)
-        raise
     except TimeoutError:
         error = RunTimeout(f"the run took longer than {ctx.settings.run_timeout_s:g} s")
     except (FlowValidationError, BackendNotAllowed) as exc:
         error = FlowError(str(exc))
+    except asyncio.CancelledError:
+        raise
     except Exception as exc:
         error = as_run_failure(exc)
     await announced
     await tokens.close()  # its last token events go before the run's final ones
-    outcome = "cancelled" if cancelled else "succeeded" if error is None else "failed"
+    if cancelled:
+        return Outcome(RunStatus.CANCELLED, None, None, _usage(usage), cached, from_cache)
+    status = RunStatus.SUCCEEDED if error is None else RunStatus.FAILED
+    return Outcome(status, result, error, _usage(usage), cached, from_cache)
+
+
+async def record_outcome(ctx: WorkerContext, run: Run, outcome: Outcome, started: float) -> str:
+    """Write the outcome once (durably), then its events, log line and webhook."""
+    run_id = run.id
+    finished_at = utcnow()  # one value for every try: it identifies this finish's write
     try:
         # Still in flight (lease renewed) while the result write rides out a database outage.
         written = await durably(
             lambda: finish_run(
                 ctx,
                 run,
-                result=None if cancelled else result,
-                error=None if cancelled else error,
-                usage=_usage(usage),
-                status=outcome,
-                cached=cached,
+                result=outcome.result,
+                error=outcome.error,
+                usage=outcome.usage,
+                status=outcome.status.value,
+                cached=outcome.cached,
+                finished_at=finished_at,
             ),
             run_id=run_id,
             within_s=ctx.settings.finish_retry_s,
@@ -318,36 +366,40 @@ async def execute_run(ctx: WorkerContext, run_id: str) -> str:
         raise
     finally:
         ctx.in_flight.discard(run_id)
-    recorded = written is not None
-    metrics.run_finished(
-        run.flow_id, outcome if recorded else "lease_lost", time.perf_counter() - started
-    )
+    status = str(outcome.status) if written is not None else "lease_lost"
+    metrics.run_finished(run.flow_id, status, time.perf_counter() - started)
     if written is not None:
-        # The events say what was committed (the output is not built a second time).
-        finals: list[tuple[str, dict[str, Any]]] = []
-        if written["output"] is not None:
-            finals.append(("output", written["output"]))
-        if written["error_code"] is not None:
-            finals.append(
-                ("error", {"code": written["error_code"], "message": written["error_message"]})
-            )
-        # Issued together, they leave in one Redis batch, in order: a waiting client hears
-        # `done` one round trip after the commit, not one per event. `done` carries the row
-        # as committed, so the waiter answers without reading it back.
-        final = {**written, "started_at": run.started_at, "attempts": run.attempts}
-        await asyncio.gather(
-            *(_publish(ctx, run_id, event, data) for event, data in finals),
-            _publish(ctx, run_id, "done", {"status": outcome}, final=final),
-        )
+        await _publish_finals(ctx, run, written, outcome.status)
     log.info(
         "run.finished",
         run_id=run_id,
         flow_id=run.flow_id,
-        status=outcome if recorded else "lease_lost",
+        status=status,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
-        error=error.code if error else None,
-        flow_cache="hit" if from_cache else "compiled",
+        error=outcome.error.code if outcome.error else None,
+        flow_cache="hit" if outcome.from_cache else "compiled",
     )
-    if recorded:
+    if written is not None:
         await webhooks.schedule(ctx, run)
-    return outcome if recorded else "lease_lost"
+    return status
+
+
+async def _publish_finals(
+    ctx: WorkerContext, run: Run, written: dict[str, Any], status: RunStatus
+) -> None:
+    # The events say what was committed (the output is not built a second time).
+    finals: list[tuple[str, dict[str, Any]]] = []
+    if written["output"] is not None:
+        finals.append((EventType.OUTPUT, written["output"]))
+    if written["error_code"] is not None:
+        finals.append(
+            (EventType.ERROR, {"code": written["error_code"], "message": written["error_message"]})
+        )
+    # Issued together, they leave in one Redis batch, in order: a waiting client hears
+    # `done` one round trip after the commit, not one per event. `done` carries the row
+    # as committed, so the waiter answers without reading it back.
+    final = {**written, "started_at": run.started_at, "attempts": run.attempts}
+    await asyncio.gather(
+        *(_publish(ctx, run.id, event, data) for event, data in finals),
+        _publish(ctx, run.id, EventType.DONE, {"status": status}, final=final),
+    )

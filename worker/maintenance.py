@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from sqlalchemy import select, update
 
 from shared.db import transaction
-from shared.logging import get_logger
-from shared.models import RUNS, Run, utcnow
+from shared.db_clock import now_plus
+from shared.logging import error_text, get_logger
+from shared.models import RUNS, Run
 from shared.queue import enqueue_run
+from shared.run_status import RunStatus
+from worker import deliveries
 from worker.context import WorkerContext
 
 log = get_logger("worker.maintenance")
@@ -23,24 +25,27 @@ async def renew_leases(ctx: WorkerContext) -> int:
     async with ctx.leases.begin() as conn:
         result = await conn.execute(
             update(RUNS)
-            .where(RUNS.c.lease_owner == ctx.worker_id, RUNS.c.status == "running")
-            .values(lease_expires_at=utcnow() + timedelta(seconds=ctx.settings.lease_s))
+            .where(RUNS.c.lease_owner == ctx.worker_id, RUNS.c.status == RunStatus.RUNNING)
+            .values(lease_expires_at=now_plus(ctx.settings.lease_s))
         )
     return int(result.rowcount or 0)
 
 
 async def sweep(ctx: WorkerContext) -> list[str]:
-    """Re-enqueue runs whose worker died (lease expired) or whose message was lost."""
-    now = utcnow()
+    """Re-enqueue runs whose worker died (lease expired) or whose message was lost.
+
+    Every "before" is on the database's clock (shared/db_clock.py): a leader whose own
+    clock runs ahead re-queues nothing that is not really late.
+    """
     # One lease of grace: after a database outage the owner's heartbeat renews first.
-    expired_before = now - timedelta(seconds=ctx.settings.lease_s)
-    stale_queued = now - timedelta(seconds=ctx.settings.queued_stale_s)
+    expired_before = now_plus(-ctx.settings.lease_s)
+    stale_queued = now_plus(-ctx.settings.queued_stale_s)
     async with transaction(ctx.sessions) as session:
         expired = list(
             (
                 await session.scalars(
                     select(Run.id).where(
-                        Run.status == "running", Run.lease_expires_at < expired_before
+                        Run.status == RunStatus.RUNNING, Run.lease_expires_at < expired_before
                     )
                 )
             ).all()
@@ -50,25 +55,30 @@ async def sweep(ctx: WorkerContext) -> list[str]:
                 update(Run)
                 .where(
                     Run.id.in_(expired),
-                    Run.status == "running",
+                    Run.status == RunStatus.RUNNING,
                     Run.lease_expires_at < expired_before,
                 )
-                .values(status="queued", lease_owner=None, lease_expires_at=None)
+                .values(status=RunStatus.QUEUED, lease_owner=None, lease_expires_at=None)
                 .execution_options(synchronize_session=False)
             )
         lost = list(
             (
                 await session.scalars(
-                    select(Run.id).where(Run.status == "queued", Run.created_at < stale_queued)
+                    select(Run.id).where(
+                        Run.status == RunStatus.QUEUED, Run.created_at < stale_queued
+                    )
                 )
             ).all()
         )
     requeue = expired + [run_id for run_id in lost if await _first_requeue(ctx, run_id)]
+    # Delivered to a worker that died before claiming them: no lease to expire (deliveries.py).
+    orphaned = await deliveries.requeue_from_dead_workers(ctx)
+    orphaned += await deliveries.requeue_unheld(ctx)  # lost between queue and record
     for run_id in requeue:
         await asyncio.to_thread(enqueue_run, ctx.celery, run_id)
     if requeue:
         log.warning("runs.requeued", expired=len(expired), lost=len(requeue) - len(expired))
-    return requeue
+    return requeue + orphaned
 
 
 async def _first_requeue(ctx: WorkerContext, run_id: str) -> bool:
@@ -96,13 +106,17 @@ async def maintain(ctx: WorkerContext) -> None:
     loop = asyncio.get_running_loop()
     while True:
         try:
+            await deliveries.beat(ctx)  # Redis only: it goes on while the database is away
+        except Exception as exc:
+            log.warning("worker.heartbeat_failed", error=error_text(exc))
+        try:
             await renew_leases(ctx)
             if loop.time() >= next_sweep:
                 next_sweep = loop.time() + ctx.settings.sweep_interval_s
                 if await _is_leader(ctx):
                     await sweep(ctx)
         except Exception as exc:  # the database or Redis is away; try again next beat
-            log.warning("worker.maintenance_failed", error=type(exc).__name__)
+            log.warning("worker.maintenance_failed", error=error_text(exc))
         await asyncio.sleep(min(heartbeat, ctx.settings.sweep_interval_s))
 
 

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from flows.base import FlowResult
-from shared.logging import get_logger
+from shared.logging import error_text, get_logger
 from shared.metrics import CACHE_REQUESTS
 from shared.models import Run
 from worker.context import WorkerContext
@@ -50,7 +50,7 @@ async def lookup(ctx: WorkerContext, run: Run) -> FlowResult | None:
     try:
         raw = await ctx.redis.get(cache_key(ctx, run))
     except Exception as exc:  # the cache is an optimisation: no Redis, no hit
-        log.warning("cache.unavailable", run_id=run.id, error=type(exc).__name__)
+        log.warning("cache.unavailable", run_id=run.id, error=error_text(exc))
         raw = None
     CACHE_REQUESTS.labels(result="hit" if raw else "miss").inc()
     if not raw:
@@ -67,4 +67,4 @@ async def store(ctx: WorkerContext, run: Run, result: FlowResult) -> None:
     try:
         await ctx.redis.set(cache_key(ctx, run), json.dumps(result.as_json()), px=int(ttl * 1000))
     except Exception as exc:
-        log.warning("cache.store_failed", run_id=run.id, error=type(exc).__name__)
+        log.warning("cache.store_failed", run_id=run.id, error=error_text(exc))

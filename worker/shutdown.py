@@ -20,9 +20,10 @@ from contextlib import contextmanager
 from sqlalchemy import update
 
 from shared.db import transaction
-from shared.logging import get_logger
+from shared.logging import error_text, get_logger
 from shared.models import Run
 from shared.queue import enqueue_run
+from shared.run_status import RunStatus
 from worker.context import LoopThread, WorkerContext
 
 log = get_logger("worker.shutdown")
@@ -70,7 +71,7 @@ class Drain:
         try:
             released = loop.run(release(ctx, list(futures)), timeout=15)
         except Exception as exc:  # the database is away: the leases expire and the sweep acts
-            log.error("worker.hand_back_failed", error=type(exc).__name__, runs=len(futures))
+            log.error("worker.hand_back_failed", error=error_text(exc), runs=len(futures))
             released = []
         for run_id, future in futures.items():
             if run_id in released:
@@ -88,9 +89,13 @@ async def release(ctx: WorkerContext, run_ids: list[str]) -> list[str]:
     async with transaction(ctx.sessions) as session:
         rows = await session.execute(
             update(Run)
-            .where(Run.id.in_(run_ids), Run.status == "running", Run.lease_owner == ctx.worker_id)
+            .where(
+                Run.id.in_(run_ids),
+                Run.status == RunStatus.RUNNING,
+                Run.lease_owner == ctx.worker_id,
+            )
             .values(
-                status="queued",
+                status=RunStatus.QUEUED,
                 lease_owner=None,
                 lease_expires_at=None,
                 attempts=Run.attempts - 1,  # a shutdown is not the run's fault

@@ -15,17 +15,15 @@ import time
 from datetime import datetime
 from typing import Any
 
-from celery import Task
 from sqlalchemy import update
 
 from shared.db import transaction
 from shared.egress import EgressDenied, EgressFailed, fetch
-from shared.logging import get_logger
+from shared.logging import error_text, get_logger
 from shared.models import Run, utcnow
 from shared.queue import WEBHOOK_TASK
 from shared.schemas import run_out
 from shared.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
-from worker.celery_app import app, runtime
 from worker.context import WorkerContext
 
 log = get_logger("worker.webhooks")
@@ -38,7 +36,7 @@ async def schedule(ctx: WorkerContext, run: Run) -> None:
     try:
         await asyncio.to_thread(ctx.celery.send_task, WEBHOOK_TASK, args=[run.id])
     except Exception as exc:
-        log.warning("webhook.enqueue_failed", run_id=run.id, error=type(exc).__name__)
+        log.warning("webhook.enqueue_failed", run_id=run.id, error=error_text(exc))
 
 
 async def _load(ctx: WorkerContext, run_id: str) -> tuple[str | None, bytes, dict[str, Any]]:
@@ -96,24 +94,24 @@ async def post(ctx: WorkerContext, url: str, body: bytes) -> tuple[int | None, s
     return response.status_code, DELIVERED if ok else REJECTED
 
 
-@app.task(name=WEBHOOK_TASK, bind=True, acks_late=True, ignore_result=True, max_retries=None)
-def deliver(self: Task, run_id: str) -> str:
-    """Deliver one run's webhook; retried with exponential backoff until max attempts."""
-    loop, ctx = runtime()
-    url, body, webhook = loop.run(_load(ctx, run_id))
+async def deliver(ctx: WorkerContext, run_id: str) -> tuple[str, float | None]:
+    """One delivery attempt: (state, seconds until the next attempt or None when final).
+
+    The ``flowfleet.webhook`` task (worker/tasks.py) calls it and schedules the retry.
+    """
+    url, body, webhook = await _load(ctx, run_id)
     if url is None or webhook.get("state") in ("delivered", "failed"):
-        return "skipped"
-    status, outcome = loop.run(post(ctx, url, body))
+        return "skipped", None
+    status, outcome = await post(ctx, url, body)
     attempts = [*webhook.get("attempts", []), _attempt(status, outcome)]
     # A refusal is the policy's answer, the same on every try: no retry.
     final = outcome == REFUSED or len(attempts) >= ctx.settings.webhook_max_attempts
     state = "delivered" if outcome == DELIVERED else ("failed" if final else "retrying")
-    loop.run(_record(ctx, run_id, {"url": url, "state": state, "attempts": attempts}))
+    await _record(ctx, run_id, {"url": url, "state": state, "attempts": attempts})
     log.info("webhook.attempt", run_id=run_id, status=status, outcome=outcome, state=state)
     if state == "retrying":
-        countdown = ctx.settings.webhook_retry_base_s * 2 ** (len(attempts) - 1)
-        raise self.retry(countdown=countdown)
-    return state
+        return state, ctx.settings.webhook_retry_base_s * 2 ** (len(attempts) - 1)
+    return state, None
 
 
 def _attempt(status: int | None, outcome: str) -> dict[str, Any]:

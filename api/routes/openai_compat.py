@@ -25,6 +25,7 @@ from api.services.events import SSE_HEADERS
 from api.state import Db, State
 from shared.errors import FlowfleetError, FlowNotFound, InvalidRequest
 from shared.models import Run
+from shared.run_status import RunStatus
 from shared.schemas import RunCreate
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -126,7 +127,7 @@ def _chunk(run: Run, created: int, delta: dict[str, Any], finish: str | None = N
 
 
 def _failure(run: Run) -> JSONResponse:
-    if run.status == "cancelled":
+    if run.status == RunStatus.CANCELLED:
         return openai_error(409, f"run {run.id} was cancelled", "run_cancelled")
     code = run.error_code or "run_failed"
     return openai_error(502, run.error_message or "the run failed", code)
@@ -180,7 +181,7 @@ async def chat_completions(
     )
     if not finished:
         return openai_error(504, f"run {run.id} did not finish in time; it goes on", "timeout")
-    if run.status != "succeeded":
+    if run.status != RunStatus.SUCCEEDED:
         return _failure(run)
     text = (run.output or {}).get("text") or ""
     message = {"role": "assistant", "content": text, "refusal": None}
@@ -217,14 +218,14 @@ async def _stream(
             error = {"message": data.get("message", "the run failed"), "type": "server_error"}
             yield ServerSentEvent(data=json.dumps({"error": {**error, "code": data.get("code")}}))
         elif event == "done":
-            if data.get("status") == "succeeded":
+            if data.get("status") == RunStatus.SUCCEEDED:
                 yield ServerSentEvent(data=_chunk(run, created, {}, "stop"))
                 if include_usage:
                     final = await event_service.load_run(state, run.id, owner)
                     usage = {**json.loads(_chunk(final, created, {})), "choices": []}
                     usage["usage"] = _usage(final)
                     yield ServerSentEvent(data=json.dumps(usage))
-            elif data.get("status") == "cancelled":
+            elif data.get("status") == RunStatus.CANCELLED:
                 cancelled = {"message": f"run {run.id} was cancelled", "type": "server_error"}
                 yield ServerSentEvent(
                     data=json.dumps({"error": {**cancelled, "code": "cancelled"}})

@@ -121,7 +121,7 @@ async def cancel_run(
     """Cancel a run: a queued one at once, a running one as soon as its worker notices."""
     run = await run_service.cancel_run(db, run_id, owner=caller.visible_owner)
     await db.commit()
-    if run.status == "cancelled":
+    if run.status == RunStatus.CANCELLED:
         await event_service.announce_cancelled(state, run)
         if run.webhook_url:
             await anyio.to_thread.run_sync(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.auth import Caller
+from api.auth import RUNS_READ, Caller, requires
 from api.services import steps as step_service
 from api.state import Db
 from shared.schemas import RunSteps, StepOut
 
-router = APIRouter(prefix="/v1", tags=["runs"])
+router = APIRouter(prefix="/v1", tags=["runs"], dependencies=[requires(RUNS_READ)])
 
 
 @router.get(

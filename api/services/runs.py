@@ -21,6 +21,7 @@ from shared.errors import (
     RunNotFound,
 )
 from shared.models import ANONYMOUS, TERMINAL_STATUSES, Flow, Run, SessionMessage, utcnow
+from shared.run_status import RunStatus
 from shared.schemas import RunCreate, unstorable_at
 
 FlowLike = Flow | FlowRef
@@ -48,7 +49,7 @@ def new_run(flow: FlowLike, body: RunCreate, owner: str) -> Run:
         input=body.input,
         tweaks=body.tweaks,
         meta=body.metadata,
-        status="queued",
+        status=RunStatus.QUEUED,
         attempts=0,
         cached=False,
         webhook_url=body.webhook,
@@ -125,8 +126,10 @@ async def cancel_run(session: AsyncSession, run_id: str, *, owner: str | None = 
     now = utcnow()
     result = await session.execute(
         update(Run)
-        .where(Run.id == run_id, Run.status == "queued")
-        .values(status="cancelled", finished_at=now, lease_owner=None, lease_expires_at=None)
+        .where(Run.id == run_id, Run.status == RunStatus.QUEUED)
+        .values(
+            status=RunStatus.CANCELLED, finished_at=now, lease_owner=None, lease_expires_at=None
+        )
         .execution_options(synchronize_session=False)
     )
     await session.refresh(run)

@@ -24,36 +24,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# Normalised spelling (lowercase, letters and digits only) -> provider id.
-_PROVIDER_NAMES: dict[str, str] = {
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "claude": "anthropic",
-    "google": "google",
-    "googlegenerativeai": "google",
-    "googlegenai": "google",
-    "gemini": "google",
-    "ollama": "ollama",
-    "groq": "groq",
-    "lmstudio": "lmstudio",
-    "azure": "azure",
-    "azureopenai": "azure",
-    "mistral": "mistral",
-    "mistralai": "mistral",
-    "nvidia": "nvidia",
-    "nvidianim": "nvidia",
-    "deepseek": "deepseek",
-    "openrouter": "openrouter",
-    "xai": "xai",
-    "grok": "xai",
-    "ibmwatsonx": "ibm-watsonx",
-    "ibmwatsonxai": "ibm-watsonx",
-    "watsonx": "ibm-watsonx",
-    "ibm-watsonx": "ibm-watsonx",
-}
+from shared.providers import KNOWN_PROVIDERS, known_provider
+
 # Non-model nodes that build their own model from the 1.8+ ``model`` field.
 OWN_MODEL_KINDS = frozenset({"StructuredOutput", "BatchRunComponent", "SmartRouter"})
-PROVIDER_IDS: tuple[str, ...] = tuple(sorted(set(_PROVIDER_NAMES.values())))
+PROVIDER_IDS = KNOWN_PROVIDERS
 # agent_llm / provider values meaning "the model comes from an edge", not a provider.
 CONNECTED_MODEL = frozenset({"custom", "connectothermodels", "connectothermodel"})
 
@@ -144,10 +119,7 @@ class UnknownProvider(ValueError):
 
 def provider_id(name: Any) -> str | None:
     """The lowercase id of a LangFlow provider name; None when empty or unknown."""
-    if not isinstance(name, str):
-        return None
-    key = re.sub(r"[^a-z0-9]", "", name.lower())
-    return _PROVIDER_NAMES.get(key)
+    return known_provider(name) if isinstance(name, str) else None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.skipif(
 
 def test_harness_writes_every_result_with_tiny_numbers(tmp_path: Path) -> None:
     argv = ["--levels", "2,3", "--duration", "1.5", "--designs", "flowfleet,direct"]
+    argv += ["--flows", "basic,agent", "--agent-levels", "2"]
     argv += ["--submit-duration", "1", "--submit-concurrency", "4"]
     argv += ["--inflight-runs", "6", "--inflight-call-s", "0.5", "--out", str(tmp_path)]
     results = main(argv)
@@ -45,6 +46,18 @@ def test_harness_writes_every_result_with_tiny_numbers(tmp_path: Path) -> None:
     assert saved["inflight"]["succeeded"] == 6
     assert "| flowfleet | 2 |" in (tmp_path / "bench.md").read_text()
     assert (tmp_path / "bench.png").stat().st_size > 0
+    # The agent flow on both designs, its calls counted from llm-sim's log.
+    agent = saved["agent"]
+    assert (agent["flow"], agent["model_calls"], agent["tool_calls"]) == ("agent", 3, 2)
+    assert agent["llm_s"] > 0.5
+    for name in ("flowfleet", "direct"):
+        (row,) = agent["designs"][name]["rows"]
+        assert row["concurrency"] == 2
+        assert row["completed"] > 0, row
+        assert row["errors"] == 0, row["error_samples"]
+    md = (tmp_path / "bench.md").read_text()
+    assert "Agent flow" in md
+    assert "| flowfleet | 2 |" in md.split("Agent flow", 1)[1]
 
 
 def test_a_runs_stages_split_its_time_by_its_own_timestamps() -> None:

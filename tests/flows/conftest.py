@@ -21,6 +21,8 @@ def sim(sim_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Models route to the sim; its request log starts empty."""
     monkeypatch.setenv("FLOWFLEET_BACKENDS", f'[{{"name":"sim","base_url":"{sim_url}"}}]')
     monkeypatch.setenv("FLOWFLEET_ALLOW_ADHOC_BACKENDS", "true")
+    # Providers no backend names (anthropic, google, groq...) go to the embedded llm-sim.
+    monkeypatch.setenv("FLOWFLEET_LLM_SIM_URL", sim_url)
     monkeypatch.setenv("OPENAI_API_KEY", "test")
     get_settings.cache_clear()
     httpx.delete(sim_url.removesuffix("/v1") + "/_sim/requests")

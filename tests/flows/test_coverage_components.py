@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import pytest
 
 from flowfleet.llm_sim import reply_text
@@ -21,6 +22,7 @@ from flows.langflow.data_components import (
 )
 from flows.langflow.describe import describe
 from flows.langflow.providers import PROVIDER_COMPONENTS, UnknownProvider, model_choice
+from shared.providers import provider_api
 from shared.settings import get_settings
 from tests.flows.conftest import sim_requests
 from tests.flows.coverage_nodes import (
@@ -151,10 +153,19 @@ async def test_provider_component_runs_as_a_model_node(sim: str, component: Any)
     model_id = next(n for n in compiled.doc.nodes.values() if n.kind == component.kind).id
     assert compiled.components[model_id].spec.provider == component.provider  # type: ignore[attr-defined]
     result = await compiled.ainvoke(FlowInput("hi"), {})
-    (request,) = sim_requests(sim)
+    (call,) = httpx.get(sim.removesuffix("/v1") + "/_sim/calls").json()
+    # Each provider is spoken to in its own API (Anthropic Messages, Gemini, else OpenAI's).
+    assert call["api"] == {"google": "gemini"}.get(api := provider_api(component.provider), api)
+    if call["api"] == "gemini":  # Gemini names the model in the path
+        assert call["path"].endswith(f"/models/{component.provider}-model:generateContent")
+        return
+    request = call["body"]
     assert request["model"] == f"{component.provider}-model"
     assert _roles(request)[-1] == ("user", "hi")
-    assert result.text == reply_text(request["messages"])
+    if call["api"] == "openai":
+        assert result.text == reply_text(request["messages"])
+    else:
+        assert result.text.startswith("You said: hi")
 
 
 # --- Loop -------------------------------------------------------------------------------
@@ -193,7 +204,7 @@ def _batch_flow(column: str = "title") -> dict[str, Any]:
         node(
             "BatchRun-1",
             "BatchRunComponent",
-            model=model_field("Anthropic", "claude-haiku"),
+            model=model_field("OpenAI", "gpt-4.1-mini"),
             system_message=("str", "One word.", ["Message"]),
             column_name=("str", column, ["Message"]),
             output_column_name=("str", "brief", ["Message"]),
@@ -221,7 +232,7 @@ async def test_batch_run_asks_the_model_once_per_row(sim: str) -> None:
     requests = sim_requests(sim)
     assert sorted(_roles(r)[1][1] for r in requests) == sorted(row["title"] for row in ROWS)
     assert all(_roles(r)[0] == ("system", "One word.") for r in requests)
-    assert all(r["model"] == "claude-haiku" for r in requests)
+    assert all(r["model"] == "gpt-4.1-mini" for r in requests)
     replies = {_roles(r)[1][1]: reply_text(r["messages"]) for r in requests}
     assert result.text == "\n".join(f"{row['title']}: {replies[row['title']]}" for row in ROWS)
 

@@ -248,6 +248,7 @@ def test_provider_without_backend_is_rejected_in_production(
     model = node_of(flow, "LanguageModelComponent")
     model["data"]["node"]["template"]["provider"]["value"] = "Anthropic"
     monkeypatch.setenv("FLOWFLEET_ENV", "production")
+    monkeypatch.setenv("FLOWFLEET_WEBHOOK_SECRET", "a-production-secret-0123456789abcdef")
     monkeypatch.setenv("FLOWFLEET_BACKENDS", '[{"name": "oai", "base_url": "http://oai/v1"}]')
     get_settings.cache_clear()
     try:

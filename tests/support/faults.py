@@ -50,14 +50,13 @@ def isolated_stack(
             database_url = stack.enter_context(fresh_postgres_database())
         full_env = base_env(database_url, redis_url, sim_url, **env)
         migrate(full_env)
-        api = start_api(full_env)
-        running = Stack(env=full_env, sim_url=sim_url, api=api)
-        running.workers = [start_worker(full_env, f"worker{i}") for i in range(workers)]
-        try:
-            yield running
-        finally:
-            for proc in [*running.workers, running.api]:
-                proc.kill()
+        running = Stack(env=full_env, sim_url=sim_url, api=start_api(full_env))
+        # Every process the stack holds at the end is killed, even when a worker failed to
+        # start (the ones already started) or a test started replacements.
+        stack.callback(lambda: [proc.kill() for proc in [*running.workers, running.api]])
+        for i in range(workers):
+            running.workers.append(start_worker(full_env, f"worker{i}"))
+        yield running
 
 
 def finishes(procs: list[Proc]) -> Counter[str]:

@@ -206,7 +206,7 @@ def start_api(env: dict[str, str]) -> Proc:
 
 def start_worker(env: dict[str, str], name: str = "worker") -> Proc:
     worker = start_process(name, ["worker"], env)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # imports take long on a loaded machine
     # Ready when its log says so (structlog JSON line "worker.started").
     while "worker.started" not in worker.output():
         if worker.proc.poll() is not None or time.monotonic() > deadline:

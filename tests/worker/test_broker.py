@@ -23,8 +23,10 @@ def connection(infra: dict[str, str]) -> Iterator[Connection]:
 
 
 def test_the_worker_app_consumes_through_this_transport() -> None:
-    from worker.celery_app import app
+    from shared.settings import Settings
+    from worker.celery_app import create_worker_app
 
+    app = create_worker_app(Settings(_env_file=None)).celery  # type: ignore[call-arg]
     with app.connection_for_read() as conn:
         assert isinstance(conn.default_channel, Channel)
 
