@@ -28,6 +28,8 @@ class FlowInput:
     session_id: str | None = None
     history: Sequence[HistoryMessage] = ()
     tweaks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Run only the part that fills vector stores and knowledge bases (POST /v1/flows/{id}/ingest).
+    ingest_only: bool = False
 
 
 @dataclass

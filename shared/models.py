@@ -36,6 +36,9 @@ NAMING_CONVENTION = {
 }
 
 ANONYMOUS = "anonymous"  # owner of runs created while auth is off
+# Run metadata key of an ingest run (POST /v1/flows/{id}/ingest): only the flow's part that
+# fills vector stores and knowledge bases runs (docs/rag.md, "Ingest once").
+INGEST_FLAG = "flowfleet_ingest"
 # Owner of the shared flows: the flows directory's and an admin's uploads. Every key may
 # read and run them; only an admin may replace or delete them. Key ids are hex, so no
 # key's owner id can be this.

@@ -25,7 +25,7 @@ from shared.db_clock import now_plus
 from shared.errors import FlowError, RunFailure, RunTimeout
 from shared.events import EventType
 from shared.logging import error_text, get_logger
-from shared.models import RUNS, FlowVersion, Run, SessionMessage, utcnow
+from shared.models import INGEST_FLAG, RUNS, FlowVersion, Run, SessionMessage, utcnow
 from shared.run_status import RunStatus
 from worker import cancel, metrics, response_cache, webhooks
 from worker.backend_errors import as_run_failure
@@ -298,12 +298,18 @@ async def run_flow(ctx: WorkerContext, run: Run, history: list[HistoryMessage]) 
     try:
         if error is not None:
             raise error
-        result = await response_cache.lookup(ctx, run)
+        # An ingest run (POST /v1/flows/{id}/ingest) fills the flow's stores and nothing else.
+        ingest_only = bool((run.meta or {}).get(INGEST_FLAG))
+        result = None if ingest_only else await response_cache.lookup(ctx, run)
         cached = result is not None
         if result is None:
             compiled, from_cache = await compiled_flow(ctx, run)
             flow_input = FlowInput(
-                input=run.input, session_id=run.session_id, history=history, tweaks=run.tweaks or {}
+                input=run.input,
+                session_id=run.session_id,
+                history=history,
+                tweaks=run.tweaks or {},
+                ingest_only=ingest_only,
             )
             config = {
                 "callbacks": [
@@ -322,7 +328,8 @@ async def run_flow(ctx: WorkerContext, run: Run, history: list[HistoryMessage]) 
                 run_id,
                 asyncio.wait_for(compiled.ainvoke(flow_input, config), ctx.settings.run_timeout_s),
             )
-            await response_cache.store(ctx, run, result)
+            if not ingest_only:
+                await response_cache.store(ctx, run, result)
     except cancel.RunCancelled:
         cancelled = True
     except TimeoutError:

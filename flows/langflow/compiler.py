@@ -277,6 +277,12 @@ class CompiledLangflow:
         results: dict[str, dict[str, Any]] = {}
         skipped: set[str] = set()
         tasks: dict[str, asyncio.Task[None]] = {}
+        order = self.order
+        if flow_input.ingest_only:  # an ingest run: only what fills the stores (rag_plan)
+            part = self.rag.ingest_part()
+            if not part:
+                raise FlowValidationError([FlowProblem(self.rag.NO_INGEST)])
+            order = [nid for nid in self.order if nid in part]
         rag_run = await self.rag.prepare(values, self.components, ctx)
 
         async def run_node(nid: str) -> None:
@@ -298,7 +304,7 @@ class CompiledLangflow:
                 return
             results[nid] = await comp.run(node_values, ctx)
 
-        for nid in self.order:
+        for nid in order:
             if nid in self.body_of:
                 continue  # run by its loop, once per item
             tasks[nid] = asyncio.create_task(run_node(nid))
@@ -308,6 +314,8 @@ class CompiledLangflow:
             for task in tasks.values():
                 task.cancel()
             await rag_run.close()
+        if flow_input.ingest_only:
+            return FlowResult(text=rag_run.summary(), outputs={})
         outputs: dict[str, Any] = {}
         for nid in self.output_ids:
             if nid in skipped or nid not in results:

@@ -196,6 +196,7 @@ class IngestState:
     source: str
     build: Build | None
     done: bool = False
+    chunks: int = 0
 
 
 def run_owner(ctx: RunContext) -> str:
@@ -298,7 +299,7 @@ class VectorStoreComponent:
         await store.delete(collection, {SOURCE_KEY: state.source}, keep={INGEST_KEY: state.key})
         assert state.build is not None
         await state.build.finish(len(chunks))
-        state.done = True
+        state.done, state.chunks = True, len(chunks)
         return len(chunks)
 
 

@@ -67,6 +67,23 @@ class RagRun:
     precomputed: dict[str, dict[str, Any]] = field(default_factory=dict)
     states: list[IngestState] = field(default_factory=list)
 
+    def summary(self) -> str:
+        """What an ingest run did, as JSON: per ingest node, its key and chunks stored
+        (``reused``: the content was ingested before, nothing was embedded)."""
+        return json.dumps(
+            {
+                "ingests": [
+                    {
+                        "node_id": s.source.rsplit(":", 1)[-1],
+                        "key": s.key,
+                        "reused": s.build is None,
+                        "chunks": s.chunks,
+                    }
+                    for s in self.states
+                ]
+            }
+        )
+
     async def close(self) -> None:
         """Give back every build the run did not finish (failed, cancelled, skipped)."""
         for state in self.states:
@@ -77,6 +94,11 @@ class RagRun:
 
 class RagPlan:
     """The ingest nodes of a compiled flow and the extra waits between store nodes."""
+
+    NO_INGEST = (
+        "this flow has no ingest part: no vector store node fed on ingest_data and no "
+        "knowledge node fed on input_df; run it instead (POST /v1/flows/{id}/runs)"
+    )
 
     def __init__(self, doc: LangflowDocument) -> None:
         self.doc = doc
@@ -107,6 +129,11 @@ class RagPlan:
                     and node.id not in self._upstream([ingest.node_id])
                 ):
                     self.extra_deps.setdefault(node.id, []).append(ingest.node_id)
+
+    def ingest_part(self) -> set[str]:
+        """The nodes an ingest run runs: ingest nodes, everything upstream of them (their
+        embeddings nodes included)."""
+        return set(self._upstream([i.node_id for i in self.ingests]))
 
     def _collection_literal(self, nid: str) -> str:
         node = self.doc.nodes[nid]

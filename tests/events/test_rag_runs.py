@@ -143,3 +143,38 @@ def test_one_key_never_retrieves_another_keys_chunks(rag_stack: Stack, sim: http
         _run(b, "rag-owner-b", "what is the vault code")
         assert "4921" not in _last_prompt(sim)
         assert json.dumps(sim.get("/_sim/requests").json()[-1]).count("vault code is") == 0
+
+
+def test_ingest_is_a_run_of_its_own(rag_stack: Stack, sim: httpx.Client, llm_sim: str) -> None:
+    """POST /v1/flows/{id}/ingest queues a run of only the ingest part: it embeds the
+    document and calls no chat model; a retrieval run then embeds only its question; a
+    second ingest reuses the index. A flow with no ingest part fails saying so."""
+    sim.delete("/_sim/embeddings")
+    sim.delete("/_sim/requests")
+    scopes = "runs:write,runs:read,flows:write"
+    with as_key(rag_stack, make_key(rag_stack, scopes, "ingester")) as a:
+        flow = with_text_for_file(starter(), "Otters hold hands while they sleep.")
+        assert a.put("/v1/flows/rag-ingest", json=flow).status_code in (200, 201)
+        accepted = a.post("/v1/flows/rag-ingest/ingest")
+        assert accepted.status_code == 202, accepted.text
+        assert accepted.headers["Location"] == f"/v1/runs/{accepted.json()['id']}"
+        ingest = finish(a, accepted.json()["id"], timeout=60)
+        assert ingest["status"] == "succeeded", ingest
+        (summary,) = json.loads(ingest["output"]["text"])["ingests"]
+        assert summary["reused"] is False
+        assert summary["chunks"] == 1
+        assert embedded_texts(llm_sim) == ["Otters hold hands while they sleep."]
+        assert sim.get("/_sim/requests").json() == []  # no chat model ran
+
+        _run(a, "rag-ingest", "how do otters sleep")
+        assert embedded_texts(llm_sim)[1:] == ["how do otters sleep"]
+        assert _last_prompt(sim).startswith("Text: Otters hold hands while they sleep.")
+
+        again = finish(a, a.post("/v1/flows/rag-ingest/ingest", json={}).json()["id"], timeout=60)
+        assert json.loads(again["output"]["text"])["ingests"][0]["reused"] is True
+        assert len(embedded_texts(llm_sim)) == 2
+
+        assert a.put("/v1/flows/no-ingest", json=search_only(starter())).status_code in (200, 201)
+        failed = finish(a, a.post("/v1/flows/no-ingest/ingest").json()["id"], timeout=60)
+        assert failed["status"] == "failed"
+        assert "no ingest part" in failed["error"]["message"]
