@@ -12,7 +12,7 @@ from flows.langflow.conditions import regex_problem
 from flows.langflow.document import LangflowDocument, LangflowEdge, LangflowNode, node_problem
 from flows.langflow.kinds import Kind
 from flows.langflow.providers import PROVIDER_IDS, UnknownProvider, model_choice
-from flows.langflow.rag_specs import hosted_store_problem
+from flows.langflow.rag_specs import EMBEDDING_KINDS, hosted_store_problem
 from flows.langflow.refusals import refusal_reason
 from flows.langflow.specs import MAX_ROUTES, ROUTER_OPERATORS, SCHEMA_TYPES, FieldSpec, accepts
 from flows.langflow.templates import TemplateError, template_variables
@@ -409,7 +409,8 @@ def validate_tweaks(doc: LangflowDocument, tweaks: Mapping[str, Any]) -> list[Fl
         for name, value in fields.items():
             if (
                 node.spec
-                and node.spec.is_model
+                # Embeddings nodes choose a backend too: the same rule for their tweaks.
+                and (node.spec.is_model or node.kind in EMBEDDING_KINDS)
                 and (refused := model_tweak_refusal(node.id, name, value))
             ):
                 problems.append(node_problem(refused, node, name))

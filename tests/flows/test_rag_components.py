@@ -25,7 +25,7 @@ from flows.langflow.compiler import compile_langflow
 from flows.langflow.components import Message, RunContext
 from flows.langflow.document import parse_document
 from flows.langflow.rag import SplitTextComponent
-from flows.langflow.validation import validate_document
+from flows.langflow.validation import validate_document, validate_tweaks
 from shared.settings import get_settings
 from tests.flows.conftest import sim_requests
 from tests.flows.rag_flows import (
@@ -203,3 +203,13 @@ async def test_knowledge_bases_ingest_once_and_serve_the_1_13_starters(store: st
     assert "The moon orbits the earth every month." in (found.text or "")
     other = await retrieval.ainvoke(FlowInput("what orbits the earth"), _config("someone-else"))
     assert "moon" not in (other.text or "")
+
+
+def test_tweaks_cannot_point_embeddings_elsewhere() -> None:
+    """An embeddings node's connection fields are fixed by the flow, as a model node's are."""
+    doc = parse_document(json.dumps(starter()))
+    embedder = next(n for n in doc.nodes.values() if n.kind == "EmbeddingModel")
+    problems = validate_tweaks(doc, {embedder.id: {"api_base": "http://attacker.example/v1"}})
+    assert [p.field for p in problems] == ["api_base"]
+    assert "FLOWFLEET_TWEAKABLE_MODEL_FIELDS" in problems[0].message
+    assert validate_tweaks(doc, {embedder.id: {"chunk_size": 10}}) == []
