@@ -14,7 +14,16 @@ from api.auth import KeyCache, guard
 from api.edge import EdgeMiddleware
 from api.limits import BodyLimitMiddleware
 from api.ratelimit import QueueGauge, RateLimiter, capped
-from api.routes import events, flows, health, openai_compat, runs, sessions, steps
+from api.routes import (
+    events,
+    flows,
+    health,
+    langflow_compat,
+    openai_compat,
+    runs,
+    sessions,
+    steps,
+)
 from api.run_writer import RunWriter
 from api.services.flows import refresh_flow_refs, save_definition
 from api.state import AppState
@@ -120,7 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.install_queue_collector(settings)
         app.include_router(metrics.router)
     problems.install(app)
-    for module in (runs, steps, events, openai_compat, flows, sessions, health):
+    for module in (runs, steps, events, openai_compat, langflow_compat, flows, sessions, health):
         app.include_router(module.router)
     return app
 

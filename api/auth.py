@@ -138,11 +138,13 @@ class KeyCache:
 
 
 def _bearer(request: Request) -> str | None:
+    """The key from ``Authorization: Bearer``, else from ``x-api-key`` (LangFlow's clients
+    send only that header; it names the same keys)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key", "").strip() or None
 
 
 async def _authenticate(request: Request, state: AppState) -> Principal:
@@ -151,7 +153,7 @@ async def _authenticate(request: Request, state: AppState) -> Principal:
     token = _bearer(request)
     if token is None:
         raise Unauthorized(
-            "send an API key as 'Authorization: Bearer <key>'",
+            "send an API key as 'Authorization: Bearer <key>' (or an 'x-api-key' header)",
             headers={"WWW-Authenticate": "Bearer"},
         )
     principal = await state.key_cache.principal(state, token)

@@ -145,6 +145,14 @@ class Settings(BaseSettings):
     # {query, max_results} -> {results: [{title, url, content}]}); unset: llm-sim's /search.
     search_url: str | None = None
     search_api_key: SecretStr | None = None
+    # arXiv for ArXivComponent (docs/agents.md): its Atom query API, reached through the egress
+    # policy (tests point it at a local server they allow-list).
+    arxiv_url: str = "https://export.arxiv.org/api/query"
+    # MCP servers a flow's MCPTools node may name (docs/agents.md): JSON name -> streamable-HTTP
+    # URL, e.g. FLOWFLEET_MCP_SERVERS='{"docs": "http://mcp-docs:8000/mcp"}'. The operator's
+    # (like a model backend): a flow names a server, never an address; an unknown name is a 422.
+    mcp_servers: dict[str, str] = Field(default_factory=dict)
+    mcp_timeout_s: float = 30.0  # one MCP exchange (connect, list or call)
     backend_lease_s: float = 15.0  # a backend place's lease; renewed while the call lasts
 
     # Signs webhook deliveries; production refuses the default and an empty value at start.

@@ -33,6 +33,7 @@ from typing import Any
 
 from flows.base import FlowInput, FlowProblem, FlowResult, FlowValidationError
 from flows.langflow.agent import AgentComponent
+from flows.langflow.arxiv import ArXivComponent
 from flows.langflow.components import (
     INACTIVE,
     SIMPLE_COMPONENTS,
@@ -60,6 +61,9 @@ from flows.langflow.document import (
     parse_document,
 )
 from flows.langflow.kinds import Kind
+from flows.langflow.mcp_servers import mcp_server_name, mcp_server_problem
+from flows.langflow.mcp_tools import MCPToolsComponent
+from flows.langflow.memory_base import MemoryBaseComponent
 from flows.langflow.providers import OWN_MODEL_KINDS
 from flows.langflow.rag import build_rag_component
 from flows.langflow.rag_plan import RagPlan
@@ -85,6 +89,15 @@ from shared.settings import get_settings
 
 # Model fields whose change needs another model object (everything but the messages).
 _MESSAGE_FIELDS = frozenset({"input_value", "system_message", "stream"})
+# Components that compute only their connected outputs (a tool computes nothing until called).
+_LAZY_OUTPUTS = (
+    AgentComponent,
+    URLComponent,
+    SearchToolComponent,
+    APIRequestComponent,
+    MemoryBaseComponent,
+    ArXivComponent,
+)
 _AGENT_MODEL_FIELDS = frozenset({"model", "model_name", "temperature", "max_tokens", "agent_llm"})
 
 
@@ -121,9 +134,7 @@ class CompiledLangflow:
                 problems.append(FlowProblem(f"{nid}: {exc}", nid, node.type))
             else:
                 comp = self.components[nid]
-                if isinstance(
-                    comp, AgentComponent | URLComponent | SearchToolComponent | APIRequestComponent
-                ):
+                if isinstance(comp, _LAZY_OUTPUTS):
                     # Only the connected outputs are computed (a URL in tool mode fetches
                     # nothing until the agent calls it).
                     outs = {e.source_output or "" for e in doc.edges if e.source == nid}
@@ -232,6 +243,17 @@ class CompiledLangflow:
             return APIRequestComponent(tools_metadata(self.doc.nodes[nid].template))
         if kind == "CurrentDate":
             return CurrentDateComponent(tools_metadata(self.doc.nodes[nid].template))
+        if kind == "MemoryBase":
+            return MemoryBaseComponent(tools_metadata(self.doc.nodes[nid].template))
+        if kind == "ArXivComponent":
+            return ArXivComponent(tools_metadata(self.doc.nodes[nid].template))
+        if kind == "MCPTools":
+            node = self.doc.nodes[nid]
+            if (why := mcp_server_problem(nid, node.type, node.template, settings)) is not None:
+                raise ValueError(why)
+            server = mcp_server_name(node.template)
+            url = settings.mcp_servers[server]
+            return MCPToolsComponent(nid, server, url, tools_metadata(node.template))
         if kind in RAG_KINDS:
             return build_rag_component(nid, kind, values)
         return SIMPLE_COMPONENTS[kind]()

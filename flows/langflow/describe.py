@@ -84,5 +84,8 @@ def describe(
         components=_components(doc.nodes.values()),
         models=model_names(doc),
         uses_input=bool(inputs),
-        uses_history=any(n.kind == Kind.MEMORY for n in doc.nodes.values()),
+        # Message History, Memory Base and the Agent read the session's earlier turns.
+        uses_history=any(
+            n.kind in (Kind.MEMORY, "MemoryBase", "Agent") for n in doc.nodes.values()
+        ),
     )

@@ -1,8 +1,9 @@
 """Components flowfleet refuses on purpose, and why: the reason a 422 names.
 
-Three families: components whose behaviour is Python code from the flow (never run),
-components that are a third-party SaaS not runnable here (the problem names the service),
-and retrieval (RAG) components, which a later release serves. Light: the API imports it.
+Families: components whose behaviour is Python code from the flow (never run), components
+that are a third-party SaaS not runnable here (the problem names the service), SQL against
+a database the flow names, components that write the worker's files, and retrieval (RAG)
+components, which a later release serves. Light: the API imports it.
 """
 
 from __future__ import annotations
@@ -40,8 +41,6 @@ SAAS_SERVICES: dict[str, str] = {
     "YahooFinance*": "Yahoo Finance",
     "ScrapeGraph*": "ScrapeGraph AI",
     "RemixDocumentation": "NVIDIA Remix documentation",
-    "SQLComponent": "an external SQL database",
-    "SQLDatabase*": "an external SQL database",
     "AstraDB*": "DataStax Astra DB",
     "Notion*": "Notion",
     "Firecrawl*": "Firecrawl",
@@ -71,6 +70,8 @@ RAG_KINDS = frozenset(
         "Directory",
     }
 )
+# Components that query a SQL database with credentials from the flow.
+SQL_KINDS = frozenset({"SQLComponent", "SQLDatabase", "SQLDatabaseComponent", "SQLAgent"})
 # Components that write to or read from the worker's own disk.
 LOCAL_FILE_KINDS = frozenset({"SaveToFile", "SaveFile", "WriteFile"})
 
@@ -94,6 +95,12 @@ def refusal_reason(node_id: str, kind: str) -> str | None:
         return (
             f"component {node_id} ({kind}) needs the third-party service {service}, which "
             "flowfleet does not call: remove the component or replace it"
+        )
+    if kind in SQL_KINDS:
+        return (
+            f"component {node_id} ({kind}) runs SQL against a database the flow names; "
+            "flowfleet does not connect flows to databases (the query could read or change "
+            "anything the credentials reach): remove it or put the data behind an API Request"
         )
     if kind in LOCAL_FILE_KINDS:
         return (

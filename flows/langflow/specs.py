@@ -462,6 +462,47 @@ AGENT_SPECS: tuple[ComponentSpec, ...] = (
     ),
 )
 SPECS = SPECS + AGENT_SPECS
+# Memory Base (flows/langflow/memory_base.py), MCP tools (mcp_tools.py), arXiv (arxiv.py).
+SPECS += (
+    ComponentSpec(
+        "MemoryBase",
+        "Memory Base",
+        (
+            FieldSpec("memory_base", "str"),  # the LangFlow store's name: not used
+            FieldSpec("search_query", "str", _MSG, default=""),
+            FieldSpec("top_k", "int", default=5),
+            FieldSpec("include_metadata", "bool", default=True),
+            FieldSpec("filter_by_session", "bool", default=True),
+        ),
+        {"retrieve_data": (DATAFRAME, "Table"), **_TOOLS},
+        aliases=("MemoryBaseComponent",),
+    ),
+    ComponentSpec(
+        "MCPTools",
+        "MCP Tools",
+        (
+            FieldSpec("mcp_server", "mcp", default={}),
+            FieldSpec("tool", "str", default=""),
+            FieldSpec("tool_placeholder", "str", _MSG, default=""),
+            FieldSpec("headers", "dict", default={}),  # not sent: the server's are configured
+            FieldSpec("use_cache", "bool", default=False),
+            FieldSpec("verify_ssl", "bool", default=True),
+        ),
+        {**_TOOLS},
+        aliases=("MCPToolsComponent",),
+    ),
+    ComponentSpec(
+        "ArXivComponent",
+        "arXiv",
+        (
+            FieldSpec("search_query", "str", _MSG, default=""),
+            FieldSpec("search_type", "str", default="all"),
+            FieldSpec("max_results", "int", default=10),
+        ),
+        {"dataframe": (DATAFRAME, "Table"), **_TOOLS},
+        aliases=("ArXiv", "arXiv"),
+    ),
+)
 
 # RAG components (Split Text, embeddings, vector stores) live in their own module.
 from flows.langflow.rag_specs import rag_specs  # noqa: E402

@@ -11,6 +11,7 @@ from flows.langflow.backend_check import routing_problems
 from flows.langflow.conditions import regex_problem
 from flows.langflow.document import LangflowDocument, LangflowEdge, LangflowNode, node_problem
 from flows.langflow.kinds import Kind
+from flows.langflow.mcp_servers import mcp_server_problem
 from flows.langflow.providers import PROVIDER_IDS, UnknownProvider, model_choice
 from flows.langflow.rag_specs import EMBEDDING_KINDS, hosted_store_problem
 from flows.langflow.refusals import refusal_reason
@@ -134,6 +135,10 @@ def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowP
     values, value_problems = literal_values(node)
     problems.extend(value_problems)
     problems.extend(provider_problems(node, values))
+    if node.kind == "MCPTools":
+        why = mcp_server_problem(node.id, node.type, node.template, get_settings())
+        if why is not None:
+            problems.append(node_problem(why, node, "mcp_server"))
     if node.kind == Kind.MEMORY:
         if values.get("mode") not in (None, "", "Retrieve", "Store"):
             problems.append(

@@ -10,7 +10,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from tests.support.stack import Stack
 
 EXAMPLES_PER_OPERATION = 12
-OPENAI_PATHS = {"/v1/chat/completions", "/v1/models"}
+OPENAI_PATHS = {"/v1/chat/completions", "/v1/models", "/api/v1/responses"}
 
 
 def test_api_never_errors_and_matches_its_schema(stack: Stack) -> None:

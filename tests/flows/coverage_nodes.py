@@ -58,8 +58,9 @@ def rows_edges(target: str, field: str) -> list[dict[str, Any]]:
 
 
 def loop_starter(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Research Translation Loop (1.8.4) with its ArXiv search (a tool, not served here)
-    replaced by fixed rows; the loop, its body and feedback edge are the starter's own."""
+    """Research Translation Loop (1.8.4) with its ArXiv search replaced by fixed rows
+    (test_coverage_tools.py runs it unmodified against a local arXiv stand-in); the loop,
+    its body and feedback edge are the starter's own."""
     flow = starter("1.8.4", "Research Translation Loop.json")
     graph = flow["data"]
     arxiv = next(n for n in graph["nodes"] if n["data"].get("type") == "ArXivComponent")
