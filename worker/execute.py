@@ -31,6 +31,7 @@ from worker import cancel, metrics, response_cache, webhooks
 from worker.backend_errors import as_run_failure
 from worker.context import WorkerContext
 from worker.delivery import durably, exhausted
+from worker.progress_events import ProgressEvents
 from worker.streaming import BatchedTokenPublisher, InlineUsage
 from worker.tool_events import ToolEvents
 
@@ -318,6 +319,7 @@ async def run_flow(ctx: WorkerContext, run: Run, history: list[HistoryMessage]) 
                     cancel.CancelCheck(ctx, run_id),
                     metrics.LLMMetrics(),
                     ToolEvents(ctx, run_id, run.attempts),
+                    ProgressEvents(ctx, run_id),
                 ],
                 # owner: RAG collections are scoped to the key that runs (flows/vectorstores.py).
                 "metadata": {"run_id": run_id, "flow_id": run.flow_id, "owner": run.owner},

@@ -199,6 +199,15 @@ class IngestState:
     chunks: int = 0
 
 
+async def report_progress(ctx: RunContext, data: dict[str, Any]) -> None:
+    """Tell the run's callbacks how an ingest is going (the worker makes them ``progress``
+    events); callbacks without ``on_flowfleet_progress`` ignore it."""
+    for callback in ctx.config.get("callbacks") or ():
+        hook = getattr(callback, "on_flowfleet_progress", None)
+        if hook is not None:
+            await hook(data)
+
+
 def run_owner(ctx: RunContext) -> str:
     """The key that runs this flow: collections are scoped to it."""
     meta = ctx.config.get("metadata") or {}
@@ -246,7 +255,7 @@ class VectorStoreComponent:
         state = values.get("__ingest__")
         ingested = None
         if isinstance(state, IngestState) and state.build is not None and not state.done:
-            ingested = await self._ingest(values, handle, collection, state)
+            ingested = await self._ingest(values, handle, collection, state, ctx)
         query = as_text(values.get("search_query")).strip()
         rows: list[dict[str, Any]] = []
         if query and self._wants_search(values):
@@ -266,6 +275,7 @@ class VectorStoreComponent:
         handle: EmbeddingsHandle,
         collection: str,
         state: IngestState,
+        ctx: RunContext,
     ) -> int:
         column = self._text_column(values)
         rows = [
@@ -280,7 +290,10 @@ class VectorStoreComponent:
                 "(FLOWFLEET_RAG_MAX_CHUNKS); raise the chunk size or split the files"
             )
         texts = [as_text(r.get("text")) for r in rows]
+        progress = {"node_id": self.node_id, "key": state.key, "chunks": len(texts)}
+        await report_progress(ctx, {**progress, "stage": "chunked"})
         vectors = await handle.client.aembed_documents(texts) if texts else []
+        await report_progress(ctx, {**progress, "stage": "embedded"})
         chunks = [
             Chunk(
                 id=hashlib.sha256(f"{state.key}:{i}".encode()).hexdigest()[:32],
@@ -300,6 +313,7 @@ class VectorStoreComponent:
         assert state.build is not None
         await state.build.finish(len(chunks))
         state.done, state.chunks = True, len(chunks)
+        await report_progress(ctx, {**progress, "stage": "stored"})
         return len(chunks)
 
 

@@ -25,6 +25,7 @@ from tests.flows.rag_flows import DOCUMENT, embedded_texts, search_only, starter
 from tests.support.faults import isolated_stack
 from tests.support.keys import as_key, make_key
 from tests.support.llm_sim import free_port
+from tests.support.sse import read_events
 from tests.support.stack import Stack
 
 
@@ -165,6 +166,9 @@ def test_ingest_is_a_run_of_its_own(rag_stack: Stack, sim: httpx.Client, llm_sim
         assert summary["chunks"] == 1
         assert embedded_texts(llm_sim) == ["Otters hold hands while they sleep."]
         assert sim.get("/_sim/requests").json() == []  # no chat model ran
+        progress = [e.data for e in read_events(a, ingest["id"]) if e.event == "progress"]
+        assert [p["stage"] for p in progress] == ["chunked", "embedded", "stored"]
+        assert {p["chunks"] for p in progress} == {1}
 
         _run(a, "rag-ingest", "how do otters sleep")
         assert embedded_texts(llm_sim)[1:] == ["how do otters sleep"]
