@@ -202,7 +202,10 @@ class IngestState:
 async def report_progress(ctx: RunContext, data: dict[str, Any]) -> None:
     """Tell the run's callbacks how an ingest is going (the worker makes them ``progress``
     events); callbacks without ``on_flowfleet_progress`` ignore it."""
-    for callback in ctx.config.get("callbacks") or ():
+    callbacks = ctx.config.get("callbacks")
+    if not isinstance(callbacks, list | tuple):  # a callback manager: not ours to walk
+        return
+    for callback in callbacks:
         hook = getattr(callback, "on_flowfleet_progress", None)
         if hook is not None:
             await hook(data)
