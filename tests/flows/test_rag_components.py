@@ -213,3 +213,25 @@ def test_tweaks_cannot_point_embeddings_elsewhere() -> None:
     assert [p.field for p in problems] == ["api_base"]
     assert "FLOWFLEET_TWEAKABLE_MODEL_FIELDS" in problems[0].message
     assert validate_tweaks(doc, {embedder.id: {"chunk_size": 10}}) == []
+
+
+def test_embeddings_route_like_models(sim: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every provider's embeddings node gets a routed OpenAI-API client with the backend's
+    key; a base URL that is no configured backend is refused (the flow cannot pick one)."""
+    from flows.embeddings import embeddings_client
+    from flows.langflow.rag import embedding_spec
+    from flows.routing import BackendNotAllowed
+
+    monkeypatch.setenv("FLOWFLEET_BACKENDS", f'[{{"name":"sim","base_url":"{sim}"}}]')
+    monkeypatch.delenv("FLOWFLEET_ALLOW_ADHOC_BACKENDS", raising=False)
+    get_settings.cache_clear()
+    google = embedding_spec("GoogleGenerativeAIEmbeddings", {"model_name": "text-embedding-004"})
+    assert google.provider == "Google Generative AI"
+    assert google.backend().api == "openai"  # the embedded default: llm-sim's /v1
+    client = embeddings_client(embedding_spec("OpenAIEmbeddings", {"model": "m", "api_key": "x"}))
+    assert str(client.openai_api_base).rstrip("/") == sim.rstrip("/")
+    assert client.openai_api_key is not None
+    assert client.openai_api_key.get_secret_value() != "x"  # never the flow's
+    ollama = embedding_spec("OllamaEmbeddings", {"base_url": "http://10.0.0.9:11434"})
+    with pytest.raises(BackendNotAllowed, match="not a configured backend"):
+        ollama.backend()
