@@ -16,6 +16,7 @@ from api.limits import BodyLimitMiddleware
 from api.ratelimit import QueueGauge, RateLimiter, capped
 from api.routes import (
     events,
+    files,
     flows,
     health,
     langflow_compat,
@@ -122,14 +123,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         dependencies=[Depends(guard)],
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        paths=files.body_limits(settings),
+    )
     app.add_middleware(EdgeMiddleware, settings=settings)  # Host, NUL in the URL
     app.add_middleware(metrics.ObservabilityMiddleware)  # outermost: sees every answer
     if settings.metrics_enabled:
         metrics.install_queue_collector(settings)
         app.include_router(metrics.router)
     problems.install(app)
-    for module in (runs, steps, events, openai_compat, langflow_compat, flows, sessions, health):
+    for module in (
+        runs,
+        steps,
+        events,
+        openai_compat,
+        langflow_compat,
+        flows,
+        sessions,
+        files,
+        health,
+    ):
         app.include_router(module.router)
     return app
 

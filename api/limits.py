@@ -3,29 +3,40 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.errors import PayloadTooLarge
+from shared.errors import FlowfleetError, PayloadTooLarge
 from shared.schemas import RunCreate
 from shared.settings import Settings
 
 
 class BodyLimitMiddleware:
-    """Answers 413 problem+json when a body exceeds ``max_bytes``."""
+    """Answers 413 problem+json when a body exceeds ``max_bytes``.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    ``paths`` gives a path its own limit and error (file uploads: the file limit).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        paths: Mapping[str, tuple[int, Callable[[], FlowfleetError]]] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.paths = dict(paths or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, error = self.paths.get(scope.get("path", ""), (self.max_bytes, None))
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(scope, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(scope, send, limit, error)
             return
         seen = 0
         started = False
@@ -35,8 +46,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge(self.max_bytes)
+                if seen > limit:
+                    raise _TooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -48,15 +59,25 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._reject(scope, send)
+                await self._reject(scope, send, limit, error)
 
-    async def _reject(self, scope: Scope, send: Send) -> None:
-        error = PayloadTooLarge(f"request body is over the limit of {self.max_bytes} bytes")
+    async def _reject(
+        self,
+        scope: Scope,
+        send: Send,
+        limit: int,
+        error_for: Callable[[], FlowfleetError] | None,
+    ) -> None:
+        error = (
+            error_for()
+            if error_for is not None
+            else PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+        )
         body = json.dumps(error.problem(instance=scope.get("path"))).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": error.status,
                 "headers": [
                     (b"content-type", b"application/problem+json"),
                     (b"content-length", str(len(body)).encode()),

@@ -41,6 +41,7 @@ def render(
         "RUNTIME": runtime_dir,
         "RESOLVER": resolver,
         "MAX_BODY_BYTES": str(settings.max_body_bytes),
+        "MAX_FILE_BODY_BYTES": str(settings.max_file_body_bytes),
         "RATE": str(RATE_PER_S),
         "BURST": str(BURST),
     }

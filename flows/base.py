@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from flows.files import FileSource
 
 FlowKind = Literal["langflow", "python"]
 
@@ -28,6 +31,8 @@ class FlowInput:
     session_id: str | None = None
     history: Sequence[HistoryMessage] = ()
     tweaks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The files this run may read (its owner's; File nodes read them): the worker's store.
+    files: FileSource | None = None
     # Run only the part that fills vector stores and knowledge bases (POST /v1/flows/{id}/ingest).
     ingest_only: bool = False
 

@@ -69,6 +69,28 @@ class RunNotFound(NotFound):
     code, title = "run_not_found", "Run not found"
 
 
+class FileNotFound(NotFound):
+    code, title = "file_not_found", "File not found"
+
+
+class FileTooLarge(PayloadTooLarge):
+    code, title = "file_too_large", "File too large"
+
+
+class EmptyFile(InvalidRequest):
+    code, title = "empty_file", "Empty file"
+
+
+class UnsupportedFileType(FlowfleetError):
+    status, code, title = 415, "unsupported_file_type", "Unsupported file type"
+
+
+class FileRequired(InvalidRequest):
+    """A File node has no file to read; the message says how to supply one."""
+
+    code, title = "file_required", "The flow needs a file"
+
+
 class InvalidFlow(FlowfleetError):
     status, code, title = 422, "invalid_flow", "Invalid flow"
 
@@ -87,6 +109,12 @@ class RunNotFinished(Conflict):
 
 class FlowIdTaken(Conflict):
     code, title = "flow_id_taken", "Another owner holds this flow id"
+
+
+class FileQuotaExceeded(Conflict):
+    """The key holds the most files, or file bytes, allowed."""
+
+    code, title = "file_quota_exceeded", "The key's file quota is used up"
 
 
 class IdempotencyConflict(Conflict):
@@ -159,3 +187,15 @@ class ExhaustedRetries(RunFailure):
 
 class CircuitOpen(BackendError):
     """The backend failed repeatedly just now; fail fast instead of calling it."""
+
+
+class FileParseFailed(RunFailure):
+    """A file a run reads could not be parsed (or is over a parsing limit); names the file."""
+
+    code, title = "file_parse_failed", "A file could not be parsed"
+
+
+class FileUnavailable(RunFailure):
+    """A file a run names is not (or no longer) its owner's."""
+
+    code, title = "file_not_found", "File not found"

@@ -1,4 +1,4 @@
-"""Database models: flows and their versions, runs, session messages, API keys."""
+"""Database models: flows and their versions, runs, session messages, API keys, files."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -202,6 +203,27 @@ class RunStep(Base):
     tool_call_id: Mapped[str] = mapped_column(String(128))
     name: Mapped[str] = mapped_column(String(128))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)  # the event's data, as published
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StoredFile(Base):
+    """An uploaded file (``POST /v1/files``) and its bytes, owned by the key that sent it.
+
+    The bytes live in the database (bytea on PostgreSQL, a BLOB in the embedded SQLite
+    file), so every API replica and worker reads them with no other service. ``content``
+    is deferred: listing and metadata reads never load it.
+    """
+
+    __tablename__ = "files"
+    __table_args__ = (Index("ix_files_owner_created", "owner", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -82,6 +82,16 @@ class Settings(BaseSettings):
     flow_validation_timeout_s: float = 5.0
     # A rendered Prompt template, Memory template or Parser pattern, in characters.
     max_rendered_chars: int = 1_000_000
+    # Files (POST /v1/files, LangFlow's File component): bytes stored in the database.
+    max_file_bytes: int = 10 * 1024 * 1024  # one uploaded file
+    max_files_per_owner: int = 1000
+    max_owner_file_bytes: int = 1024 * 1024 * 1024  # all of a key's files together
+    max_files_per_node: int = 20  # file ids one File node reads in a run
+    # Parsing a file in a run (flows/files.py): its time, pages, text and unpacked size.
+    file_parse_timeout_s: float = 30.0
+    max_file_pages: int = 500  # PDF
+    max_file_chars: int = 2_000_000  # the text parsed out of one file
+    max_file_unpacked_bytes: int = 50 * 1024 * 1024  # DOCX: the declared sizes of its parts
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
 
@@ -287,6 +297,11 @@ class Settings(BaseSettings):
     @property
     def auth_on(self) -> bool:
         return bool(self.auth_enabled)
+
+    @property
+    def max_file_body_bytes(self) -> int:
+        """An upload's request-body limit: the file limit plus its multipart framing."""
+        return self.max_file_bytes + 64 * 1024
 
     @property
     def is_sqlite(self) -> bool:

@@ -16,7 +16,12 @@ BACKENDS = [
 
 
 def _settings(env: str = "embedded") -> Settings:
-    return Settings(env=env, backends=BACKENDS, llm_sim_url="http://sim:8001/v1")
+    return Settings(
+        env=env,
+        backends=BACKENDS,
+        llm_sim_url="http://sim:8001/v1",
+        webhook_secret="a-production-secret-0123456789abcdef",  # production refuses the default
+    )
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from worker import cancel, metrics, response_cache, webhooks
 from worker.backend_errors import as_run_failure
 from worker.context import WorkerContext
 from worker.delivery import durably, exhausted
+from worker.files import RunFiles
 from worker.progress_events import ProgressEvents
 from worker.streaming import BatchedTokenPublisher, InlineUsage
 from worker.tool_events import ToolEvents
@@ -310,6 +311,7 @@ async def run_flow(ctx: WorkerContext, run: Run, history: list[HistoryMessage]) 
                 session_id=run.session_id,
                 history=history,
                 tweaks=run.tweaks or {},
+                files=RunFiles(ctx.sessions, run.owner),  # the run owner's files only
                 ingest_only=ingest_only,
             )
             config = {

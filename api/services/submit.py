@@ -11,6 +11,8 @@ is written until all of them pass:
 2. each run's webhook URL (``shared.webhooks``);
 3. the flow exists (its current version, cached a second per process);
 4. tweaks name components and fields the flow has (a 422 here, not a failure in a worker);
+   each File node has files, every one the submitter's own (422 ``file_required``, 404
+   ``file_not_found``: ``api.services.files``);
 5. rate: one token per run from the caller's bucket (the request guard spent the first);
 6. queue caps: overall and per flow (503 ``queue_full``), the key's share (429
    ``key_queue_full``);
@@ -30,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import Principal
 from api.limits import check_run_limits
 from api.ratelimit import rate_identity
+from api.services import files as file_service
 from api.services import flows as flow_service
 from api.services import runs as run_service
 from api.services.flows import FlowRef
@@ -161,6 +164,10 @@ async def _admit(
     for i, body in enumerate(bodies):
         with _naming(f"inputs[{i}]." if batch else ""):
             await flow_service.check_tweaks(db, flow, body.tweaks)
+            # File nodes have files, all the submitter's own (api/services/files.py).
+            await file_service.check_run_files(
+                db, flow, body.tweaks, owner=who.owner, settings=settings
+            )
     await _spend_rate(state, who, len(bodies))
     await state.queue_gauge.check(settings, db, flow.id, who.owner, adding=len(bodies))
     return flow

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flows.base import FlowInput, FlowProblem, FlowResult, FlowValidationError
+from flows.files import FileLimits
 from flows.langflow.agent import AgentComponent
 from flows.langflow.arxiv import ArXivComponent
 from flows.langflow.components import (
@@ -60,6 +61,7 @@ from flows.langflow.document import (
     input_nodes,
     parse_document,
 )
+from flows.langflow.file_node import FILE_KIND, FileComponent
 from flows.langflow.kinds import Kind
 from flows.langflow.mcp_servers import mcp_server_name, mcp_server_problem
 from flows.langflow.mcp_tools import MCPToolsComponent
@@ -254,6 +256,10 @@ class CompiledLangflow:
             server = mcp_server_name(node.template)
             url = settings.mcp_servers[server]
             return MCPToolsComponent(nid, server, url, tools_metadata(node.template))
+        if kind == FILE_KIND:
+            return FileComponent(
+                nid, FileLimits.from_settings(settings), settings.max_files_per_node
+            )
         if kind in RAG_KINDS:
             return build_rag_component(nid, kind, values)
         return SIMPLE_COMPONENTS[kind]()
@@ -289,6 +295,7 @@ class CompiledLangflow:
         ctx = RunContext(
             config=config,
             history=tuple(flow_input.history),
+            files=flow_input.files,
             user_name=str(values[self._user_node].get("sender_name") or "User")
             if self._user_node
             else "User",

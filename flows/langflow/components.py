@@ -44,6 +44,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from flows.base import HistoryMessage
+from flows.files import FileSource
 from flows.langflow.conditions import evaluate_condition
 from flows.langflow.kinds import Kind
 from flows.langflow.providers import PROVIDER_BY_KIND, model_choice
@@ -104,6 +105,7 @@ class RunContext:
     history: Sequence[HistoryMessage] = ()
     user_name: str = "User"
     ai_name: str = "AI"
+    files: FileSource | None = None  # the run owner's files (File nodes read them)
 
 
 class Component(Protocol):

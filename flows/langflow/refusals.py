@@ -53,10 +53,10 @@ SAAS_SERVICES: dict[str, str] = {
     "Wolfram*": "Wolfram Alpha",
 }
 
-# Retrieval and file components: the RAG starters, served by a later release.
+# Retrieval components: the RAG starters, served by a later release (File is served:
+# flows/langflow/file_node.py).
 RAG_KINDS = frozenset(
     {
-        "File",
         "SplitText",
         "KnowledgeBase",
         "Knowledge",

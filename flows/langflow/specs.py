@@ -504,6 +504,24 @@ SPECS += (
     ),
 )
 
+# LangFlow's File ("Read File"): ``path`` holds flowfleet file ids (flows/langflow/file_node.py).
+SPECS += (
+    ComponentSpec(
+        "File",
+        "Read File",
+        (
+            FieldSpec("path", "file", default=[]),
+            FieldSpec("file_path", "other", (DATA, MESSAGE)),  # refused when connected
+            FieldSpec("separator", "str", default="\n\n"),
+            FieldSpec("silent_errors", "bool", default=False),
+            FieldSpec("ignore_unsupported_extensions", "bool", default=True),
+            FieldSpec("ignore_unspecified_files", "bool", default=False),
+            FieldSpec("advanced_mode", "bool", default=False),
+        ),
+        {"message": _MSG, "dataframe": (DATAFRAME,), "json": (DATA,), "path": _MSG},
+        aliases=("FileComponent",),
+    ),
+)
 # RAG components (Split Text, embeddings, vector stores) live in their own module.
 from flows.langflow.rag_specs import rag_specs  # noqa: E402
 

@@ -10,6 +10,7 @@ from flows.base import FlowProblem
 from flows.langflow.backend_check import routing_problems
 from flows.langflow.conditions import regex_problem
 from flows.langflow.document import LangflowDocument, LangflowEdge, LangflowNode, node_problem
+from flows.langflow.file_node import FILE_KIND, file_node_problems
 from flows.langflow.kinds import Kind
 from flows.langflow.mcp_servers import mcp_server_problem
 from flows.langflow.providers import PROVIDER_IDS, UnknownProvider, model_choice
@@ -164,7 +165,7 @@ TEMPLATE_FIELDS: dict[str, str] = {
 }
 # Kinds whose literal values (or tweaks) ``kind_problems`` checks beyond their types.
 CHECKED_KINDS = frozenset(
-    {Kind.CONDITIONAL_ROUTER, Kind.STRUCTURED_OUTPUT, "SmartRouter", *TEMPLATE_FIELDS}
+    {Kind.CONDITIONAL_ROUTER, Kind.STRUCTURED_OUTPUT, "SmartRouter", FILE_KIND, *TEMPLATE_FIELDS}
 )
 
 
@@ -260,6 +261,8 @@ def kind_problems(
                 )
             )
         problems.extend(schema_problems(node, values.get("output_schema") or []))
+    if node.kind == FILE_KIND:
+        problems.extend(file_node_problems(node, values, connected))
     return problems
 
 

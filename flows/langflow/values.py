@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from flows.base import FlowProblem
+from flows.files import file_ids
 from flows.langflow.document import LangflowNode, node_problem
 from flows.langflow.specs import SECRET_FIELDS
 
@@ -13,6 +14,7 @@ _INT_TYPES = {"int"}
 _FLOAT_TYPES = {"float", "slider"}
 _DICT_TYPES = {"dict", "NestedDict"}
 _TABLE_TYPES = {"table"}
+_FILE_TYPES = {"file"}
 _MODEL_TYPES = {"model"}  # LangFlow 1.8+ ModelInput: [{provider, name, metadata}]
 
 
@@ -82,7 +84,9 @@ def typed_value(ftype: str, value: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise ValueError(f"expected a list of {{provider, name}} objects, got {value!r}")
         return value
-    # str, prompt, multiline, other, tab, file...: text
+    if ftype in _FILE_TYPES:  # File's path: file ids (flows/langflow/file_node.py)
+        return file_ids(value)
+    # str, prompt, multiline, other, tab...: text
     if value is None:
         return ""
     if isinstance(value, list):  # e.g. multi-select: keep the first like a single value

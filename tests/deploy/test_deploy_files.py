@@ -233,12 +233,18 @@ def test_kubernetes_values_agree_with_the_settings() -> None:
     for container in (api_container, worker_container):
         assert {"cpu", "memory"} <= set(container["resources"]["requests"])
         assert {"cpu", "memory"} <= set(container["resources"]["limits"])
-    ingress = k8s_kind("Ingress")["metadata"]["annotations"]
+    ingress = k8s_kind("Ingress", "flowfleet")["metadata"]["annotations"]
     assert ingress["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
     assert int(ingress["nginx.ingress.kubernetes.io/proxy-read-timeout"]) > settings.wait_max_s
     assert ingress["nginx.ingress.kubernetes.io/proxy-body-size"] == "1m"
     assert settings.max_body_bytes == 1024 * 1024
-    paths = [p["path"] for p in k8s_kind("Ingress")["spec"]["rules"][0]["http"]["paths"]]
+    paths = [
+        p["path"] for p in k8s_kind("Ingress", "flowfleet")["spec"]["rules"][0]["http"]["paths"]
+    ]
+    uploads = k8s_kind("Ingress", "flowfleet-files")
+    size = uploads["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    assert int(size.rstrip("m")) * 1024 * 1024 >= settings.max_file_body_bytes
+    assert [p["path"] for p in uploads["spec"]["rules"][0]["http"]["paths"]] == ["/v1/files"]
     assert "/metrics" not in paths
     assert "/" not in paths
     assert k8s_kind("HorizontalPodAutoscaler")["spec"]["metrics"][0]["resource"]["name"] == "cpu"
