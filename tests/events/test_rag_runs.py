@@ -182,3 +182,46 @@ def test_ingest_is_a_run_of_its_own(rag_stack: Stack, sim: httpx.Client, llm_sim
         failed = finish(a, a.post("/v1/flows/no-ingest/ingest").json()["id"], timeout=60)
         assert failed["status"] == "failed"
         assert "no ingest part" in failed["error"]["message"]
+
+
+def _uploaded(client: httpx.Client, name: str, text: str) -> str:
+    response = client.post("/v1/files", files={"file": (name, text.encode())})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def _ask(client: httpx.Client, flow_id: str, question: str, tweaks: dict) -> dict[str, Any]:
+    response = client.post(f"/v1/flows/{flow_id}/runs", json={"input": question, "tweaks": tweaks})
+    assert response.status_code == 202, response.text
+    run = finish(client, response.json()["id"], timeout=60)
+    assert run["status"] == "succeeded", run
+    return run
+
+
+def test_the_unmodified_starter_on_an_uploaded_file(
+    rag_stack: Stack, sim: httpx.Client, llm_sim: str
+) -> None:
+    """LangFlow 1.8.4's Vector Store RAG as exported, its File node given an uploaded file by
+    a tweak: the answer's prompt holds the document; the second run embeds only its question
+    (the file is not parsed or embedded again); a new file version is ingested once more."""
+    sim.delete("/_sim/embeddings")
+    flow = starter()
+    (file_node,) = [n["id"] for n in flow["data"]["nodes"] if n["data"].get("type") == "File"]
+    scopes = "runs:write,runs:read,flows:write"
+    with as_key(rag_stack, make_key(rag_stack, scopes, "uploader")) as a:
+        assert a.put("/v1/flows/vector-store-rag", json=flow).status_code in (200, 201)
+        first_file = _uploaded(a, "animals.txt", DOCUMENT)
+        tweaks = {file_node: {"path": [first_file]}}
+        _ask(a, "vector-store-rag", "where do penguins live", tweaks)
+        assert "Penguins live in Antarctica and eat fish." in _last_prompt(sim)
+        # The starter's splitter (1000 characters, separator "\n") keeps this file whole.
+        assert embedded_texts(llm_sim) == [DOCUMENT, "where do penguins live"]
+
+        _ask(a, "vector-store-rag", "what orbits the earth", tweaks)
+        assert embedded_texts(llm_sim)[2:] == ["what orbits the earth"]
+
+        second_file = _uploaded(a, "animals-v2.txt", "Owls hunt mice at night.")
+        _ask(a, "vector-store-rag", "who hunts at night", {file_node: {"path": [second_file]}})
+        assert embedded_texts(llm_sim)[3:] == ["Owls hunt mice at night.", "who hunts at night"]
+        assert "Owls hunt mice at night." in _last_prompt(sim)
+        assert "Penguins" not in _last_prompt(sim)  # the older version left the collection
