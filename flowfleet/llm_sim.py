@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import dataclasses
 import hashlib
 import json
 import random
 import re
+import struct
 import time
 import uuid
 from collections import deque
@@ -666,6 +668,93 @@ async def reset_stats(request: Request) -> Response:
     return Response(status_code=204)
 
 
+# --- embeddings ----------------------------------------------------------------------------
+
+EMBEDDING_DIMENSIONS = 256
+_WORD_RE = re.compile(r"[a-z0-9]+")
+
+
+def embedding_vector(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """A hashed bag of words, L2-normalised: texts sharing words are near (cosine).
+
+    Model-independent, so a collection embedded once stays searchable whatever model name
+    a flow gives; each word lands on one coordinate with a sign, both from its hash.
+    """
+    vector = [0.0] * dimensions
+    for word in _WORD_RE.findall(text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        index = int.from_bytes(digest[:4], "little") % dimensions
+        vector[index] += 1.0 if digest[4] & 1 else -1.0
+    norm = sum(v * v for v in vector) ** 0.5
+    if norm == 0.0:  # no words: a fixed unit vector, so every text has a direction
+        vector[0], norm = 1.0, 1.0
+    return [v / norm for v in vector]
+
+
+def _embedding_input(value: Any) -> list[str] | None:
+    # OpenAI's API takes a string, strings, or token ids (a list of ints, or lists of them).
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+        return [" ".join(f"t{v}" for v in value)]
+    if isinstance(value, list) and all(isinstance(v, str | list) for v in value):
+        texts: list[str] = []
+        for item in value:
+            one = _embedding_input(item)
+            if one is None:
+                return None
+            texts.extend(one)
+        return texts
+    return None
+
+
+async def embeddings(request: Request) -> Response:
+    """OpenAI embeddings: deterministic vectors (``embedding_vector``), float or base64."""
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return error_response(400, "request body is not valid JSON")
+    texts = _embedding_input(body.get("input")) if isinstance(body, dict) else None
+    if not texts:
+        return error_response(400, "'input' must be a string or a non-empty list of strings")
+    sim: SimState = request.app.state.sim
+    status, _ = sim.draw_fault()
+    request.app.state.sim_embeddings.append(body)
+    if status is not None:
+        return _injected_error(status)
+    dimensions = body.get("dimensions") or EMBEDDING_DIMENSIONS
+    if not isinstance(dimensions, int) or not 1 <= dimensions <= 4096:
+        return error_response(400, "'dimensions' must be an integer from 1 to 4096")
+    base64_wanted = body.get("encoding_format") == "base64"
+    data = []
+    for index, text in enumerate(texts):
+        vector = embedding_vector(text, dimensions)
+        encoded: Any = vector
+        if base64_wanted:
+            encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": encoded})
+    tokens = sum(len(_TOKEN_RE.findall(t)) for t in texts)
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": data,
+            "model": str(body.get("model") or DEFAULT_MODEL),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
+
+
+async def get_embedding_requests(request: Request) -> Response:
+    """The recorded embeddings request bodies, oldest first (kept apart from completions)."""
+    return JSONResponse(list(request.app.state.sim_embeddings))
+
+
+async def clear_embedding_requests(request: Request) -> Response:
+    """Forget the recorded embeddings requests."""
+    request.app.state.sim_embeddings.clear()
+    return Response(status_code=204)
+
+
 async def healthz(request: Request) -> Response:
     """Liveness."""
     return JSONResponse({"status": "ok"})
@@ -695,9 +784,13 @@ def create_app(config: SimConfig) -> Starlette:
             Route("/_sim/stats", get_stats, methods=["GET"]),
             Route("/_sim/stats", reset_stats, methods=["DELETE"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
+            Route("/_sim/embeddings", get_embedding_requests, methods=["GET"]),
+            Route("/_sim/embeddings", clear_embedding_requests, methods=["DELETE"]),
         ]
     )
     app.state.sim = SimState(config)
+    app.state.sim_embeddings = deque(maxlen=config.record)
     return app
 
 

@@ -144,6 +144,19 @@ def start_embedded_redis(sup: Supervisor, env: dict[str, str]) -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
+def start_vector_store(sup: Supervisor, env: dict[str, str], settings: Settings) -> str:
+    """Chroma's server (``chroma run``) for several worker processes: Chroma embedded in a
+    directory serves one process only, so workers that share collections share a server."""
+    port = free_port()
+    chroma = Path(sys.executable).with_name("chroma")
+    data = settings.vector_store_path.with_name(settings.vector_store_path.name + "-server")
+    data.mkdir(parents=True, exist_ok=True)
+    argv = [str(chroma), "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)]
+    sup.add("chroma", argv, env)
+    wait_for_port(port, timeout=60)
+    return f"http://127.0.0.1:{port}"
+
+
 def start_nginx(
     sup: Supervisor, env: dict[str, str], settings: Settings, port: int, api_ports: list[int]
 ) -> None:
@@ -294,6 +307,8 @@ def run_embedded(
         env["FLOWFLEET_LLM_SIM_URL"] = f"http://127.0.0.1:{plan.llm_sim}/v1"
         sup.add("llm-sim", _cli("llm-sim", "--port", str(plan.llm_sim)), env)
         wait_for_port(plan.llm_sim)
+    if workers > 1 and not env.get("FLOWFLEET_VECTOR_STORE_URL"):
+        env["FLOWFLEET_VECTOR_STORE_URL"] = start_vector_store(sup, env, settings)
     os.environ.update(env)
     settings = Settings()
     configure_logging(settings)
@@ -319,6 +334,7 @@ def run_embedded(
         workers=workers,
         worker_metrics=[f"http://127.0.0.1:{p}/metrics" for p in plan.worker_metrics],
         llm_sim=env.get("FLOWFLEET_LLM_SIM_URL") if plan.llm_sim is not None else None,
+        vector_store=env.get("FLOWFLEET_VECTOR_STORE_URL") or str(settings.vector_store_path),
     )
     return sup.watch()
 

@@ -33,6 +33,8 @@ class FlowInput:
     tweaks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # The files this run may read (its owner's; File nodes read them): the worker's store.
     files: FileSource | None = None
+    # Run only the part that fills vector stores and knowledge bases (POST /v1/flows/{id}/ingest).
+    ingest_only: bool = False
 
 
 @dataclass

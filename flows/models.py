@@ -28,7 +28,14 @@ from flows.retry import CircuitBreaker, RetryPolicy, breaker_for, give_up, is_ti
 from flows.routing import BackendNotAllowed, ModelSpec, route
 from shared.settings import BackendConfig, get_settings
 
-__all__ = ["BackendNotAllowed", "ModelSpec", "chat_model", "route", "set_limiter"]
+__all__ = [
+    "BackendNotAllowed",
+    "ModelSpec",
+    "backend_place",
+    "chat_model",
+    "route",
+    "set_limiter",
+]
 
 
 class Limiter(Protocol):
@@ -62,6 +69,16 @@ async def _backend_slot(model: BaseChatModel) -> AsyncIterator[None]:
             yield
         finally:
             _holding.reset(token)
+
+
+@contextlib.asynccontextmanager
+async def backend_place(backend: str, limit: int | None) -> AsyncIterator[None]:
+    """A place of the backend's fleet-wide limit for a call that is not a chat model's."""
+    if _limiter is None or not limit or _holding.get():
+        yield
+        return
+    async with _limiter.slot(backend, int(limit)):
+        yield
 
 
 _clients: dict[tuple[int, str], httpx2.AsyncClient] = {}

@@ -31,6 +31,7 @@ class EventType(StrEnum):
     DONE = "done"
     TOOL_CALL = "tool_call"  # an agent called a tool (docs/agents.md)
     TOOL_RESULT = "tool_result"  # what the tool returned
+    PROGRESS = "progress"  # an ingest's progress: chunks embedded and stored (docs/rag.md)
 
 
 # Events after which the stream's expiry is (re)set; tokens skip the EXPIRE round-trip work.

@@ -38,6 +38,9 @@ NAMING_CONVENTION = {
 }
 
 ANONYMOUS = "anonymous"  # owner of runs created while auth is off
+# Run metadata key of an ingest run (POST /v1/flows/{id}/ingest): only the flow's part that
+# fills vector stores and knowledge bases runs (docs/rag.md, "Ingest once").
+INGEST_FLAG = "flowfleet_ingest"
 # Owner of the shared flows: the flows directory's and an admin's uploads. Every key may
 # read and run them; only an admin may replace or delete them. Key ids are hex, so no
 # key's owner id can be this.
@@ -287,3 +290,25 @@ class FlowTrigger(Base):
     flow_owner: Mapped[str] = mapped_column(String(64))  # as for Schedule.flow_owner
     generation: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RagIngest(Base):
+    """One ingest of a flow's documents into a collection, done once and reused.
+
+    The key is content-addressed (owner, collection, the ingest half's settings and file
+    contents, the embedding model): a run whose key is ``ready`` skips ingestion; the row
+    in ``building`` is the lock, its lease lets another worker take over a dead builder.
+    """
+
+    __tablename__ = "rag_ingests"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    flow_id: Mapped[str] = mapped_column(String(128))
+    collection: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))  # "building" or "ready"
+    chunks: Mapped[int] = mapped_column(Integer, default=0)
+    builder: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

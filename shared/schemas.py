@@ -86,6 +86,26 @@ class RunCreate(BaseModel):
         return value
 
 
+class IngestCreate(BaseModel):
+    """Run a flow's ingest part: files to vectors, once per content (docs/rag.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tweaks: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-component field overrides, LangFlow style (e.g. a File node's path).",
+    )
+    webhook: str | None = Field(
+        default=None, max_length=2048, description="URL that receives the finished run."
+    )
+
+    @field_validator("tweaks", "webhook")
+    @classmethod
+    def _storable(cls, value: Any, info: Any) -> Any:
+        refuse_unstorable(value, info.field_name)
+        return value
+
+
 class BatchCreate(BaseModel):
     """Submit many runs of one flow at once."""
 

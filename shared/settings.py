@@ -221,6 +221,23 @@ class Settings(BaseSettings):
     otel_enabled: bool = False  # OpenTelemetry tracing (pip install '.[otel]')
     otel_service_name: str = "flowfleet"
 
+    # RAG (docs/rag.md): the vector store every worker uses. Unset URL: Chroma embedded in
+    # vector_store_path (one host); set: the shared `chroma run` server of the cluster.
+    vector_store_url: str | None = None
+    vector_store_path: Path = REPO_ROOT / "var" / "chroma"
+    # Whether nodes of hosted stores (AstraDB, Pinecone, Qdrant...) run on the configured
+    # store under their collection name; None: yes in the embedded default, no in production.
+    vector_store_map_hosted: bool | None = None
+    rag_max_chunks: int = 20_000  # chunks one ingest may embed
+    knowledge_embedding_model: str = "text-embedding-3-small"  # every knowledge base's model
+    rag_ingest_wait_s: float = 300.0  # a run waits this long for another worker's ingest
+
+    @property
+    def hosted_stores_mapped(self) -> bool:
+        if self.vector_store_map_hosted is None:
+            return self.env == "embedded"
+        return self.vector_store_map_hosted
+
     @field_validator("database_url")
     @classmethod
     def _normalise_dsn(cls, value: str) -> str:

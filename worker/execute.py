@@ -25,7 +25,7 @@ from shared.db_clock import now_plus
 from shared.errors import FlowError, RunFailure, RunTimeout
 from shared.events import EventType
 from shared.logging import error_text, get_logger
-from shared.models import RUNS, FlowVersion, Run, SessionMessage, utcnow
+from shared.models import INGEST_FLAG, RUNS, FlowVersion, Run, SessionMessage, utcnow
 from shared.queue import publish_runs
 from shared.run_status import RunStatus
 from shared.session_order import next_turn, turn_is_free
@@ -35,6 +35,7 @@ from worker.backend_errors import as_run_failure
 from worker.context import WorkerContext
 from worker.delivery import durably, exhausted
 from worker.files import RunFiles
+from worker.progress_events import ProgressEvents
 from worker.streaming import BatchedTokenPublisher, InlineUsage
 from worker.tool_events import ToolEvents
 
@@ -306,7 +307,9 @@ async def run_flow(ctx: WorkerContext, run: Run, history: list[HistoryMessage]) 
     try:
         if error is not None:
             raise error
-        result = await response_cache.lookup(ctx, run)
+        # An ingest run (POST /v1/flows/{id}/ingest) fills the flow's stores and nothing else.
+        ingest_only = bool((run.meta or {}).get(INGEST_FLAG))
+        result = None if ingest_only else await response_cache.lookup(ctx, run)
         cached = result is not None
         if result is None:
             compiled, from_cache = await compiled_flow(ctx, run)
@@ -316,6 +319,7 @@ async def run_flow(ctx: WorkerContext, run: Run, history: list[HistoryMessage]) 
                 history=history,
                 tweaks=run.tweaks or {},
                 files=RunFiles(ctx.sessions, run.owner),  # the run owner's files only
+                ingest_only=ingest_only,
             )
             config = {
                 "callbacks": [
@@ -324,8 +328,10 @@ async def run_flow(ctx: WorkerContext, run: Run, history: list[HistoryMessage]) 
                     cancel.CancelCheck(ctx, run_id),
                     metrics.LLMMetrics(),
                     ToolEvents(ctx, run_id, run.attempts),
+                    ProgressEvents(ctx, run_id),
                 ],
-                "metadata": {"run_id": run_id, "flow_id": run.flow_id},
+                # owner: RAG collections are scoped to the key that runs (flows/vectorstores.py).
+                "metadata": {"run_id": run_id, "flow_id": run.flow_id, "owner": run.owner},
                 "run_name": f"flowfleet:{run.flow_id}",
             }
             result = await cancel.run_cancellable(
@@ -333,7 +339,8 @@ async def run_flow(ctx: WorkerContext, run: Run, history: list[HistoryMessage]) 
                 run_id,
                 asyncio.wait_for(compiled.ainvoke(flow_input, config), ctx.settings.run_timeout_s),
             )
-            await response_cache.store(ctx, run, result)
+            if not ingest_only:
+                await response_cache.store(ctx, run, result)
     except cancel.RunCancelled:
         cancelled = True
     except TimeoutError:

@@ -14,6 +14,7 @@ import threading
 
 from celery import Celery
 
+from flows.ingest_ledger import SqlLedger, set_ingest_ledger
 from flows.models import close_http_clients, set_limiter
 from shared import telemetry
 from shared.backend_limits import BackendLimiter
@@ -52,6 +53,10 @@ class WorkerRuntime:
         loop = LoopThread()
         ctx = build_context(self.settings, self.celery)
         set_limiter(BackendLimiter(ctx.redis, self.settings, holder_prefix=ctx.worker_id))
+        # RAG: ingests done once fleet-wide, the database row as the lock (flows/ingest_ledger.py).
+        set_ingest_ledger(
+            SqlLedger(ctx.engine, ctx.worker_id, wait_s=self.settings.rag_ingest_wait_s)
+        )
         try:
             # Registered as alive before the first delivery can arrive (worker/deliveries.py).
             loop.run(beat(ctx), timeout=10)

@@ -15,9 +15,11 @@ from api.services.submit import Submitter
 from api.state import AppState, Db, State
 from flows.definitions import FLOW_ID_PATTERN
 from shared.logging import get_logger
+from shared.models import INGEST_FLAG
 from shared.schemas import (
     BatchAccepted,
     BatchCreate,
+    IngestCreate,
     RunCreate,
     RunOut,
     RunPage,
@@ -73,6 +75,35 @@ async def submit_run(
         if finished:
             response.status_code = status.HTTP_200_OK
     return run_out(run)
+
+
+@router.post(
+    "/flows/{flow_id}/ingest",
+    dependencies=[requires(RUNS_WRITE)],
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RunOut,
+    responses={
+        404: {"description": "flow_not_found"},
+        429: {"description": "rate_limited, key_queue_full"},
+        503: {"description": "queue_full"},
+    },
+)
+async def ingest_flow(
+    flow_id: FlowId,
+    request: Request,
+    state: State,
+    caller: Caller,
+    response: Response,
+    body: IngestCreate | None = None,
+) -> RunOut:
+    """Queue a run of only the flow's ingest part (files to vectors, once per content)."""
+    body = body or IngestCreate()
+    run_body = RunCreate(tweaks=body.tweaks, webhook=body.webhook, metadata={INGEST_FLAG: True})
+    accepted = await submit_service.submit(
+        state, _submitter(state, caller, request), flow_id=flow_id, body=run_body
+    )
+    response.headers["Location"] = f"/v1/runs/{accepted.run.id}"
+    return run_out(accepted.run)
 
 
 @router.post(

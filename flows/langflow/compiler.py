@@ -68,6 +68,9 @@ from flows.langflow.mcp_servers import mcp_server_name, mcp_server_problem
 from flows.langflow.mcp_tools import MCPToolsComponent
 from flows.langflow.memory_base import MemoryBaseComponent
 from flows.langflow.providers import OWN_MODEL_KINDS
+from flows.langflow.rag import build_rag_component
+from flows.langflow.rag_plan import RagPlan
+from flows.langflow.rag_specs import RAG_KINDS
 from flows.langflow.specs import OUTPUT_KINDS, SECRET_FIELDS
 from flows.langflow.tool_components import (
     APIRequestComponent,
@@ -141,6 +144,10 @@ class CompiledLangflow:
                     comp.wanted = outs or comp.wanted
         if problems:
             raise FlowValidationError(problems)
+        # Ingest once (rag_plan): a search node also waits for its collection's ingest.
+        self.rag = RagPlan(doc)
+        for nid, extra in self.rag.extra_deps.items():
+            self.deps[nid].extend(d for d in extra if d not in self.deps[nid])
         for nid, comp in self.components.items():
             if isinstance(comp, ModelComponent):
                 used = {e.source_output for e in doc.outgoing(nid)}
@@ -254,6 +261,8 @@ class CompiledLangflow:
             return FileComponent(
                 nid, FileLimits.from_settings(settings), settings.max_files_per_node
             )
+        if kind in RAG_KINDS:
+            return build_rag_component(nid, kind, values)
         return SIMPLE_COMPONENTS[kind]()
 
     def _run_values(self, flow_input: FlowInput) -> dict[str, dict[str, Any]]:
@@ -300,8 +309,18 @@ class CompiledLangflow:
         results: dict[str, dict[str, Any]] = {}
         skipped: set[str] = set()
         tasks: dict[str, asyncio.Task[None]] = {}
+        order = self.order
+        if flow_input.ingest_only:  # an ingest run: only what fills the stores (rag_plan)
+            part = self.rag.ingest_part()
+            if not part:
+                raise FlowValidationError([FlowProblem(self.rag.NO_INGEST)])
+            order = [nid for nid in self.order if nid in part]
+        rag_run = await self.rag.prepare(values, self.components, ctx)
 
         async def run_node(nid: str) -> None:
+            if nid in rag_run.precomputed:  # feeds only an ingest that is done already
+                results[nid] = rag_run.precomputed[nid]
+                return
             if self.deps[nid]:
                 await asyncio.gather(*(tasks[d] for d in self.deps[nid]))
             node_values = self._fed(nid, values[nid], results, skipped)
@@ -317,7 +336,7 @@ class CompiledLangflow:
                 return
             results[nid] = await comp.run(node_values, ctx)
 
-        for nid in self.order:
+        for nid in order:
             if nid in self.body_of:
                 continue  # run by its loop, once per item
             tasks[nid] = asyncio.create_task(run_node(nid))
@@ -326,6 +345,9 @@ class CompiledLangflow:
         finally:
             for task in tasks.values():
                 task.cancel()
+            await rag_run.close()
+        if flow_input.ingest_only:
+            return FlowResult(text=rag_run.summary(), outputs={})
         outputs: dict[str, Any] = {}
         for nid in self.output_ids:
             if nid in skipped or nid not in results:

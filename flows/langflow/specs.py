@@ -534,6 +534,10 @@ SPECS += (
         aliases=("FileComponent",),
     ),
 )
+# RAG components (Split Text, embeddings, vector stores) live in their own module.
+from flows.langflow.rag_specs import rag_specs  # noqa: E402
+
+SPECS += rag_specs()
 
 _BY_NAME: dict[str, ComponentSpec] = {}
 for _spec in SPECS:

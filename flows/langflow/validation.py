@@ -14,6 +14,7 @@ from flows.langflow.file_node import FILE_KIND, file_node_problems
 from flows.langflow.kinds import Kind
 from flows.langflow.mcp_servers import mcp_server_problem
 from flows.langflow.providers import PROVIDER_IDS, UnknownProvider, model_choice
+from flows.langflow.rag_specs import EMBEDDING_KINDS, hosted_store_problem
 from flows.langflow.refusals import refusal_reason
 from flows.langflow.specs import MAX_ROUTES, ROUTER_OPERATORS, SCHEMA_TYPES, FieldSpec, accepts
 from flows.langflow.templates import TemplateError, template_variables
@@ -150,6 +151,9 @@ def _node_problems(node: LangflowNode, connected: set[str | None]) -> list[FlowP
                 )
             )
     problems.extend(kind_problems(node, values, {c for c in connected if c}))
+    hosted = hosted_store_problem(node.kind, node.id, get_settings().hosted_stores_mapped)
+    if hosted:
+        problems.append(node_problem(hosted, node))
     return problems
 
 
@@ -413,7 +417,8 @@ def validate_tweaks(doc: LangflowDocument, tweaks: Mapping[str, Any]) -> list[Fl
         for name, value in fields.items():
             if (
                 node.spec
-                and node.spec.is_model
+                # Embeddings nodes choose a backend too: the same rule for their tweaks.
+                and (node.spec.is_model or node.kind in EMBEDDING_KINDS)
                 and (refused := model_tweak_refusal(node.id, name, value))
             ):
                 problems.append(node_problem(refused, node, name))
