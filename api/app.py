@@ -33,7 +33,7 @@ from api.state import AppState
 from flows.definitions import load_dir
 from shared.db import create_engine, session_factory, transaction
 from shared.gc_tuning import tune_gc
-from shared.logging import configure_logging, get_logger
+from shared.logging import configure_logging, error_text, get_logger
 from shared.models import SYSTEM, Flow
 from shared.queue import make_celery
 from shared.settings import Settings, get_settings
@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await sync_flows_dir(state)
         except Exception as exc:
             # Start anyway: readiness reports the database, and the next start syncs again.
-            log.error("flows.sync_failed", error=type(exc).__name__)
+            log.error("flows.sync_failed", error=error_text(exc))
         refresher = asyncio.create_task(_keep_submit_caches_fresh(state))
         tune_gc()
         try:
@@ -168,4 +168,4 @@ async def _keep_submit_caches_fresh(state: AppState, every_s: float = 0.5) -> No
                     await state.queue_gauge.refresh(session)  # only read when a cap is set
                 await refresh_flow_refs(session)
         except Exception as exc:  # the database is away: requests will say so
-            log.debug("caches.refresh_failed", error=type(exc).__name__)
+            log.debug("caches.refresh_failed", error=error_text(exc))

@@ -26,7 +26,7 @@ from api.ratelimit import rate_identity
 from api.state import AppState, app_state
 from shared.errors import InsufficientScope, RateLimited, Unauthorized
 from shared.keys import find_key, hash_key
-from shared.logging import get_logger
+from shared.logging import error_text, get_logger
 from shared.models import ANONYMOUS
 from shared.settings import Settings
 from shared.webhooks import SIGNATURE_HEADER
@@ -200,7 +200,7 @@ async def spend_request_token(request: Request, response: Response, owner: str) 
         decision = await state.rate_limiter.hit(identity)
     except RedisError as exc:
         # Fail open: reads still work from PostgreSQL while Redis is away (submits 503 anyway).
-        log.warning("ratelimit.unavailable", error=type(exc).__name__)
+        log.warning("ratelimit.unavailable", error=error_text(exc))
         return
     if not decision.allowed:
         raise RateLimited(

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 
 from shared.db_errors import client_error
 from shared.errors import BackendUnavailable, FlowfleetError, InvalidRequest
-from shared.logging import get_logger
+from shared.logging import error_text, get_logger
 
 log = get_logger("api.problems")
 PROBLEM_JSON = "application/problem+json"
@@ -86,7 +86,7 @@ def install(app: FastAPI) -> None:
         # The request's own value (a NUL in a query parameter, an over-long name): retrying
         # cannot help, so it is the client's 4xx, not "database unreachable".
         error = client_error(exc) or InvalidRequest("a value in the request cannot be stored")
-        log.info("api.bad_data", error=type(exc).__name__, path=request.url.path)
+        log.info("api.bad_data", error=error_text(exc), path=request.url.path)
         return problem_response(error, request)
 
     @app.exception_handler(RecursionError)
@@ -102,7 +102,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ConnectionError)
     @app.exception_handler(TimeoutError)
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("api.backend_unavailable", error=type(exc).__name__, path=request.url.path)
+        log.warning("api.backend_unavailable", error=error_text(exc), path=request.url.path)
         error = BackendUnavailable("the database or Redis is unreachable; retry shortly")
         return problem_response(error, request, error.headers())
 

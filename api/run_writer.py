@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db_errors import client_error, is_bad_data
 from shared.errors import BackendUnavailable
-from shared.logging import get_logger
+from shared.logging import error_text, get_logger
 from shared.models import RUNS, Run
 from shared.queue import publish_runs
 from shared.settings import Settings
@@ -112,7 +112,7 @@ class RunWriter:
             if len(batch) == 1 or not is_bad_data(exc):
                 _settle(batch, error=client_error(exc) or exc)
                 return []
-            log.warning("runs.group_write_split", runs=len(batch), error=type(exc).__name__)
+            log.warning("runs.group_write_split", runs=len(batch), error=error_text(exc))
         stored: list[Pending] = []
         for pending in batch:
             try:
@@ -143,7 +143,7 @@ class RunWriter:
                 self.redis, self.settings, [(r.id, h) for r, h in zip(runs, carried, strict=True)]
             )
         except Exception as exc:
-            log.warning("runs.enqueue_failed", runs=len(runs), error=type(exc).__name__)
+            log.warning("runs.enqueue_failed", runs=len(runs), error=error_text(exc))
             await self._forget(runs)
             raise BackendUnavailable("the queue is unreachable; the run was not accepted") from exc
 

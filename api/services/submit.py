@@ -45,7 +45,7 @@ from api.services.flows import FlowRef
 from api.state import AppState, SessionOnDemand
 from flows.definitions import FLOW_ID_PATTERN
 from shared.errors import FlowfleetError, FlowNotFound, InvalidRequest, RateLimited
-from shared.logging import get_logger
+from shared.logging import error_text, get_logger
 from shared.metrics import RUNS_SUBMITTED
 from shared.models import Run
 from shared.schemas import RunCreate
@@ -263,7 +263,7 @@ async def _spend_rate(state: AppState, who: Submitter, runs: int) -> None:
         decision = await state.rate_limiter.spend(who.rate_identity, runs - 1)
     except RedisError as exc:
         # Fail open, as the guard does; the write that follows needs Redis and says so.
-        log.warning("ratelimit.unavailable", error=type(exc).__name__)
+        log.warning("ratelimit.unavailable", error=error_text(exc))
         return
     if not decision.allowed:
         raise RateLimited(

@@ -19,7 +19,7 @@ from api.services.submit import Submitter
 from api.state import AppState
 from shared.db import transaction
 from shared.errors import InvalidRequest, Unauthorized
-from shared.logging import get_logger
+from shared.logging import error_text, get_logger
 from shared.models import Flow, FlowTrigger
 from shared.schedules import trigger_secret, verify_trigger
 
@@ -117,7 +117,7 @@ async def _refuse_replay(state: AppState, signature: str) -> None:
     try:
         first = await state.redis.set(key, "1", nx=True, ex=2 * state.settings.trigger_max_skew_s)
     except RedisError as exc:
-        log.warning("trigger.replay_check_unavailable", error=type(exc).__name__)
+        log.warning("trigger.replay_check_unavailable", error=error_text(exc))
         return  # the submit that follows needs Redis and says so
     if not first:
         raise _refused("this signed request was already accepted (a replay)")
