@@ -20,7 +20,7 @@ import httpx
 import psutil
 import redis
 
-from benchmarks import designs, report
+from benchmarks import designs, rag, report
 from benchmarks.http import Conn
 from benchmarks.load import ProcessWatch, closed_loop, summarise
 from flowfleet.llm_sim import tool_turn
@@ -340,6 +340,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 args.agent_designs,
                 designs.AGENT,
             )
+        if args.mode in ("all", "compare") and "rag" in args.flows:
+            results["rag"] = await rag.rag_line(
+                sim_url,
+                redis_url,
+                docs=args.rag_docs,
+                chunks=args.rag_chunks,
+                clients=args.rag_clients,
+                duration=args.rag_duration,
+                run_level=run_level,
+                llm_s=llm_seconds(SIM),
+            )
         if args.mode in ("all", "submit"):
             results["submit"] = await submit_only(
                 sim_url, redis_url, args.submit_duration, args.submit_concurrency
@@ -377,11 +388,21 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=15.0, help="seconds per level")
     p.add_argument(
         "--flows",
-        type=_names(designs.FLOWS),
+        type=_names([*designs.FLOWS, "rag"]),
         default=["basic", "agent"],
-        help="the flows compared: basic (Basic Prompting) and agent (three model calls and "
-        "two tool calls a run)",
+        help="the flows compared: basic (Basic Prompting), agent (three model calls and "
+        "two tool calls a run) and rag (Vector Store RAG: ingest, retrieval beside Basic "
+        "Prompting, the search itself; benchmarks/rag.py)",
     )
+    p.add_argument("--rag-docs", type=int, default=rag.DOCS, help="documents ingested")
+    p.add_argument(
+        "--rag-chunks",
+        type=int,
+        default=rag.TARGET_CHUNKS,
+        help="chunks in the searched collection",
+    )
+    p.add_argument("--rag-clients", type=int, default=64, help="clients for the retrieval runs")
+    p.add_argument("--rag-duration", type=float, default=15.0, help="seconds of retrieval runs")
     p.add_argument(
         "--agent-levels",
         type=lambda s: [int(x) for x in s.split(",")],

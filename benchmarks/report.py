@@ -114,6 +114,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += _stages(ff)
     if "agent" in results:
         lines += _agent(results["agent"])
+    if "rag" in results:
+        lines += _rag(results["rag"])
     if "submit" in results:
         s = results["submit"]
         lines += [
@@ -181,6 +183,30 @@ def _agent(agent: dict[str, Any]) -> list[str]:
         lines += ["", "| clients | flowfleet/direct (agent) |", "|---|---|"]
         for c in agent["levels"]:
             lines.append(f"| {c} | {_ratio(rows['flowfleet'].get(c), rows['direct'].get(c))} |")
+    return lines
+
+
+def _rag(rag: dict[str, Any]) -> list[str]:
+    """The RAG line: ingest, retrieval beside Basic Prompting, the search itself."""
+    i, s = rag["ingest"], rag["search"]
+    lines = [
+        "",
+        f"RAG (Vector Store RAG starter, {rag['store']}): ingest of {i['documents']} documents "
+        f"({i['bytes'] / 1e6:.1f} MB; uploaded in {i['upload_s']} s) in {i['ingest_s']} s, "
+        f"{i['embedding_calls']} embedding calls for {i['embedded_texts']} chunks. Collection "
+        f"of {rag['collection_chunks']} chunks ({rag['ingested_chunks']} ingested, the rest "
+        f"added straight into Chroma with llm-sim's vectors). Search alone (Chroma query, "
+        f"k={s['k']}, {s['queries']} queries): p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms.",
+        "",
+        "| flow (flowfleet) | clients | runs/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in ("rag", "basic"):
+        r = rag[name]
+        lines.append(
+            f"| {name} | {r['concurrency']} | {r['runs_per_s']} | {r['p50_ms']} | "
+            f"{r['p99_ms']} | {r['errors']} |"
+        )
     return lines
 
 
