@@ -59,9 +59,10 @@ migrate: $(STAMP)
 
 # Benchmarks (docs/throughput.md): starts PostgreSQL/Redis users, llm-sim and each design itself.
 # Both flows: Basic Prompting on every design, the agent (3 model + 2 tool calls a run) on
-# flowfleet and direct at 64 and 256 clients.
+# flowfleet and direct at 64 and 256 clients; RAG (benchmarks/rag.py, docs/rag.md): ingest of
+# 1,000 documents, retrieval on a 100,000-chunk `chroma run` collection beside Basic Prompting.
 bench: $(STAMP) lfx
-	$(PY) -m benchmarks --flows basic,agent
+	$(PY) -m benchmarks --flows basic,agent,rag
 
 # LangFlow's own executor, the fourth line of `make bench`, in a virtualenv of its own; the
 # benchmark skips it (and says so) when it cannot be installed.

@@ -349,6 +349,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 clients=args.rag_clients,
                 duration=args.rag_duration,
                 run_level=run_level,
+                sim=SIM,
                 llm_s=llm_seconds(SIM),
             )
         if args.mode in ("all", "submit"):
