@@ -57,6 +57,20 @@ def fresh_postgres_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextmanager
+def migrated_database(kind: str, folder: Path) -> Iterator[str]:
+    """A new database of ``kind`` ("postgresql", or "sqlite" in ``folder``), migrated."""
+    if kind == "postgresql":
+        assert postgres_available(), "PostgreSQL at 127.0.0.1:5432 is needed"
+        with fresh_postgres_database() as url:
+            migrate(base_env(url, TEST_REDIS, "http://127.0.0.1:9"))
+            yield url
+    else:
+        url = f"sqlite:///{folder / 'flowfleet.db'}"
+        migrate(base_env(url, TEST_REDIS, "http://127.0.0.1:9"))
+        yield url
+
+
 def redis_available(url: str = TEST_REDIS) -> bool:
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=2).ping())

@@ -18,13 +18,7 @@ from shared.errors import FlowError
 from shared.models import RUNS
 from shared.queue import make_celery
 from shared.settings import Settings
-from tests.support.stack import (
-    TEST_REDIS,
-    base_env,
-    fresh_postgres_database,
-    migrate,
-    postgres_available,
-)
+from tests.support.stack import TEST_REDIS, migrated_database
 from worker.context import WorkerContext, build_context
 from worker.execute import claim_run, finish_run
 from worker.maintenance import renew_leases, sweep
@@ -37,14 +31,7 @@ SKEW = timedelta(hours=6)
 def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    if request.param == "postgresql":
-        assert postgres_available(), "PostgreSQL at 127.0.0.1:5432 is needed"
-        with fresh_postgres_database() as url:
-            migrate(base_env(url, TEST_REDIS, "http://127.0.0.1:9"))
-            yield url
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('clock') / 'flowfleet.db'}"
-        migrate(base_env(url, TEST_REDIS, "http://127.0.0.1:9"))
+    with migrated_database(request.param, tmp_path_factory.mktemp("clock")) as url:
         yield url
 
 
