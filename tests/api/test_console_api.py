@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.flows.langflow_fixtures import load as _export
 from tests.support.faults import isolated_stack
 from tests.support.keys import as_key, make_key, new_key
 from tests.support.stack import Stack
@@ -122,3 +123,56 @@ def test_keys_need_admin(console: Stack) -> None:
         ):
             assert response.status_code == 403
             assert response.json()["code"] == "insufficient_scope"
+
+
+# Flows: graph and versions
+
+
+def test_flow_answers_its_graph_with_node_types_positions_and_edges(console: Stack) -> None:
+    export = _export("Basic Prompting.json")
+    with as_key(console, make_key(console, "runs:read,flows:write")) as author:
+        assert author.put("/v1/flows/drawn", json=export).status_code == 201
+
+        graph = author.get("/v1/flows/drawn").json()["graph"]
+
+    exported = {n["id"]: n for n in export["data"]["nodes"]}
+    assert {n["id"] for n in graph["nodes"]} == set(exported)
+    for node in graph["nodes"]:
+        raw = exported[node["id"]]
+        assert node["type"] == raw["data"].get("type", raw["type"])  # a note has no data.type
+        assert node["position"] == {
+            "x": float(raw["position"]["x"]),
+            "y": float(raw["position"]["y"]),
+        }
+    kinds = {n["type"]: n["kind"] for n in graph["nodes"]}
+    assert kinds["ChatInput"] == "ChatInput"
+    assert {(e["source"], e["target"]) for e in graph["edges"]} == {
+        (e["source"], e["target"]) for e in export["data"]["edges"]
+    }
+    assert all(e["target_field"] for e in graph["edges"])
+    # Drawing needs no templates (nor the code they embed): only these fields travel.
+    drawn = {"id", "type", "node_type", "display_name", "description", "kind", "position"}
+    assert all(set(n) == drawn | {"width", "height"} for n in graph["nodes"])
+
+
+def test_flow_versions_list_newest_first_with_the_current_one_marked(console: Stack) -> None:
+    first = _export("Basic Prompting.json")
+    second = _export("Basic Prompting.json")
+    second["description"] = "second version"
+    with as_key(console, make_key(console, "runs:read,flows:write")) as author:
+        v1 = author.put("/v1/flows/versioned", json=first).json()["version"]
+        v2 = author.put("/v1/flows/versioned", json=second).json()["version"]
+        assert v1 != v2
+
+        listed = author.get("/v1/flows/versioned/versions")
+
+        assert listed.status_code == 200
+        body = listed.json()
+        assert body["flow_id"] == "versioned"
+        assert [(v["version"], v["current"]) for v in body["items"]] == [(v2, True), (v1, False)]
+        assert all(v["kind"] == "langflow" and v["created_at"] for v in body["items"])
+        missing = author.get("/v1/flows/no-such-flow/versions")
+        assert missing.status_code == 404
+        assert missing.json()["code"] == "flow_not_found"
+    with as_key(console, make_key(console, "runs:read")) as stranger:
+        assert stranger.get("/v1/flows/versioned/versions").status_code == 404
