@@ -271,3 +271,49 @@ async def test_timeline_of_2000_steps_answers_them_all_in_order(
     assert took < 5  # a sanity bound on a shared 2-core machine; measured far below
     # The steps endpoint is unchanged by the timeline: the same 2,000 tool steps.
     assert len(admin.get(f"/v1/runs/{run_id}/steps").json()["items"]) == 2000
+
+
+# Fleet
+
+
+def test_fleet_shows_the_live_worker_the_queue_samples_and_this_minutes_runs(
+    console: Stack, admin: httpx.Client
+) -> None:
+    run_id = admin.post("/v1/flows/prompt/runs", json={"input": "fleet"}).json()["id"]
+    wait_for_run(admin, run_id)
+    deadline = time.monotonic() + 15
+    while True:  # the sweep leader samples the queue once per sweep (1 s here)
+        body = admin.get("/v1/fleet", params={"minutes": 3}).json()
+        if body["series"][-1]["queue_depth"] is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+
+    assert isinstance(body["queue_depth"], int)
+    assert len(body["series"]) == 3
+    last = body["series"][-1]
+    assert set(last) >= {
+        "t", "submitted", "finished", "failed", "runs_per_s",
+        "p50_ms", "p99_ms", "error_rate", "queue_depth",
+    }  # fmt: skip
+    assert last["queue_depth"] is not None
+    assert sum(m["submitted"] for m in body["series"]) >= 1
+    assert sum(m["finished"] for m in body["series"]) >= 1
+    assert any(m["p50_ms"] for m in body["series"])
+    live = [w for w in body["workers"] if w["alive"]]
+    assert len(live) == 1
+    assert live[0]["id"]
+    assert live[0]["last_seen"]
+    assert isinstance(body["dead_letters"], int)
+    assert len(admin.get("/v1/fleet").json()["series"]) == 60  # the default hour
+
+
+def test_fleet_needs_admin_and_a_window_of_1_to_1440_minutes(
+    console: Stack, admin: httpx.Client
+) -> None:
+    for minutes in (0, 1441):
+        refused = admin.get("/v1/fleet", params={"minutes": minutes})
+        assert refused.status_code == 422
+        assert refused.json()["code"] == "invalid_request"
+    assert len(admin.get("/v1/fleet", params={"minutes": 1440}).json()["series"]) == 1440
+    with as_key(console, make_key(console, "runs:read,runs:write")) as tenant:
+        assert tenant.get("/v1/fleet").json()["code"] == "insufficient_scope"
