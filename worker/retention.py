@@ -34,6 +34,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    case,
     delete,
     exists,
     func,
@@ -157,12 +158,14 @@ async def purge_expired(
         if scope.policy.messages_days is not None:
             await _walk(engine, _old_messages(scope, scope.policy.messages_days), batch, counts)
     await _cap_turns(engine, default, owners, state or RetentionState(), batch, counts)
+    steps = _old_steps(default, owners)
+    if steps is not None:
+        await _walk(engine, steps, batch, counts)
     for scope in scopes:
-        if scope.policy.events_days is not None:
-            await _walk(engine, _old_steps(scope, scope.policy.events_days), batch, counts)
-        runs = _old_runs(scope)
-        if runs is not None:
-            await _walk(engine, runs, batch, counts)
+        for in_session in (False, True):
+            runs = _old_runs(scope, in_session=in_session)
+            if runs is not None:
+                await _walk(engine, runs, batch, counts)
     log.info(
         "retention.purged",
         duration_ms=round((time.monotonic() - started) * 1000),
@@ -271,19 +274,31 @@ def _old_messages(scope: _Scope, days: float) -> _Walk:
     return _Walk(MESSAGES, pick)
 
 
-def _old_steps(scope: _Scope, days: float) -> _Walk:
-    # Steps carry no owner: the run's. A step is never older than its run, so the walk by
-    # the step's age reaches each run's steps in time.
+def _old_steps(default: Policy, owners: dict[str, Policy]) -> _Walk | None:
+    """One walk for every owner: steps carry no owner (their run does), so a walk per owner
+    would read every owner's steps. Each step is held to its run's owner's age."""
+    ages = {owner: p.events_days for owner, p in owners.items()}
+    days = [d for d in (default.events_days, *ages.values()) if d is not None]
+    if not days:
+        return None
+    own = [(RUNS.c.owner == owner, _older_than(d)) for owner, d in ages.items() if d is not None]
+    forever = [owner for owner, d in ages.items() if d is None]
+    fallback = None if default.events_days is None else _older_than(default.events_days)
+    cutoff = case(*own, else_=fallback) if own else fallback
+    conditions = [
+        # A step is never older than its run: the walk by the step's age reaches each in time.
+        STEPS.c.created_at < _older_than(min(days)),  # the index range
+        RUNS.c.status.in_(_TERMINAL),
+        STEPS.c.created_at < cutoff,
+    ]
+    if forever:
+        conditions.append(RUNS.c.owner.not_in(forever))
+
     def pick(after: tuple[datetime, Any] | None) -> Select[Any]:
         return _oldest_first(
             select(STEPS.c.id, STEPS.c.created_at)
             .join(RUNS, RUNS.c.id == STEPS.c.run_id)
-            .where(
-                STEPS.c.created_at < _older_than(days),
-                RUNS.c.status.in_(_TERMINAL),
-                scope.owns(RUNS.c.owner),
-                _keyset(STEPS, after),
-            ),
+            .where(*conditions, _keyset(STEPS, after)),
             STEPS,
         )
 
@@ -301,41 +316,49 @@ def _is_dead_letter(negate: bool = False) -> ColumnElement[bool]:
     )
 
 
-def _old_runs(scope: _Scope) -> _Walk | None:
+def _old_runs(scope: _Scope, *, in_session: bool) -> _Walk | None:
+    """Runs without a session, or (``in_session``) those that wrote history: two walks, so
+    the history checks are plain NOT EXISTS conditions the planner runs as index probes."""
     p = scope.policy
-    no_session, in_session = RUNS.c.session_id.is_(None), RUNS.c.session_id.is_not(None)
-    kinds = [
-        (and_(_is_dead_letter(negate=True), no_session), p.runs_days),
-        (and_(_is_dead_letter(negate=True), in_session), _longest(p.runs_days, p.messages_days)),
-        (and_(_is_dead_letter(), no_session), p.dead_letters_days),
-        (and_(_is_dead_letter(), in_session), _longest(p.dead_letters_days, p.messages_days)),
-    ]
+    if in_session:
+        kinds = [
+            (_is_dead_letter(negate=True), _longest(p.runs_days, p.messages_days)),
+            (_is_dead_letter(), _longest(p.dead_letters_days, p.messages_days)),
+        ]
+    else:
+        kinds = [
+            (_is_dead_letter(negate=True), p.runs_days),
+            (_is_dead_letter(), p.dead_letters_days),
+        ]
     kept = [(kind, days) for kind, days in kinds if days is not None]
     if not kept:
         return None
     youngest = min(days for _, days in kept)
-    due = or_(*(and_(kind, RUNS.c.created_at < _older_than(days)) for kind, days in kept))
-    history_kept: ColumnElement[bool] = true()
-    if p.messages_days is not None:  # else no session run is in `kept`
+    conditions = [
+        scope.owns(RUNS.c.owner),
+        RUNS.c.created_at < _older_than(youngest),  # the index range
+        RUNS.c.status.in_(_TERMINAL),
+        or_(*(and_(kind, RUNS.c.created_at < _older_than(days)) for kind, days in kept)),
+    ]
+    if not in_session:
+        conditions.append(RUNS.c.session_id.is_(None))
+    else:
+        assert p.messages_days is not None  # else no kind of session run has an age
         young_message = exists(
             select(MESSAGES.c.id).where(
                 MESSAGES.c.run_id == RUNS.c.id,
                 MESSAGES.c.created_at >= _older_than(p.messages_days),
             )
         )
-        history_kept = or_(no_session, and_(not_(young_message), not_(_session_busy(RUNS))))
+        conditions += [
+            RUNS.c.session_id.is_not(None),
+            not_(young_message),
+            not_(_session_busy(RUNS)),
+        ]
 
     def pick(after: tuple[datetime, Any] | None) -> Select[Any]:
         return _oldest_first(
-            select(RUNS.c.id, RUNS.c.created_at).where(
-                scope.owns(RUNS.c.owner),
-                RUNS.c.created_at < _older_than(youngest),  # the index range
-                RUNS.c.status.in_(_TERMINAL),
-                due,
-                history_kept,
-                _keyset(RUNS, after),
-            ),
-            RUNS,
+            select(RUNS.c.id, RUNS.c.created_at).where(*conditions, _keyset(RUNS, after)), RUNS
         )
 
     return _Walk(RUNS, pick)
@@ -422,3 +445,21 @@ async def _cap_session(
         )
 
     await _walk(engine, _Walk(MESSAGES, pick), batch, counts)
+
+
+def first_batches(
+    default: Policy, owners: dict[str, Policy] | None = None, *, batch: int = 1000
+) -> dict[str, Select[Any]]:
+    """Each walk's first select, by name (tests/api/test_list_plans.py explains them: the
+    job's own queries are held to the same index rule as the API's)."""
+    owners = owners or {}
+    scopes = [_Scope(p, owner=o) for o, p in owners.items()]
+    scopes.append(_Scope(default, excluded=tuple(sorted(owners))))
+    walks: dict[str, _Walk | None] = {"run_steps": _old_steps(default, owners)}
+    for scope in scopes:
+        name = f"owner {scope.owner}" if scope.owner else "default"
+        if scope.policy.messages_days is not None:
+            walks[f"session_messages {name}"] = _old_messages(scope, scope.policy.messages_days)
+        walks[f"runs {name}"] = _old_runs(scope, in_session=False)
+        walks[f"runs in sessions {name}"] = _old_runs(scope, in_session=True)
+    return {name: walk.pick(None).limit(batch) for name, walk in walks.items() if walk is not None}
