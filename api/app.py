@@ -21,6 +21,7 @@ from api.routes import (
     health,
     langflow_compat,
     openai_compat,
+    retention,
     runs,
     schedules,
     sessions,
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         schedules,
         sessions,
         files,
+        retention,
         health,
     ):
         app.include_router(module.router)
