@@ -139,6 +139,7 @@ class Run(Base):
             "owner",
             "session_id",
             "created_at",
+            "id",  # 0008: the whole submit order, so no other index serves the lookup better
             postgresql_where=text("status IN ('queued', 'running')"),
             sqlite_where=text("status IN ('queued', 'running')"),
         ),

@@ -16,6 +16,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _HAS_ERROR = sa.text("error_code IS NOT NULL")
+_LIVE = sa.text("status IN ('queued', 'running')")
 
 # (name, table, columns): plain indexes this revision adds. Each serves a list the API
 # offers (newest first, keyset on created_at and id) or the retention job's oldest-first
@@ -47,6 +48,10 @@ def upgrade() -> None:
     )
     for name, table, columns in _INDEXES:
         op.create_index(name, table, columns, unique=False)
+    # A session's unfinished runs (0006) in the whole submit order (created_at, id): with
+    # ix_runs_owner_created beside it, the planner would otherwise prefer that one for the
+    # turn lookup's ORDER BY created_at, id on a small table.
+    _session_active(["owner", "session_id", "created_at", "id"])
     op.create_index(
         "ix_runs_error_code_created",
         "runs",
@@ -57,8 +62,21 @@ def upgrade() -> None:
     )
 
 
+def _session_active(columns: list[str]) -> None:
+    op.drop_index("ix_runs_session_active", table_name="runs")
+    op.create_index(
+        "ix_runs_session_active",
+        "runs",
+        columns,
+        unique=False,
+        postgresql_where=_LIVE,
+        sqlite_where=_LIVE,
+    )
+
+
 def downgrade() -> None:
     op.drop_index("ix_runs_error_code_created", table_name="runs")
+    _session_active(["owner", "session_id", "created_at"])
     for name, table, _ in reversed(_INDEXES):
         op.drop_index(name, table_name=table)
     op.drop_table("retention_policies")
