@@ -23,6 +23,7 @@ from api.routes import (
     keys,
     langflow_compat,
     openai_compat,
+    retention,
     runs,
     schedules,
     sessions,
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         files,
         keys,
         fleet,
+        retention,
         health,
     ):
         app.include_router(module.router)

@@ -69,6 +69,10 @@ class ScheduleNotFound(NotFound):
     code, title = "schedule_not_found", "Schedule not found"
 
 
+class RetentionPolicyNotFound(NotFound):
+    code, title = "retention_policy_not_found", "Retention policy not found"
+
+
 class RunNotFound(NotFound):
     code, title = "run_not_found", "Run not found"
 

@@ -77,3 +77,10 @@ FLOW_CACHE_METRIC = "flowfleet_flow_cache_requests_total"
 
 # Queue: read from Redis at scrape time by the API (see api/metrics.py).
 QUEUE_DEPTH_METRIC = "flowfleet_queue_depth_messages"
+
+# Retention (worker/retention.py)
+RETENTION_DELETED = Counter(
+    "flowfleet_retention_deleted_rows_total",
+    "Rows the retention job deleted, by table.",
+    ["table"],
+)

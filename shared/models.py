@@ -120,6 +120,18 @@ class Run(Base):
         Index("ix_runs_flow_created", "flow_id", "created_at"),
         Index("ix_runs_session_created", "session_id", "created_at"),
         Index("ix_runs_status_created", "status", "created_at"),
+        # Listing newest first (all runs for an admin, one owner's for a key) and the
+        # retention job's oldest-first walk (0008).
+        Index("ix_runs_created_id", "created_at", "id"),
+        Index("ix_runs_owner_created", "owner", "created_at", "id"),
+        # ?error_code= (the dead letters); partial: most runs have none.
+        Index(
+            "ix_runs_error_code_created",
+            "error_code",
+            "created_at",
+            postgresql_where=text("error_code IS NOT NULL"),
+            sqlite_where=text("error_code IS NOT NULL"),
+        ),
         # A session's unfinished runs in submit order: the claim's turn check and the next
         # turn's lookup (shared/session_order.py). Partial, so it holds only live runs.
         Index(
@@ -127,6 +139,7 @@ class Run(Base):
             "owner",
             "session_id",
             "created_at",
+            "id",  # 0008: the whole submit order, so no other index serves the lookup better
             postgresql_where=text("status IN ('queued', 'running')"),
             sqlite_where=text("status IN ('queued', 'running')"),
         ),
@@ -168,7 +181,14 @@ class SessionMessage(Base):
     """One turn of a conversation, written with the result of the run that produced it."""
 
     __tablename__ = "session_messages"
-    __table_args__ = (Index("ix_session_messages_session_id_id", "session_id", "id"),)
+    __table_args__ = (
+        Index("ix_session_messages_session_id_id", "session_id", "id"),
+        # A run's messages: its delete (the foreign key) and the retention job's checks.
+        Index("ix_session_messages_run_id", "run_id"),
+        # The retention job's walk by age, over all owners and over one owner's (0008).
+        Index("ix_session_messages_created_id", "created_at", "id"),
+        Index("ix_session_messages_owner_created", "owner", "created_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -203,7 +223,10 @@ class RunStep(Base):
     """
 
     __tablename__ = "run_steps"
-    __table_args__ = (Index("ix_run_steps_run_id_id", "run_id", "id"),)
+    __table_args__ = (
+        Index("ix_run_steps_run_id_id", "run_id", "id"),
+        Index("ix_run_steps_created_id", "created_at", "id"),  # the retention job's walk (0008)
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -226,7 +249,10 @@ class StoredFile(Base):
     """
 
     __tablename__ = "files"
-    __table_args__ = (Index("ix_files_owner_created", "owner", "created_at"),)
+    __table_args__ = (
+        Index("ix_files_owner_created", "owner", "created_at"),
+        Index("ix_files_created_id", "created_at", "id"),  # an admin's list of all (0008)
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     owner: Mapped[str] = mapped_column(String(64))
@@ -251,6 +277,7 @@ class Schedule(Base):
     __table_args__ = (
         Index("ix_schedules_paused_next_fire_at", "paused", "next_fire_at"),
         Index("ix_schedules_owner_created", "owner", "created_at"),
+        Index("ix_schedules_created_id", "created_at", "id"),  # an admin's list of all (0008)
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -312,3 +339,21 @@ class RagIngest(Base):
     lease_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+
+
+class RetentionPolicy(Base):
+    """One owner's retention, overriding the settings' (README "Retention").
+
+    Per column: NULL follows the setting, 0 keeps forever, else days (turns for
+    ``session_max_turns``). Managed by an admin: ``PUT /v1/retention/{owner}``.
+    """
+
+    __tablename__ = "retention_policies"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    runs_days: Mapped[float | None]
+    events_days: Mapped[float | None]
+    messages_days: Mapped[float | None]
+    dead_letters_days: Mapped[float | None]
+    session_max_turns: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -177,6 +177,22 @@ class Settings(BaseSettings):
     scheduler_tick_s: float = 0.5  # how often the leader looks for due schedules
     scheduler_lock_s: float = 3.0  # the leader's Redis lock: a dead leader is replaced after this
 
+    # Retention (README "Retention"; worker/retention.py): days a finished record is kept,
+    # counted from its creation; 0 or unset keeps it forever. An owner's row in
+    # retention_policies (PUT /v1/retention/{owner}) overrides any of them for that owner.
+    retention_runs_days: float | None = Field(default=30.0, ge=0)
+    # A finished run's recorded agent steps (GET /v1/runs/{id}/steps). The live event stream
+    # is in Redis and expires after events_ttl_s already.
+    retention_events_days: float | None = Field(default=30.0, ge=0)
+    # Session messages. A run that wrote history is kept while its messages are.
+    retention_messages_days: float | None = Field(default=90.0, ge=0)
+    # Dead letters: failed runs with error_code exhausted_retries, kept longer to look into.
+    retention_dead_letters_days: float | None = Field(default=90.0, ge=0)
+    # A session's history capped to its last N turns (a turn: one run's messages); unset/0: no cap.
+    retention_session_max_turns: int | None = Field(default=None, ge=0)
+    retention_interval_s: float = Field(default=300.0, gt=0)  # how often the leader purges
+    retention_batch_size: int = Field(default=1000, ge=1)  # rows per short delete transaction
+
     # Delivery: a run claimed this many times without finishing fails `exhausted_retries`.
     max_attempts: int = 3
     # Graceful shutdown: SIGTERM lets in-flight runs finish this long, then re-queues the rest.

@@ -1,4 +1,5 @@
-"""Background duties of a worker process: renew leases, and (one leader) sweep stuck runs."""
+"""Background duties of a worker process: renew leases, and (one leader) sweep stuck runs
+and purge what is past its retention (worker/retention.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from shared.run_status import RunStatus
 from shared.session_order import turn_is_free
 from worker import deliveries
 from worker.context import WorkerContext
+from worker.retention import RetentionState, purge_expired
 from worker.scheduler import run_scheduler
 
 log = get_logger("worker.maintenance")
@@ -105,10 +107,30 @@ async def _is_leader(ctx: WorkerContext) -> bool:
     return False
 
 
+async def retain(ctx: WorkerContext, state: RetentionState) -> dict[str, int] | None:
+    """One retention round if this process leads the sweep; rows deleted per table."""
+    if not await _is_leader(ctx):
+        return None
+    return await purge_expired(ctx.engine, ctx.settings, state=state)
+
+
+async def run_retention(ctx: WorkerContext) -> None:
+    """Forever, every ``retention_interval_s``: its own loop, so a long purge (a backlog of
+    batches) never delays a lease renewal."""
+    state = RetentionState()
+    while True:
+        await asyncio.sleep(ctx.settings.retention_interval_s)
+        try:
+            await retain(ctx, state)
+        except Exception as exc:  # the database or Redis is away; the next round resumes
+            log.warning("retention.failed", error=error_text(exc))
+
+
 async def maintain(ctx: WorkerContext) -> None:
-    """Forever: renew leases every third of a lease; sweep when this process leads."""
+    """Forever: renew leases every third of a lease; sweep and purge when this process leads."""
     if ctx.settings.scheduler_enabled:  # its own loop and lock: it ticks faster than the sweep
         _background.add(asyncio.create_task(run_scheduler(ctx)))
+    _background.add(asyncio.create_task(run_retention(ctx)))
     heartbeat = max(0.5, ctx.settings.lease_s / 3)
     next_sweep = 0.0
     loop = asyncio.get_running_loop()

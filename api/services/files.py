@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
@@ -127,10 +127,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidRequest("cursor is not one this API returned", field="cursor") from exc
 
 
-async def list_files(
-    session: AsyncSession, *, owner: str | None, limit: int = 50, cursor: str | None = None
-) -> tuple[list[StoredFile], str | None]:
-    """The caller's files, newest first; keyset pagination on (created_at, id)."""
+def list_files_query(
+    *, owner: str | None, limit: int = 50, cursor: str | None = None
+) -> Select[StoredFile]:
+    """The list's statement, one row more than ``limit`` (a page follows)."""
     query = select(StoredFile)
     if owner is not None:
         query = query.where(StoredFile.owner == owner)
@@ -142,7 +142,14 @@ async def list_files(
                 and_(StoredFile.created_at == created, StoredFile.id < file_id),
             )
         )
-    query = query.order_by(StoredFile.created_at.desc(), StoredFile.id.desc()).limit(limit + 1)
+    return query.order_by(StoredFile.created_at.desc(), StoredFile.id.desc()).limit(limit + 1)
+
+
+async def list_files(
+    session: AsyncSession, *, owner: str | None, limit: int = 50, cursor: str | None = None
+) -> tuple[list[StoredFile], str | None]:
+    """The caller's files, newest first; keyset pagination on (created_at, id)."""
+    query = list_files_query(owner=owner, limit=limit, cursor=cursor)
     found = list((await session.scalars(query)).all())
     next_cursor = _encode_cursor(found[limit - 1]) if len(found) > limit else None
     return found[:limit], next_cursor

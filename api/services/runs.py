@@ -8,7 +8,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import Select, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -178,8 +178,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidRequest("cursor is not one this API returned", field="cursor") from exc
 
 
-async def list_runs(
-    session: AsyncSession,
+def list_runs_query(
     *,
     owner: str | None = None,
     flow_id: str | None = None,
@@ -188,8 +187,11 @@ async def list_runs(
     error_code: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
-) -> tuple[list[Run], str | None]:
-    """Runs newest first, filtered; keyset pagination on (created_at, id)."""
+) -> Select[Run]:
+    """The list's statement (one more row than ``limit``: it tells whether a page follows).
+
+    Its own function so tests/api/test_list_plans.py explains exactly what the API sends.
+    """
     query = select(Run)
     if owner is not None:
         query = query.where(Run.owner == owner)
@@ -206,19 +208,47 @@ async def list_runs(
         query = query.where(
             or_(Run.created_at < created, and_(Run.created_at == created, Run.id < run_id))
         )
-    query = query.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit + 1)
+    return query.order_by(Run.created_at.desc(), Run.id.desc()).limit(limit + 1)
+
+
+async def list_runs(
+    session: AsyncSession,
+    *,
+    owner: str | None = None,
+    flow_id: str | None = None,
+    session_id: str | None = None,
+    status: str | None = None,
+    error_code: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[Run], str | None]:
+    """Runs newest first, filtered; keyset pagination on (created_at, id)."""
+    query = list_runs_query(
+        owner=owner,
+        flow_id=flow_id,
+        session_id=session_id,
+        status=status,
+        error_code=error_code,
+        limit=limit,
+        cursor=cursor,
+    )
     runs = list((await session.scalars(query)).all())
     next_cursor = _encode_cursor(runs[limit - 1]) if len(runs) > limit else None
     return runs[:limit], next_cursor
 
 
-async def session_messages(
-    session: AsyncSession, session_id: str, *, owner: str | None = None
-) -> list[SessionMessage]:
+def session_messages_query(session_id: str, *, owner: str | None = None) -> Select[SessionMessage]:
+    """A session's history, oldest first (the statement GET .../messages sends)."""
     query = select(SessionMessage).where(SessionMessage.session_id == session_id)
     if owner is not None:
         query = query.where(SessionMessage.owner == owner)
-    return list((await session.scalars(query.order_by(SessionMessage.id))).all())
+    return query.order_by(SessionMessage.id)
+
+
+async def session_messages(
+    session: AsyncSession, session_id: str, *, owner: str | None = None
+) -> list[SessionMessage]:
+    return list((await session.scalars(session_messages_query(session_id, owner=owner))).all())
 
 
 async def forget_session(

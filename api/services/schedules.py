@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from api.services import submit as submit_service
 from api.services.submit import Submitter
@@ -157,16 +157,21 @@ async def _get(session: Any, schedule_id: str, owner: str | None) -> Schedule:
     return schedule  # type: ignore[no-any-return]
 
 
-async def list_schedules(
-    state: AppState, *, owner: str | None, flow_id: str | None, limit: int
-) -> list[Schedule]:
-    """Newest first."""
+def list_schedules_query(*, owner: str | None, flow_id: str | None, limit: int) -> Select[Schedule]:
+    """The list's statement, newest first."""
     query = select(Schedule)
     if owner is not None:
         query = query.where(Schedule.owner == owner)
     if flow_id:
         query = query.where(Schedule.flow_id == flow_id)
-    query = query.order_by(Schedule.created_at.desc(), Schedule.id.desc()).limit(limit)
+    return query.order_by(Schedule.created_at.desc(), Schedule.id.desc()).limit(limit)
+
+
+async def list_schedules(
+    state: AppState, *, owner: str | None, flow_id: str | None, limit: int
+) -> list[Schedule]:
+    """Newest first."""
+    query = list_schedules_query(owner=owner, flow_id=flow_id, limit=limit)
     async with state.sessions() as session:
         return list((await session.scalars(query)).all())
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.services.runs import get_run
@@ -14,9 +14,13 @@ TOOL_KINDS = ("tool_call", "tool_result")  # model calls are rows too: the timel
 async def list_steps(session: AsyncSession, run_id: str, *, owner: str | None) -> list[RunStep]:
     """The run's steps in the order they happened; RunNotFound for another owner's run."""
     await get_run(session, run_id, owner=owner)
-    rows = await session.scalars(
+    return list(await session.scalars(steps_query(run_id)))
+
+
+def steps_query(run_id: str) -> Select[RunStep]:
+    """The statement that reads a run's tool steps, in order."""
+    return (
         select(RunStep)
         .where(RunStep.run_id == run_id, RunStep.kind.in_(TOOL_KINDS))
         .order_by(RunStep.id)
     )
-    return list(rows)

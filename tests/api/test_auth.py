@@ -270,3 +270,36 @@ def test_queue_cap_answers_503_queue_full(infra: dict[str, str], llm_sim: str) -
         assert refused.json()["code"] == "queue_full"
         assert refused.headers["retry-after"]
         assert client.post("/v1/flows/chat/runs", json={"input": "other flow"}).status_code == 202
+
+
+def test_retention_policies_are_admin_only_and_round_trip(secure: Stack) -> None:
+    with as_key(secure, make_key(secure, "runs:write,runs:read,flows:write")) as user:
+        assert user.put("/v1/retention/someone", json={"runs_days": 1}).status_code == 403
+        assert user.get("/v1/retention/someone").status_code == 403
+    with as_key(secure, make_key(secure, ADMIN)) as admin:
+        missing = admin.get("/v1/retention/someone")
+        assert missing.status_code == 404
+        assert missing.json()["code"] == "retention_policy_not_found"
+        body = {"runs_days": 7, "messages_days": 0, "session_max_turns": 50}
+        put = admin.put("/v1/retention/someone", json=body)
+        assert put.status_code == 200
+        expected = {
+            "owner": "someone",
+            "runs_days": 7.0,
+            "events_days": None,  # follows the setting
+            "messages_days": 0.0,  # forever
+            "dead_letters_days": None,
+            "session_max_turns": 50,
+        }
+        assert put.json() == expected
+        assert admin.get("/v1/retention/someone").json() == expected
+        # A PUT replaces the whole policy: what it leaves out follows the settings again.
+        assert admin.put("/v1/retention/someone", json={"events_days": 3}).json() == {
+            **{k: None for k in expected},
+            "owner": "someone",
+            "events_days": 3.0,
+        }
+        assert admin.put("/v1/retention/someone", json={"runs_days": -1}).status_code == 422
+        assert admin.delete("/v1/retention/someone").status_code == 204
+        assert admin.get("/v1/retention/someone").status_code == 404
+        assert admin.delete("/v1/retention/someone").status_code == 404
