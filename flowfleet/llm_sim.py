@@ -589,8 +589,13 @@ async def answer_chat(
         sim.leave()
         raise
     if isinstance(response, StreamingResponse):
-        # A stream is in flight until its last chunk went out.
-        response.background = BackgroundTask(sim.leave)
+        # A stream is in flight until its last chunk went out. An async task, so the count
+        # drops on the loop right after that chunk: a plain function would go through the
+        # thread pool and land after the client's next request (/_sim/stats read 1 in flight).
+        async def leave() -> None:
+            sim.leave()
+
+        response.background = BackgroundTask(leave)
     else:
         sim.leave()
     return response
