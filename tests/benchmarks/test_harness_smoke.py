@@ -64,6 +64,7 @@ async def test_a_level_is_counted_summarised_and_reported(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # 115 s on two idle cores, 285 s beside other suites: not 120 s
 @pytest.mark.skipif(
     not IN_CI and not (postgres_available() and redis_available()),
     reason="the harness needs PostgreSQL and Redis on 127.0.0.1",
