@@ -8,12 +8,12 @@ content-type rule (``api.routes.openai_compat``) closes the cross-origin form PO
 
 from __future__ import annotations
 
-import json
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.problems import send_problem
 from shared.errors import FlowfleetError, InvalidHost, InvalidRequest
 from shared.settings import Settings
 
@@ -54,18 +54,7 @@ class EdgeMiddleware:
         if error is None:
             await self.app(scope, receive, send)
             return
-        body = json.dumps(error.problem(instance=scope.get("path"))).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": error.status,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_problem(scope, send, error)
 
     def _check(self, scope: Scope) -> FlowfleetError | None:
         if self.hosts is not None and scope.get("path") not in _PROBE_PATHS:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.problems import send_problem
 from shared.errors import FlowfleetError, PayloadTooLarge
 from shared.schemas import RunCreate
 from shared.settings import Settings
@@ -73,18 +74,7 @@ class BodyLimitMiddleware:
             if error_for is not None
             else PayloadTooLarge(f"request body is over the limit of {limit} bytes")
         )
-        body = json.dumps(error.problem(instance=scope.get("path"))).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": error.status,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_problem(scope, send, error)
 
 
 class _TooLarge(HTTPException):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +12,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.types import Scope, Send
 
 from shared.db_errors import client_error
 from shared.errors import BackendUnavailable, FlowfleetError, InvalidRequest
@@ -40,6 +42,23 @@ def problem_response(
         media_type=PROBLEM_JSON,
         headers=headers,
     )
+
+
+async def send_problem(scope: Scope, send: Send, error: FlowfleetError) -> None:
+    """``error`` as problem+json from ASGI middleware, which answers before FastAPI's
+    exception handlers could."""
+    body = json.dumps(error.problem(instance=scope.get("path"))).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

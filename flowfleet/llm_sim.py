@@ -41,7 +41,7 @@ import struct
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +100,11 @@ def message_text(message: dict[str, Any]) -> str:
     return str(content)
 
 
+def last_user_text(messages: list[dict[str, Any]]) -> str:
+    """The text of the conversation's last user message ("" without one)."""
+    return next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+
+
 def expected_digest(messages: list[dict[str, Any]]) -> str:
     """The `role:sha8` list that ends every reply, proving which messages the sim received."""
     return " ".join(
@@ -110,7 +115,7 @@ def expected_digest(messages: list[dict[str, Any]]) -> str:
 
 def reply_text(messages: list[dict[str, Any]]) -> str:
     """The reply the sim gives to these messages (before padding to `tokens`)."""
-    last_user = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+    last_user = last_user_text(messages)
     return f"You said: {last_user} [{expected_digest(messages)}]"
 
 
@@ -145,7 +150,7 @@ def sample_value(schema: Any, text: str, defs: dict[str, Any] | None = None, dep
 def structured_reply(body: dict[str, Any]) -> tuple[str | None, str] | None:
     """For a structured request: (function name, or None for content; the JSON). Else None."""
     messages = body["messages"]
-    text = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+    text = last_user_text(messages)
     tools = [
         t["function"] for t in body.get("tools") or [] if isinstance(t, dict) and "function" in t
     ]
@@ -351,6 +356,12 @@ class SimState:
             self.streams = deque(self.streams, maxlen=self.config.record)
         return self.config
 
+    def log_stream(self, stream_id: str, messages: list[dict[str, Any]]) -> list[float]:
+        """Start the record of one streamed reply; its tokens' send times go in the list."""
+        emitted: list[float] = []
+        self.streams.append({"id": stream_id, "user": last_user_text(messages), "emitted": emitted})
+        return emitted
+
     def record(self, request: Request, api: str, body: dict[str, Any]) -> None:
         """Keep a request: its body in ``requests``, with API, path and headers in ``calls``."""
         self.requests.append(body)
@@ -378,10 +389,22 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _injected_error(status: int) -> Response:
+def _openai_error(status: int, message: str) -> Response:
     # Retry-After lets clients that honour it (openai, langchain) back off as with real OpenAI.
     headers = {"Retry-After": "1"} if status == 429 else None
-    return error_response(status, f"llm-sim injected error {status}", headers)
+    return error_response(status, message, headers)
+
+
+def _injected_error(status: int) -> Response:
+    return _openai_error(status, f"llm-sim injected error {status}")
+
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def sse_response(events: AsyncIterator[str]) -> StreamingResponse:
+    """A stream of server-sent events that no cache or proxy buffer holds back."""
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 class _Chunks:
@@ -410,6 +433,24 @@ async def _sleep_until(deadline: float) -> None:
     await asyncio.sleep(max(0.0, deadline - asyncio.get_running_loop().time()))
 
 
+async def paced(
+    tokens: list[str], config: SimConfig, emitted: list[float]
+) -> AsyncIterator[tuple[int, str]]:
+    """Each token (with its index) at its time: the first after ``ttft_s``, then one every
+    ``token_s``; when each went out is noted in ``emitted`` (``SimState.log_stream``)."""
+    start = asyncio.get_running_loop().time()
+    for index, token in enumerate(tokens):
+        # Deadlines counted from the start, so event-loop lag under load does not accumulate.
+        await _sleep_until(start + config.ttft_s + index * config.token_s)
+        emitted.append(time.time())
+        yield index, token
+
+
+async def wait_whole_reply(config: SimConfig, tokens: list[str]) -> None:
+    """A reply sent whole comes when its last token would have been streamed."""
+    await asyncio.sleep(max(0.0, config.ttft_s + config.token_s * (len(tokens) - 1)))
+
+
 async def _stream(
     chunks: _Chunks,
     tokens: list[str],
@@ -418,11 +459,7 @@ async def _stream(
     emitted: list[float],
 ) -> AsyncIterator[str]:
     yield chunks.choice({"role": "assistant", "content": ""})
-    start = asyncio.get_running_loop().time()
-    for index, token in enumerate(tokens):
-        # Deadlines counted from the start, so event-loop lag under load does not accumulate.
-        await _sleep_until(start + config.ttft_s + index * config.token_s)
-        emitted.append(time.time())
+    async for _, token in paced(tokens, config, emitted):
         yield chunks.content(token)
     yield chunks.choice({}, finish_reason="stop")
     if usage is not None:
@@ -520,33 +557,51 @@ async def chat_completions(request: Request) -> Response:
     body = await _read_chat_request(request)
     if isinstance(body, Response):
         return body
+    return await answer_chat(
+        request, "openai", body, _openai_error, lambda sim, config: _answer(sim, body, config)
+    )
+
+
+async def answer_chat(
+    request: Request,
+    api: str,
+    body: dict[str, Any],
+    error: Callable[[int, str], Response],
+    answer: Callable[[SimState, SimConfig], Awaitable[Response]],
+) -> Response:
+    """A chat request of any API, recorded; answered by ``answer``, or failed with ``error``
+    (its API's error body) when the dice inject a fault or a hang; counted in flight
+    (``SimState.enter``) until its last byte went out."""
     sim: SimState = request.app.state.sim
     config = sim.config  # one snapshot, so a config change never alters a reply under way
     status, hang = sim.draw_fault()
-    sim.record(request, "openai", body)
+    sim.record(request, api, body)
     if status is not None:
-        return _injected_error(status)
+        return error(status, f"llm-sim injected error {status}")
     sim.enter()
     try:
-        response = await _answer(request, body, config, hang)
+        if hang:
+            await _hang(request)
+            response = error(504, "llm-sim hung past its limit")
+        else:
+            response = await answer(sim, config)
     except BaseException:
         sim.leave()
         raise
     if isinstance(response, StreamingResponse):
-        # A stream is in flight until its last chunk went out.
-        response.background = BackgroundTask(sim.leave)
+        # A stream is in flight until its last chunk went out. An async task, so the count
+        # drops on the loop right after that chunk: a plain function would go through the
+        # thread pool and land after the client's next request (/_sim/stats read 1 in flight).
+        async def leave() -> None:
+            sim.leave()
+
+        response.background = BackgroundTask(leave)
     else:
         sim.leave()
     return response
 
 
-async def _answer(
-    request: Request, body: dict[str, Any], config: SimConfig, hang: bool
-) -> Response:
-    if hang:
-        await _hang(request)
-        return error_response(504, "llm-sim hung past its limit")
-    sim: SimState = request.app.state.sim
+async def _answer(sim: SimState, body: dict[str, Any], config: SimConfig) -> Response:
     messages = body["messages"]
     call, tokens = plan_reply(body, config)
     tool: tuple[str, str] | None = None
@@ -563,15 +618,10 @@ async def _answer(
         if tool:
             events = _stream_tool_call(chunks, tool, config, stream_usage, call_id)
         else:
-            emitted: list[float] = []
-            last_user = next(
-                (message_text(m) for m in reversed(messages) if m.get("role") == "user"), ""
-            )
-            sim.streams.append({"id": completion_id, "user": last_user, "emitted": emitted})
+            emitted = sim.log_stream(completion_id, messages)
             events = _stream(chunks, tokens, config, stream_usage, emitted)
-        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
-    await asyncio.sleep(max(0.0, config.ttft_s + config.token_s * (len(tokens) - 1)))
+        return sse_response(events)
+    await wait_whole_reply(config, tokens)
     return _completion(completion_id, model, "".join(tokens), usage, tool, call_id)
 
 

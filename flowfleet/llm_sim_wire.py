@@ -22,26 +22,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from flowfleet.llm_sim import (
     SimConfig,
     SimState,
-    _hang,
-    _sleep_until,
+    answer_chat,
     message_text,
+    paced,
     plan_reply,
+    sse_response,
     usage_for,
+    wait_whole_reply,
 )
-
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def _blocks_text(content: Any) -> str:
@@ -225,34 +223,12 @@ def _json_schema(schema: Any) -> Any:
     return out
 
 
-def _last_user(messages: list[dict[str, Any]]) -> str:
-    return next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
-
-
 async def _read(request: Request) -> dict[str, Any] | None:
     try:
         body = json.loads(await request.body())
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
-
-
-async def _admit(
-    request: Request, api: str, body: dict[str, Any]
-) -> tuple[SimState, SimConfig, int | None, bool]:
-    sim: SimState = request.app.state.sim
-    config = sim.config
-    status, hang = sim.draw_fault()
-    sim.record(request, api, body)
-    return sim, config, status, hang
-
-
-def _respond(sim: SimState, response: Response) -> Response:
-    if isinstance(response, StreamingResponse):
-        response.background = BackgroundTask(sim.leave)
-    else:
-        sim.leave()
-    return response
 
 
 # --- Anthropic Messages ------------------------------------------------------------------------
@@ -280,19 +256,13 @@ async def anthropic_messages_endpoint(request: Request) -> Response:
     body = await _read(request)
     if body is None or not isinstance(body.get("messages"), list) or not body["messages"]:
         return _anthropic_error(400, "body must be a JSON object with non-empty 'messages'")
-    sim, config, status, hang = await _admit(request, "anthropic", body)
-    if status is not None:
-        return _anthropic_error(status, f"llm-sim injected error {status}")
-    sim.enter()
-    try:
-        if hang:
-            await _hang(request)
-            return _respond(sim, _anthropic_error(504, "llm-sim hung past its limit"))
-        response = await _anthropic_answer(sim, body, config)
-    except BaseException:
-        sim.leave()
-        raise
-    return _respond(sim, response)
+    return await answer_chat(
+        request,
+        "anthropic",
+        body,
+        _anthropic_error,
+        lambda sim, config: _anthropic_answer(sim, body, config),
+    )
 
 
 async def _anthropic_answer(sim: SimState, body: dict[str, Any], config: SimConfig) -> Response:
@@ -309,11 +279,11 @@ async def _anthropic_answer(sim: SimState, body: dict[str, Any], config: SimConf
     model = str(body.get("model") or "sim-1")
     stop_reason = "tool_use" if tool else "end_turn"
     if body.get("stream"):
-        emitted: list[float] = []
-        sim.streams.append({"id": message_id, "user": _last_user(messages), "emitted": emitted})
-        events = _anthropic_stream(message_id, model, tokens, tool, usage, config, emitted)
-        return StreamingResponse(events, media_type="text/event-stream", headers=_SSE_HEADERS)
-    await asyncio.sleep(max(0.0, config.ttft_s + config.token_s * (len(tokens) - 1)))
+        emitted = sim.log_stream(message_id, messages)
+        return sse_response(
+            _anthropic_stream(message_id, model, tokens, tool, usage, config, emitted)
+        )
+    await wait_whole_reply(config, tokens)
     content = [tool] if tool else [{"type": "text", "text": "".join(tokens)}]
     return JSONResponse(
         {
@@ -370,11 +340,7 @@ async def _anthropic_stream(
             "content_block_start",
             {"type": "content_block_start", "index": 0, "content_block": block},
         )
-        loop = asyncio.get_running_loop()
-        begin = loop.time()
-        for index, token in enumerate(tokens):
-            await _sleep_until(begin + config.ttft_s + index * config.token_s)
-            emitted.append(time.time())
+        async for _, token in paced(tokens, config, emitted):
             delta = {"type": "text_delta", "text": token}
             yield _sse(
                 "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
@@ -419,21 +385,15 @@ async def gemini_endpoint(request: Request) -> Response:
     body = await _read(request)
     if body is None or not isinstance(body.get("contents"), list) or not body["contents"]:
         return _gemini_error(400, "body must be a JSON object with non-empty 'contents'")
-    sim, config, status, hang = await _admit(request, "gemini", body)
-    if status is not None:
-        return _gemini_error(status, f"llm-sim injected error {status}")
-    sim.enter()
-    try:
-        if hang:
-            await _hang(request)
-            return _respond(sim, _gemini_error(504, "llm-sim hung past its limit"))
-        stream = method == "streamGenerateContent"
-        sse = request.query_params.get("alt") == "sse"
-        response = await _gemini_answer(sim, body, config, model, stream=stream, sse=sse)
-    except BaseException:
-        sim.leave()
-        raise
-    return _respond(sim, response)
+    stream = method == "streamGenerateContent"
+    sse = request.query_params.get("alt") == "sse"
+    return await answer_chat(
+        request,
+        "gemini",
+        body,
+        _gemini_error,
+        lambda sim, config: _gemini_answer(sim, body, config, model, stream=stream, sse=sse),
+    )
 
 
 def _gemini_usage(usage: dict[str, int]) -> dict[str, int]:
@@ -468,23 +428,17 @@ async def _gemini_answer(
         call = {"functionCall": {"name": planned[1], "args": json.loads(planned[2])}}
     usage = usage_for(messages, max(1, len(tokens)))
     if not stream:
-        await asyncio.sleep(max(0.0, config.ttft_s + config.token_s * (len(tokens) - 1)))
+        await wait_whole_reply(config, tokens)
         parts = [call] if call else [{"text": "".join(tokens)}]
         return JSONResponse(_gemini_chunk(parts, model, "STOP", usage))
-    emitted: list[float] = []
-    sim.streams.append(
-        {"id": f"gemini-{uuid.uuid4().hex}", "user": _last_user(messages), "emitted": emitted}
-    )
+    emitted = sim.log_stream(f"gemini-{uuid.uuid4().hex}", messages)
 
     async def chunks() -> AsyncIterator[dict[str, Any]]:
         if call:
             await asyncio.sleep(config.ttft_s)
             yield _gemini_chunk([call], model, "STOP", usage)
             return
-        begin = asyncio.get_running_loop().time()
-        for index, token in enumerate(tokens):
-            await _sleep_until(begin + config.ttft_s + index * config.token_s)
-            emitted.append(time.time())
+        async for index, token in paced(tokens, config, emitted):
             last = index == len(tokens) - 1
             yield _gemini_chunk(
                 [{"text": token}], model, "STOP" if last else None, usage if last else None
@@ -502,5 +456,5 @@ async def _gemini_answer(
         yield "[]" if first else "]"
 
     if sse:
-        return StreamingResponse(as_sse(), media_type="text/event-stream", headers=_SSE_HEADERS)
+        return sse_response(as_sse())
     return StreamingResponse(as_array(), media_type="application/json")

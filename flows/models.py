@@ -318,6 +318,21 @@ def chat_model(spec: ModelSpec | str | None = None, **overrides: Any) -> BaseCha
     return model
 
 
+def _common_params(spec: ModelSpec, backend: BackendConfig, timeout: float) -> dict[str, Any]:
+    """The keyword arguments every chat-model class takes alike; each builder adds its API's."""
+    params: dict[str, Any] = {
+        "model": spec.model_name or "default",
+        "base_url": backend.base_url,
+        "timeout": timeout,
+        "max_retries": 0,  # retries are Resilient's policy (flows/retry.py)
+    }
+    if spec.streaming is not None:
+        params["streaming"] = spec.streaming
+    if spec.temperature is not None:
+        params["temperature"] = spec.temperature
+    return params
+
+
 def _openai_model(spec: ModelSpec, backend: BackendConfig, timeout: float) -> ResilientChatOpenAI:
     api_key = backend.api_key()
     kwargs: dict[str, Any] = dict(spec.model_kwargs)
@@ -330,24 +345,17 @@ def _openai_model(spec: ModelSpec, backend: BackendConfig, timeout: float) -> Re
         max_retries=0,  # retries are Resilient's policy (flows/retry.py)
         http_client=_http_client(backend),
     )
-    params: dict[str, Any] = {
-        "model": spec.model_name or "default",
-        "base_url": backend.base_url,
-        "api_key": api_key,
-        "timeout": timeout,
-        "max_retries": 0,
-        "stream_usage": True,
-        "root_async_client": client,
-        "async_client": JsonChatCompletions(client),
+    params = _common_params(spec, backend, timeout)
+    params.update(
+        api_key=api_key,
+        stream_usage=True,
+        root_async_client=client,
+        async_client=JsonChatCompletions(client),
         # No per-chunk asyncio.wait_for (a task per streamed chunk): a silent stream is
         # bounded by the client's read timeout and the run's deadline (run_timeout_s).
-        "stream_chunk_timeout": None,
-        "model_kwargs": kwargs,
-    }
-    if spec.streaming is not None:
-        params["streaming"] = spec.streaming
-    if spec.temperature is not None:
-        params["temperature"] = spec.temperature
+        stream_chunk_timeout=None,
+        model_kwargs=kwargs,
+    )
     if spec.max_tokens:
         params["max_tokens"] = spec.max_tokens
     if spec.seed is not None:
@@ -359,21 +367,14 @@ def _anthropic_model(spec: ModelSpec, backend: BackendConfig, timeout: float) ->
     from langchain_anthropic import ChatAnthropic  # only workers that route to Anthropic load it
 
     cls = _resilient(ChatAnthropic)
-    params: dict[str, Any] = {
-        "model": spec.model_name or "default",
-        "base_url": backend.base_url,
-        "api_key": backend.api_key(),
-        "timeout": timeout,
-        "max_retries": 0,  # retries are Resilient's policy (flows/retry.py)
-        "stream_usage": True,
+    params = _common_params(spec, backend, timeout)
+    params.update(
+        api_key=backend.api_key(),
+        stream_usage=True,
         # The Messages API requires max_tokens; LangFlow's Anthropic component sends 4096.
-        "max_tokens": spec.max_tokens or 4096,
-        "model_kwargs": dict(spec.model_kwargs),
-    }
-    if spec.streaming is not None:
-        params["streaming"] = spec.streaming
-    if spec.temperature is not None:
-        params["temperature"] = spec.temperature
+        max_tokens=spec.max_tokens or 4096,
+        model_kwargs=dict(spec.model_kwargs),
+    )
     return cls(**params)
 
 
@@ -381,20 +382,13 @@ def _google_model(spec: ModelSpec, backend: BackendConfig, timeout: float) -> Ba
     from langchain_google_genai import ChatGoogleGenerativeAI
 
     cls = _resilient(ChatGoogleGenerativeAI)
-    params: dict[str, Any] = {
-        "model": spec.model_name or "default",
-        "base_url": backend.base_url,
-        "google_api_key": backend.api_key(),
+    params = _common_params(spec, backend, timeout)
+    params.update(
+        google_api_key=backend.api_key(),
         # The Gemini API at base_url with the backend's key: never Vertex AI with ambient
         # credentials, whatever GOOGLE_GENAI_USE_VERTEXAI says in the worker's environment.
-        "vertexai": False,
-        "timeout": timeout,
-        "max_retries": 0,  # retries are Resilient's policy (flows/retry.py)
-    }
-    if spec.streaming is not None:
-        params["streaming"] = spec.streaming
-    if spec.temperature is not None:
-        params["temperature"] = spec.temperature
+        vertexai=False,
+    )
     if spec.max_tokens:
         params["max_output_tokens"] = spec.max_tokens
     if spec.seed is not None:

@@ -6,6 +6,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -24,6 +25,9 @@ from tests.support.stack import (
     start_embedded_redis,
     start_worker,
 )
+
+if TYPE_CHECKING:
+    from tests.support.mcp_server import MCPServer
 
 
 def _describe(backend: str, redis_url: str) -> str:
@@ -97,6 +101,17 @@ def sim(llm_sim: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=llm_sim, timeout=10) as c:
         c.delete("/_sim/requests")
         yield c
+
+
+@pytest.fixture(scope="module")
+def mcp_server() -> Iterator[MCPServer]:
+    """A real MCP server (tests/support/mcp_server.py) for the module's tests."""
+    # Imported here: the MCP SDK takes seconds to import, and most sessions never need it.
+    from tests.support.mcp_server import MCPServer
+
+    server = MCPServer()
+    yield server
+    server.close()
 
 
 def fixture_path(name: str) -> Path:

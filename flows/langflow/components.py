@@ -114,14 +114,24 @@ class Component(Protocol):
     async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]: ...
 
 
-class ChatInputComponent:
+class _ChatMessageComponent:
+    """Chat Input and Chat Output: the text as a Message from the node's sender, else from
+    the side's (the user's going in, the machine's coming out)."""
+
+    sender: str
+    sender_name: str
+
     async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
         msg = Message(
             as_text(values.get("input_value")),
-            sender=values.get("sender") or USER,
-            sender_name=values.get("sender_name") or "User",
+            sender=values.get("sender") or self.sender,
+            sender_name=values.get("sender_name") or self.sender_name,
         )
         return {"message": msg}
+
+
+class ChatInputComponent(_ChatMessageComponent):
+    sender, sender_name = USER, "User"
 
 
 class TextInputComponent:
@@ -145,19 +155,12 @@ class WebhookComponent:
         return {"output_data": body if isinstance(body, dict) else {"payload": body}}
 
 
-class ChatOutputComponent:
-    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        msg = Message(
-            as_text(values.get("input_value")),
-            sender=values.get("sender") or MACHINE,
-            sender_name=values.get("sender_name") or "AI",
-        )
-        return {"message": msg}
+class ChatOutputComponent(_ChatMessageComponent):
+    sender, sender_name = MACHINE, "AI"
 
 
-class TextOutputComponent:
-    async def run(self, values: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-        return {"text": Message(as_text(values.get("input_value")))}
+class TextOutputComponent(TextInputComponent):
+    """Text Output passes its text on as Text Input does."""
 
 
 class PromptComponent:

@@ -1,23 +1,74 @@
-"""The benchmark harness still runs end to end, with tiny numbers (the figures are not checked)."""
+"""The benchmark harness: its pieces without the services (a closed-loop level over a
+stand-in run, its summary row, the report and the chart), and, marked slow (a load
+scenario: about two minutes of levels, designs started and stopped), the whole harness end
+to end with tiny numbers (the figures are not checked)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from benchmarks import report
 from benchmarks.designs import _with_stages
 from benchmarks.harness import main
+from benchmarks.http import Conn
+from benchmarks.load import closed_loop, summarise
 from tests.support.stack import IN_CI, postgres_available, redis_available
 
-pytestmark = pytest.mark.skipif(
+STAGES = {"in": 0.001, "queued": 0.002, "running": 0.025, "out": 0.002}
+
+
+async def _stand_in_run(conn: Conn, n: int) -> dict[str, Any]:
+    """30 ms, with a flowfleet run's stage times; every fifth run fails."""
+    await asyncio.sleep(0.03)
+    if n % 5 == 0:
+        raise ConnectionError(f"run {n} refused")
+    return {"status": "succeeded", "stages_s": STAGES}
+
+
+async def test_a_level_is_counted_summarised_and_reported(tmp_path: Path) -> None:
+    level = await closed_loop(
+        _stand_in_run, 2, 0.6, {"tests": os.getpid()}, "http://127.0.0.1:9", warmup_s=0.1
+    )
+    row = {**summarise(level, llm_s=0.02), "measured_at": 0.0}
+
+    assert row["concurrency"] == 2
+    assert row["completed"] > 0
+    assert row["errors"] > 0
+    assert "ConnectionError: run" in row["error_samples"][0]
+    assert row["runs_per_s"] == round(row["completed"] / 0.6, 1)
+    # "running" less the model's own time; the other stages as they are.
+    assert row["stage_overhead_p50_ms"] == {"in": 1.0, "queued": 2.0, "running": 5.0, "out": 2.0}
+    assert row["server_overhead_p50_ms"] == pytest.approx(7.0)
+    assert set(row["cpu_s"]) == set(row["peak_rss_mb"]) == {"tests"}
+
+    machine = {"nproc": 2, "cpu": "test", "memory_gb": 1.0, "python": "3", "load_avg": [0.0]}
+    machine["round_trip"] = {"busy_us": 50, "idle_us": 80}
+    designs = {name: {"rows": [row]} for name in ("flowfleet", "direct")}
+    results = {
+        "machine": machine,
+        "compare": {"levels": [2], "duration_s": 0.6, "llm_s": 0.02, "designs": designs},
+    }
+    md = report.markdown(results)
+    assert f"| flowfleet | 2 | {row['runs_per_s']} |" in md
+    assert "| 2 | 1.00× |" in md  # flowfleet/direct
+    assert "Where flowfleet's time goes" in md
+    report.chart(results, tmp_path / "bench.png")
+    assert (tmp_path / "bench.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # 115 s on two idle cores, 285 s beside other suites: not 120 s
+@pytest.mark.skipif(
     not IN_CI and not (postgres_available() and redis_available()),
     reason="the harness needs PostgreSQL and Redis on 127.0.0.1",
 )
-
-
 def test_harness_writes_every_result_with_tiny_numbers(tmp_path: Path) -> None:
     argv = ["--levels", "2,3", "--duration", "1.5", "--designs", "flowfleet,direct"]
     argv += ["--flows", "basic,agent", "--agent-levels", "2"]

@@ -12,9 +12,7 @@ for a travel guide page (loopback is allow-listed in the test stack's egress set
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ import pytest
 from tests.support.faults import isolated_stack
 from tests.support.fixtures import LANGFLOW_FIXTURES
 from tests.support.mcp_server import MCPServer, mcp_agent_flow
+from tests.support.pages import PageServer, serving
 from tests.support.sse import SseEvent, read_events
 from tests.support.stack import Stack, wait_for_run
 
@@ -31,49 +30,15 @@ STARTERS_184 = LANGFLOW_FIXTURES / "starters-1.8.4"
 STARTERS_113 = LANGFLOW_FIXTURES / "starters-1.13.0"
 
 
-class ToolServer:
-    """pokeapi's /api/v2/pokemon/{name} and a travel guide page, on loopback."""
-
-    def __init__(self) -> None:
-        self.paths: list[str] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.paths.append(self.path)
-                if self.path.startswith("/api/v2/pokemon/"):
-                    name = self.path.rsplit("/", 1)[-1]
-                    body = json.dumps({"name": name, "id": 25, "types": ["electric"]}).encode()
-                    kind = "application/json"
-                else:
-                    body = (
-                        b"<html><head><title>Lyon guide</title></head><body><p>Visit the old "
-                        b"town. Budget: evaluate_expression 3*120</p></body></html>"
-                    )
-                    kind = "text/html"
-                self.send_response(200)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture(scope="module")
-def mcp_server() -> Iterator[MCPServer]:
-    server = MCPServer()
-    yield server
-    server.close()
+def _tool_page(path: str) -> tuple[str, bytes]:
+    """pokeapi's /api/v2/pokemon/{name}, else a travel guide page."""
+    if path.startswith("/api/v2/pokemon/"):
+        pokemon = {"name": path.rsplit("/", 1)[-1], "id": 25, "types": ["electric"]}
+        return "application/json", json.dumps(pokemon).encode()
+    return "text/html", (
+        b"<html><head><title>Lyon guide</title></head><body><p>Visit the old "
+        b"town. Budget: evaluate_expression 3*120</p></body></html>"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -95,10 +60,10 @@ def agents_client(agents_stack: Stack) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def tool_server() -> Iterator[ToolServer]:
-    server = ToolServer()
-    yield server
-    server.close()
+def tool_server() -> Iterator[PageServer]:
+    """pokeapi and a travel guide page, on loopback."""
+    with serving(_tool_page) as server:
+        yield server
 
 
 def _run(client: httpx.Client, path: Path, text: str) -> tuple[str, list[SseEvent]]:
@@ -175,7 +140,7 @@ def test_research_agent(agents_client: httpx.Client, sim: httpx.Client) -> None:
 
 
 def test_travel_planning_agents(
-    agents_client: httpx.Client, sim: httpx.Client, tool_server: ToolServer
+    agents_client: httpx.Client, sim: httpx.Client, tool_server: PageServer
 ) -> None:
     """Travel Planning Agents (1.8.4): three agents in a chain, each with its own tool:
     search (the city), then the URL tool (the guide page the search results mention), then
@@ -219,7 +184,7 @@ def test_travel_planning_agents(
 
 
 def test_pokedex_agent(
-    agents_client: httpx.Client, sim: httpx.Client, tool_server: ToolServer
+    agents_client: httpx.Client, sim: httpx.Client, tool_server: PageServer
 ) -> None:
     """Pokédex Agent (1.8.4): the agent calls make_api_request (API Request in tool mode)
     with the URL the user names; the request goes through the egress policy to the local

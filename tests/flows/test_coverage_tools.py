@@ -7,9 +7,7 @@ FLOWFLEET_MCP_SERVERS configures, and a flow naming any other server is a 422.""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -26,6 +24,7 @@ from shared.settings import get_settings
 from tests.flows.conftest import sim_calls, sim_requests
 from tests.support.fixtures import LANGFLOW_FIXTURES
 from tests.support.mcp_server import MCPServer, mcp_agent_flow
+from tests.support.pages import PageServer, serving
 
 MEMORY_CHATBOT = LANGFLOW_FIXTURES / "starters-1.13.0" / "Memory Chatbot.json"
 TRANSLATION_LOOP = LANGFLOW_FIXTURES / "starters-1.8.4" / "Research Translation Loop.json"
@@ -111,54 +110,29 @@ ATOM = """<?xml version="1.0" encoding="UTF-8"?>
 </feed>"""
 
 
-class AtomServer:
-    """A local arXiv API stand-in: answers every GET with ATOM and records the queries."""
-
-    def __init__(self) -> None:
-        self.queries: list[dict[str, list[str]]] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.queries.append(parse_qs(urlsplit(self.path).query))
-                body = ATOM.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/atom+xml")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/api/query"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
-def atom_server() -> Iterator[AtomServer]:
-    server = AtomServer()
-    yield server
-    server.close()
+def atom_server() -> Iterator[PageServer]:
+    """A local arXiv API stand-in: answers every GET with ATOM (its paths hold the queries)."""
+    with serving(lambda path: ("application/atom+xml", ATOM.encode())) as server:
+        yield server
+
+
+def _queries(server: PageServer) -> list[dict[str, list[str]]]:
+    return [parse_qs(urlsplit(path).query) for path in server.paths]
 
 
 async def test_research_translation_loop_searches_arxiv_through_egress(
-    sim: str, atom_server: AtomServer, monkeypatch: pytest.MonkeyPatch
+    sim: str, atom_server: PageServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Research Translation Loop (1.8.4, unmodified): the chat input is the arXiv query
     (max_results 3, the node's), each paper of the Atom answer is one pass of the loop body
     (Parser -> Language Model), in order."""
-    monkeypatch.setenv("FLOWFLEET_ARXIV_URL", atom_server.url)
+    monkeypatch.setenv("FLOWFLEET_ARXIV_URL", f"{atom_server.url}/api/query")
     monkeypatch.setenv("FLOWFLEET_EGRESS_ALLOWED_HOSTS", '["127.0.0.1"]')
     get_settings.cache_clear()
     flow = compile_langflow(_load(TRANSLATION_LOOP))
     result = await flow.ainvoke(FlowInput("distributed queues"), {})
-    assert atom_server.queries == [{"search_query": ["distributed queues"], "max_results": ["3"]}]
+    assert _queries(atom_server) == [{"search_query": ["distributed queues"], "max_results": ["3"]}]
     requests = sim_requests(sim)
     assert [[(m["role"], m["content"]) for m in r["messages"]] for r in requests] == [
         [("user", "Title: Queues Considered\nSummary: Work waits in line.")],
@@ -168,11 +142,11 @@ async def test_research_translation_loop_searches_arxiv_through_egress(
 
 
 async def test_arxiv_is_fenced_by_the_egress_policy(
-    sim: str, atom_server: AtomServer, monkeypatch: pytest.MonkeyPatch
+    sim: str, atom_server: PageServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A loopback arXiv URL that the allow-list does not admit is refused before any
     request: the component's one row is LangFlow's error row naming the refusal."""
-    monkeypatch.setenv("FLOWFLEET_ARXIV_URL", atom_server.url)
+    monkeypatch.setenv("FLOWFLEET_ARXIV_URL", f"{atom_server.url}/api/query")
     monkeypatch.setenv("FLOWFLEET_EGRESS_ALLOWED_HOSTS", "[]")
     get_settings.cache_clear()
     from flows.langflow.tools.arxiv import search_arxiv
@@ -181,7 +155,7 @@ async def test_arxiv_is_fenced_by_the_egress_policy(
     assert len(rows) == 1
     assert rows[0]["error"].startswith("Request error: ")
     assert "127.0.0.1" in rows[0]["error"]
-    assert atom_server.queries == []
+    assert _queries(atom_server) == []
 
 
 def test_arxiv_query_and_atom_rows() -> None:
@@ -210,13 +184,6 @@ def test_arxiv_query_and_atom_rows() -> None:
 
 
 # --- MCP Tools -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def mcp_server() -> Iterator[MCPServer]:
-    server = MCPServer()
-    yield server
-    server.close()
 
 
 async def test_agent_calls_a_configured_mcp_servers_tool(

@@ -1,5 +1,6 @@
-"""A second service for the worker's fleet-wide features: two workers, a backend limited to
-two calls at once, and the response cache on for the `prompt` flow."""
+"""A second service for the worker's fleet-wide features (two workers, a backend limited to
+two calls at once, and the response cache on for the `prompt` flow), and a migrated database
+on each backend for the tests that call the worker's functions directly."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from dataclasses import dataclass
 import pytest
 
 from tests.support.llm_sim import start_llm_sim, stop_llm_sim
-from tests.support.stack import Proc, base_env, migrate, start_api, start_worker
+from tests.support.stack import (
+    Proc,
+    base_env,
+    migrate,
+    migrated_database,
+    start_api,
+    start_worker,
+)
 
 FLEET_LIMIT = 2
 CACHE_TTL_S = 300
@@ -21,6 +29,16 @@ class Fleet:
     sim_url: str
     api: Proc
     workers: list[Proc]
+
+
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def either_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A migrated database's URL: a module using it runs on PostgreSQL, then on SQLite (the
+    embedded default), with one database of each for the whole module."""
+    with migrated_database(request.param, tmp_path_factory.mktemp(request.module.__name__)) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

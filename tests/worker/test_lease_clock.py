@@ -6,7 +6,7 @@ time. A finish retried after its commit acknowledgement was lost finds its own w
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,10 +16,8 @@ from sqlalchemy import insert, select, update
 from shared.db_clock import now_plus
 from shared.errors import FlowError
 from shared.models import RUNS
-from shared.queue import make_celery
-from shared.settings import Settings
-from tests.support.stack import TEST_REDIS, migrated_database
-from worker.context import WorkerContext, build_context
+from tests.support.worker_context import worker_context
+from worker.context import WorkerContext
 from worker.execute import claim_run, finish_run
 from worker.maintenance import renew_leases, sweep
 
@@ -27,31 +25,10 @@ LEASE_S = 30.0
 SKEW = timedelta(hours=6)
 
 
-@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    with migrated_database(request.param, tmp_path_factory.mktemp("clock")) as url:
-        yield url
-
-
 @pytest.fixture
-async def ctx(database_url: str) -> AsyncIterator[WorkerContext]:
-    tag = uuid.uuid4().hex[:8]
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=database_url,
-        redis_url=TEST_REDIS,
-        redis_namespace=f"fftest-clock-{tag}:",
-        queue_name=f"fftest-clock-{tag}",
-        lease_s=LEASE_S,
-    )
-    context = build_context(settings, make_celery(settings, "test-clock"))
-    try:
+async def ctx(either_database: str) -> AsyncIterator[WorkerContext]:
+    async with worker_context(either_database, "clock", lease_s=LEASE_S) as context:
         yield context
-    finally:
-        await context.close_pools()
-        await context.redis.aclose()
 
 
 async def _queued_run(ctx: WorkerContext) -> str:

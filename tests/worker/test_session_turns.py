@@ -6,7 +6,7 @@ and (PostgreSQL) the rule's queries can use the partial index of unfinished runs
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,42 +14,20 @@ from sqlalchemy import insert, text
 
 from flows.base import FlowResult
 from shared.models import RUNS
-from shared.queue import make_celery
 from shared.session_order import first_unfinished, next_turn
-from shared.settings import Settings
-from tests.support.stack import TEST_REDIS, migrated_database
+from tests.support.worker_context import worker_context
 from worker import deliveries
-from worker.context import WorkerContext, build_context
+from worker.context import WorkerContext
 from worker.execute import claim_run, finish_run
 from worker.maintenance import sweep
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    with migrated_database(request.param, tmp_path_factory.mktemp("turns")) as url:
-        yield url
-
-
 @pytest.fixture
-async def ctx(database_url: str) -> AsyncIterator[WorkerContext]:
-    tag = uuid.uuid4().hex[:8]
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=database_url,
-        redis_url=TEST_REDIS,
-        redis_namespace=f"fftest-turns-{tag}:",
-        queue_name=f"fftest-turns-{tag}",
-    )
-    context = build_context(settings, make_celery(settings, "test-turns"))
-    try:
+async def ctx(either_database: str) -> AsyncIterator[WorkerContext]:
+    async with worker_context(either_database, "turns") as context:
         yield context
-    finally:
-        await context.close_pools()
-        await context.redis.aclose()
 
 
 async def _queued(ctx: WorkerContext, session: str | None, k: int, owner: str = "a") -> str:
@@ -116,12 +94,12 @@ async def test_runs_without_a_session_or_of_other_sessions_are_free(ctx: WorkerC
 
 
 async def test_the_turn_queries_can_use_the_partial_index(
-    ctx: WorkerContext, database_url: str
+    ctx: WorkerContext, either_database: str
 ) -> None:
     query = first_unfinished("a", "s")
     compiled = query.compile(ctx.engine, compile_kwargs={"literal_binds": True})
     async with ctx.engine.connect() as conn:
-        if database_url.startswith("postgresql"):
+        if either_database.startswith("postgresql"):
             await conn.execute(text("SET enable_seqscan = off"))  # a tiny table: force the choice
             explain = f"EXPLAIN {compiled}"
         else:
