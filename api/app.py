@@ -19,6 +19,7 @@ from api.routes import (
     files,
     flows,
     health,
+    keys,
     langflow_compat,
     openai_compat,
     runs,
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         schedules,
         sessions,
         files,
+        keys,
         health,
     ):
         app.include_router(module.router)

@@ -140,6 +140,10 @@ class KeyCache:
         self._entries[digest] = (now + self.ttl_s, found)
         return found
 
+    def clear(self) -> None:
+        """Forget every lookup (a key was revoked here: this replica refuses it at once)."""
+        self._entries.clear()
+
 
 def _bearer(request: Request) -> str | None:
     """The key from ``Authorization: Bearer``, else from ``x-api-key`` (LangFlow's clients

@@ -226,7 +226,7 @@ def keys_revoke(key_id: str) -> None:
     from shared.keys import revoke_key
 
     if not _with_session(lambda s: revoke_key(s, key_id)):
-        typer.echo(f"no active key {key_id}", err=True)
+        typer.echo(f"no key {key_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")
 

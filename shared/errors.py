@@ -77,8 +77,16 @@ class FileNotFound(NotFound):
     code, title = "file_not_found", "File not found"
 
 
+class KeyNotFound(NotFound):
+    code, title = "key_not_found", "API key not found"
+
+
 class FileTooLarge(PayloadTooLarge):
     code, title = "file_too_large", "File too large"
+
+
+class UnknownScope(InvalidRequest):
+    code, title = "unknown_scope", "Unknown scope"
 
 
 class EmptyFile(InvalidRequest):

@@ -187,6 +187,21 @@ class FlowOut(FlowSummary):
     uses_input: bool
     uses_history: bool
     options: dict[str, Any]
+    # The current version drawn: {"nodes": [{id, type, display_name, kind, position...}],
+    # "edges": [{id, source, target, source_output, target_field}]}; None for Python flows.
+    graph: dict[str, Any] | None = None
+
+
+class FlowVersionOut(BaseModel):
+    version: str
+    kind: str
+    created_at: datetime
+    current: bool  # the version new runs get
+
+
+class FlowVersions(BaseModel):
+    flow_id: str
+    items: list[FlowVersionOut]  # newest first
 
 
 class FlowList(BaseModel):

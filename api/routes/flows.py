@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Request, Response, status
 
 from api.auth import FLOWS_WRITE, RUNS_READ, Caller, requires
 from api.limits import check_flow_upload
+from api.services import flow_views
 from api.services import flows as flow_service
 from api.state import Db, State
 from flows.base import FlowValidationError
@@ -19,7 +20,7 @@ from flows.definitions import FLOW_ID_PATTERN
 from flows.routing import BackendNotAllowed, ModelSpec, route
 from shared.errors import InvalidFlow
 from shared.models import Flow, FlowVersion
-from shared.schemas import FlowList, FlowOut, FlowSummary
+from shared.schemas import FlowList, FlowOut, FlowSummary, FlowVersionOut, FlowVersions
 
 router = APIRouter(prefix="/v1/flows", tags=["flows"])
 FlowId = Annotated[str, Path(pattern=FLOW_ID_PATTERN)]
@@ -47,7 +48,7 @@ def _backends(state: State, models: list[str]) -> list[str]:
     return sorted(set(names))
 
 
-def _flow_out(flow: Flow, version: FlowVersion, state: State) -> FlowOut:
+async def _flow_out(flow: Flow, version: FlowVersion, state: State) -> FlowOut:
     meta = version.meta
     models = list(meta.get("models", []))
     return FlowOut(
@@ -59,6 +60,7 @@ def _flow_out(flow: Flow, version: FlowVersion, state: State) -> FlowOut:
         uses_input=bool(meta.get("uses_input", True)),
         uses_history=bool(meta.get("uses_history", False)),
         options=flow.options or {},
+        graph=await flow_views.graph(version),
     )
 
 
@@ -76,10 +78,33 @@ async def list_flows(db: Db, caller: Caller) -> FlowList:
     dependencies=[requires(RUNS_READ)],
 )
 async def get_flow(flow_id: FlowId, db: Db, state: State, caller: Caller) -> FlowOut:
-    """Name, description, version, inputs, components and backends of a flow."""
+    """Name, description, version, inputs, components, backends and graph of a flow."""
     flow = await flow_service.get_flow(db, flow_id, owner=caller.visible_owner)
     version = await flow_service.get_version(db, flow.id, flow.current_version)
-    return _flow_out(flow, version, state)
+    return await _flow_out(flow, version, state)
+
+
+@router.get(
+    "/{flow_id}/versions",
+    response_model=FlowVersions,
+    responses={404: {"description": "flow_not_found"}},
+    dependencies=[requires(RUNS_READ)],
+)
+async def list_versions(flow_id: FlowId, db: Db, caller: Caller) -> FlowVersions:
+    """The flow's stored versions, newest first, and which one new runs get."""
+    flow, versions = await flow_views.list_versions(db, flow_id, owner=caller.visible_owner)
+    return FlowVersions(
+        flow_id=flow.id,
+        items=[
+            FlowVersionOut(
+                version=v.version,
+                kind=v.kind,
+                created_at=v.created_at,
+                current=v.version == flow.current_version,
+            )
+            for v in versions
+        ],
+    )
 
 
 @router.put(
@@ -119,7 +144,7 @@ async def put_flow(
     version = await flow_service.get_version(db, flow.id, flow.current_version)
     if not existed:
         response.status_code = status.HTTP_201_CREATED
-    return _flow_out(flow, version, state)
+    return await _flow_out(flow, version, state)
 
 
 @router.delete(
