@@ -30,16 +30,23 @@ export function fromRunAndSteps(run, steps) {
   return entries.sort((a, b) => a.at - b.at);
 }
 
+// One entry; its detail (a tool's args, the messages sent to a model) is built only when
+// opened, so a long timeline renders only what is on screen.
+function Entry({ entry, start }) {
+  const [open, setOpen] = useState(false);
+  return html`<li>
+    <span class="mono muted">+${Math.round(entry.at - start)} ms</span>
+    <span class=${`kind kind-${entry.kind}`}>${entry.kind}</span>
+    <span>${entry.label}
+      ${entry.detail && html` <button class="link" aria-expanded=${open} onClick=${() => setOpen(!open)}>details</button>`}
+      ${open && html`<pre>${JSON.stringify(entry.detail, null, 2)}</pre>`}</span>
+  </li>`;
+}
+
 export function Timeline({ entries }) {
   const start = entries.length ? entries[0].at : 0;
   return html`<ol class="timeline" aria-label="Timeline">
-    ${entries.map(
-      (e) => html`<li>
-        <span class="mono muted">+${Math.round(e.at - start)} ms</span>
-        <span class=${`kind kind-${e.kind}`}>${e.kind}</span>
-        <span>${e.label}${e.detail && html`<details><summary>details</summary><pre>${JSON.stringify(e.detail, null, 2)}</pre></details>`}</span>
-      </li>`,
-    )}
+    ${entries.map((e) => html`<${Entry} entry=${e} start=${start} />`)}
   </ol>`;
 }
 
