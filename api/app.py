@@ -17,6 +17,7 @@ from api.ratelimit import QueueGauge, RateLimiter, capped
 from api.routes import (
     events,
     files,
+    fleet,
     flows,
     health,
     keys,
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions,
         files,
         keys,
+        fleet,
         health,
     ):
         app.include_router(module.router)

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import ADMIN, requires
 from shared import telemetry
+from shared.fleet import PRIORITY_SUFFIXES
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS, QUEUE_DEPTH_METRIC
 from shared.settings import Settings
 
@@ -26,8 +27,6 @@ from shared.settings import Settings
 router = APIRouter(tags=["health"], dependencies=[requires(ADMIN, open_when="metrics_public")])
 # A caller's request id is echoed only when it is a sane token, never arbitrary bytes in logs.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# Kombu's Redis transport keeps priorities 3, 6 and 9 in sibling lists "<queue>\x06\x16<n>".
-PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 
 
 class ObservabilityMiddleware:

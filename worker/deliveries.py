@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from shared import fleet
 from shared.db_clock import now_plus
 from shared.logging import error_text, get_logger
 from shared.models import RUNS
@@ -72,16 +73,15 @@ class HeldRuns:
 
 
 def _workers_key(ctx: WorkerContext) -> str:
-    return ctx.settings.redis_key("deliveries", "workers")
+    return fleet.workers_key(ctx.settings)  # the API reads it too (GET /v1/fleet)
 
 
 def _held_key(ctx: WorkerContext, worker_id: str) -> str:
-    return ctx.settings.redis_key("deliveries", "held", worker_id)
+    return fleet.held_key(ctx.settings, worker_id)
 
 
 async def _redis_now(ctx: WorkerContext) -> float:
-    seconds, micros = await ctx.redis.time()
-    return float(seconds) + micros / 1e6
+    return await fleet.redis_now(ctx.redis)
 
 
 async def announce(ctx: WorkerContext, run_id: str) -> None:

@@ -6,6 +6,7 @@ import asyncio
 
 from sqlalchemy import select, update
 
+from shared import fleet
 from shared.db import transaction
 from shared.db_clock import now_plus
 from shared.logging import error_text, get_logger
@@ -122,6 +123,7 @@ async def maintain(ctx: WorkerContext) -> None:
                 next_sweep = loop.time() + ctx.settings.sweep_interval_s
                 if await _is_leader(ctx):
                     await sweep(ctx)
+                    await fleet.record_queue_depth(ctx.redis, ctx.settings)  # the chart's history
         except Exception as exc:  # the database or Redis is away; try again next beat
             log.warning("worker.maintenance_failed", error=error_text(exc))
         await asyncio.sleep(min(heartbeat, ctx.settings.sweep_interval_s))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flows.langflow.document import _graph_of, _parse_edge, bundled_class
+from flows.langflow.document import _as_dict, _graph_of, _parse_edge, bundled_class
 from flows.langflow.specs import spec_for
 
 
@@ -23,19 +23,19 @@ def _position(raw: dict[str, Any]) -> dict[str, float] | None:
 
 
 def _node(raw: dict[str, Any]) -> dict[str, Any]:
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-    inner = data.get("node") if isinstance(data.get("node"), dict) else {}
+    data = _as_dict(raw.get("data"))
+    inner = _as_dict(data.get("node"))
     # As the compiler reads it (data.type, else the bundled module's class); a note has none.
     ctype = str(data.get("type") or bundled_class(inner) or raw.get("type") or "")
     spec = spec_for(ctype) if ctype else None
-    size = raw.get("measured") if isinstance(raw.get("measured"), dict) else raw
+    size: dict[str, Any] = _as_dict(raw.get("measured")) or raw
     return {
         "id": str(raw.get("id") or data.get("id") or ""),
         "type": ctype,  # data.type as exported (the component class)
         "node_type": str(raw.get("type") or ""),  # React Flow's: genericNode, noteNode, ...
         "display_name": str(inner.get("display_name") or ctype),
         "description": str(inner.get("description") or ""),
-        "kind": spec.kind.value if spec is not None else None,  # None: not runnable here
+        "kind": str(spec.kind) if spec is not None else None,  # None: not runnable here
         "position": _position(raw),
         "width": size.get("width") if isinstance(size.get("width"), int | float) else None,
         "height": size.get("height") if isinstance(size.get("height"), int | float) else None,
