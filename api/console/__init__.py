@@ -18,5 +18,7 @@ def mount(app: FastAPI) -> None:
     A mount and a plain route, not API routes: ``guard`` checks keys on API routes only, and
     the shell holds no data; it asks the user for a key and sends it with every API call.
     """
-    app.add_route("/console", lambda _request: RedirectResponse("/console/"), include_in_schema=False)
+    app.add_route(
+        "/console", lambda _request: RedirectResponse("/console/"), include_in_schema=False
+    )
     app.mount("/console", StaticFiles(directory=STATIC, html=True), name="console")

@@ -112,12 +112,14 @@ const scenarios = {
     await page.goto(`${args.base}/console/#/fleet`);
     const table = page.getByRole("table", { name: "Dead letters" });
     await table.getByRole("link", { name: args.run_id }).waitFor({ timeout: T });
-    await page.waitForTimeout(500); // let the charts draw for the screenshot
+    await page.getByRole("img", { name: "Error rate chart" }).locator("canvas").waitFor({ timeout: T });
+    const charts = await page.locator("[role=img] canvas").count();
+    const alive = Number(await page.getByLabel("Workers alive").innerText());
     await shot(page, "fleet");
     await table.getByRole("button", { name: `Retry ${args.run_id}` }).click();
     const retried = table.getByRole("link").filter({ hasNotText: args.run_id });
     await retried.first().waitFor({ timeout: T });
-    return { retried_as: await retried.first().innerText() };
+    return { retried_as: await retried.first().innerText(), charts, alive };
   },
 
   // Keys (admin): create one (shown once), then revoke it.

@@ -68,6 +68,7 @@ export function FleetPage() {
     ${fleet === null && html`<p class="notice">This server has no <code>/v1/fleet</code> yet: charts are unavailable.</p>`}
     ${fleet &&
     html`<p>Now: queue depth <strong aria-label="Queue depth">${fleet.queue_depth}</strong> ·
+        runs queued ${fleet.queued_runs ?? "?"}, running ${fleet.running_runs ?? "?"} ·
         workers alive <strong aria-label="Workers alive">${fleet.workers.filter((w) => w.alive).length}</strong> of ${fleet.workers.length} ·
         dead letters <strong>${fleet.dead_letters}</strong> <span class="muted">(${fmtTime(fleet.now)})</span></p>
       <div class="grid2">

@@ -3,19 +3,15 @@ import { api, optional } from "./api.js";
 import { html, useEffect, useState, useLoad, Problem, Status, Json, TERMINAL, fmtTime, duration } from "./ui.js";
 
 const ms = (t) => (typeof t === "number" ? (t < 1e12 ? t * 1000 : t) : Date.parse(t));
-const KNOWN = new Set(["at", "t", "ts", "time", "created_at", "kind", "event", "type", "name", "label"]);
 
-// GET /v1/runs/{id}/timeline items -> [{at, kind, label, detail}]; field names read leniently.
+// GET /v1/runs/{id}/timeline: [{at, kind, title, detail, attempt}] in time order.
 export function fromTimeline(data) {
-  return (data.items || data.events || []).map((e) => {
-    const detail = Object.fromEntries(Object.entries(e).filter(([k]) => !KNOWN.has(k)));
-    return {
-      at: ms(e.at ?? e.t ?? e.ts ?? e.time ?? e.created_at),
-      kind: e.kind ?? e.event ?? e.type ?? "event",
-      label: e.name ?? e.label ?? e.status ?? e.model ?? "",
-      detail: Object.keys(detail).length ? detail : null,
-    };
-  });
+  return data.items.map((e) => ({
+    at: ms(e.at),
+    kind: e.kind,
+    label: e.attempt && e.kind !== "attempt" ? `${e.title} (attempt ${e.attempt})` : e.title,
+    detail: e.detail && Object.keys(e.detail).length ? e.detail : null,
+  }));
 }
 
 // Without the timeline endpoint: the run's own times and its agent steps.
@@ -55,7 +51,7 @@ async function loadRun(id) {
   const run = await api(path);
   const timeline = await optional(`${path}/timeline`);
   const entries = timeline ? fromTimeline(timeline) : fromRunAndSteps(run, await api(`${path}/steps`));
-  return { run, entries, source: timeline ? "timeline" : "steps" };
+  return { run, entries, source: timeline ? "timeline" : "steps", truncated: Boolean(timeline?.truncated) };
 }
 
 export function RunPage({ id }) {
@@ -101,5 +97,6 @@ export function RunPage({ id }) {
     </div>
     <section class="card"><h2>Timeline</h2>
       ${data.source === "steps" && html`<p class="muted">From the run and its agent steps (this server has no timeline endpoint).</p>`}
+      ${data.truncated && html`<p class="notice">This run has more steps than the timeline shows: its first ones are listed.</p>`}
       <${Timeline} entries=${data.entries} /></section>`;
 }
