@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 LOCK := requirements/dev.txt
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 
-.PHONY: install lock nginx run test test-slow lint fmt migrate bench bench-smoke lfx clean
+.PHONY: install lock nginx chromium run test test-slow lint fmt migrate bench bench-smoke lfx clean
 
 # A lock compiled from another pyproject.toml stops the install here, saying `make lock`.
 $(STAMP): pyproject.toml $(LOCK)
@@ -38,7 +38,14 @@ nginx:
 		 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx); } || \
 		echo "nginx is missing: install it (apt-get install nginx-light) for the cluster test"
 
-test: $(STAMP) nginx
+# The console's browser tests (tests/console) drive Debian's chromium through playwright-core
+# (npm ci there, by the tests): a fresh Debian machine gets chromium here when we are root.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium); } || \
+		echo "chromium is missing: install it (apt-get install chromium) for the console tests"
+
+test: $(STAMP) nginx chromium
 	$(PY) -m pytest
 
 test-slow: $(STAMP)

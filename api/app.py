@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from api import metrics, problems
+from api import console, metrics, problems
 from api.auth import KeyCache, guard
 from api.edge import EdgeMiddleware
 from api.limits import BodyLimitMiddleware
@@ -156,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health,
     ):
         app.include_router(module.router)
+    console.mount(app)  # the web console's static files (api/console)
     return app
 
 
