@@ -66,7 +66,7 @@ def run_id(i: int) -> str:
 # Run i's columns as SQL over ``i`` (a bigint), shared by both tables' statements.
 def _columns(shape: Shape) -> dict[str, str]:
     long = f"(i % {shape.stride} = 0 AND i / {shape.stride} < {shape.long_turns})"
-    session = f"'sess-' || ((i / 200) * 20 + i % 20)"
+    session = "'sess-' || ((i / 200) * 20 + i % 20)"
     pick = "((i * 7919) % 1000)"  # a scrambled 0..999 per run: statuses and error codes
     return {
         "long": long,
@@ -174,7 +174,9 @@ def _parallel(dsn: str, jobs: list[list[str]], label: str) -> None:
                 for sql in statements:
                     began = time.monotonic()
                     conn.execute(sql)  # type: ignore[arg-type]  # built here, not from input
-                    print(f"  {label}: {_what(sql)} in {time.monotonic() - began:.1f} s", flush=True)
+                    print(
+                        f"  {label}: {_what(sql)} in {time.monotonic() - began:.1f} s", flush=True
+                    )
         except BaseException as exc:  # noqa: BLE001 - reported by the caller's thread
             errors.append(exc)
 
@@ -204,7 +206,9 @@ def load(dsn: str, shape: Shape) -> dict[str, float]:
             defs = _definitions(conn)
             conn.execute("TRUNCATE session_messages, run_steps, runs")
             _drop(conn, defs)
-    runs_jobs = [_runs_sql(shape, s, min(s + CHUNK, shape.runs)) for s in range(0, shape.runs, CHUNK)]
+    runs_jobs = [
+        _runs_sql(shape, s, min(s + CHUNK, shape.runs)) for s in range(0, shape.runs, CHUNK)
+    ]
     msg_jobs = [
         _messages_sql(shape, s, min(s + CHUNK // 2, shape.runs))
         for s in range(0, shape.runs, CHUNK // 2)
