@@ -61,6 +61,8 @@ LIST_FLOW = "flow-07"
 SIM = {"ttft_s": 0.0, "token_s": 0.0, "tokens": 8}
 LIMIT_RATIO = 2.0
 LIVE = ("queued", "running")
+WARMUP = 20
+MIN_REPS = 10
 
 Probe = Callable[[Conn, int], Awaitable[None]]
 
@@ -75,15 +77,23 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
     }
 
 
-async def timed(conn: Conn, probe: Probe, reps: int, warmup: int) -> dict[str, float]:
-    """``probe`` ``warmup`` times unmeasured, then ``reps`` times, one after another."""
-    for i in range(warmup):
+async def timed(conn: Conn, probe: Probe, reps: int, budget_s: float) -> dict[str, float]:
+    """``probe`` a few times unmeasured, then ``reps`` times one after another, or fewer
+    (at least ``MIN_REPS``) when they pass ``budget_s``: a query that takes seconds on the
+    full database is not run 200 times."""
+    began = time.perf_counter()
+    for i in range(min(WARMUP, reps)):
         await probe(conn, -1 - i)
-    times = []
+        if time.perf_counter() - began > budget_s / 4:
+            break
+    times: list[float] = []
+    began = time.perf_counter()
     for i in range(reps):
-        began = time.perf_counter()
+        if len(times) >= MIN_REPS and time.perf_counter() - began > budget_s:
+            break
+        start = time.perf_counter()
         await probe(conn, i)
-        times.append(time.perf_counter() - began)
+        times.append(time.perf_counter() - start)
     return percentiles(times)
 
 
@@ -264,7 +274,7 @@ async def measure(
         try:
             for name, (probe, reps_arg) in probes(shape, random.Random(17)).items():
                 reps = getattr(args, reps_arg)
-                out[name] = await timed(conn, probe, reps, warmup=min(20, reps))
+                out[name] = await timed(conn, probe, reps, args.line_budget_s)
                 print(f"  {name}: {out[name]}", flush=True)
                 if name == "submit":  # the worker's runs of them would share the next lines
                     await drained(conn)
@@ -384,6 +394,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=200, help="requests a line")
     p.add_argument("--history-reps", type=int, default=30, help="reads of the long history")
     p.add_argument("--run-reps", type=int, default=50, help="Memory runs on the long session")
+    p.add_argument(
+        "--line-budget-s", type=float, default=60.0, help="seconds a line measures at most"
+    )
     p.add_argument("--purge-runs", type=int, default=1000, help="runs one retention call deletes")
     p.add_argument("--purge-reps", type=int, default=10, help="retention calls")
     p.add_argument("--database", default="flowfleet_scale", help="dropped and made again")
