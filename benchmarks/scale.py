@@ -2,13 +2,15 @@
 PostgreSQL holds 5,000,000 runs and 10,000,000 session messages, against the same on a
 small database.
 
-Both columns run the same operations through a real API process, a real worker and llm-sim,
-one request at a time on one keep-alive connection, after a warm-up. The *small* database
-is not bare: it holds what the operations read (the 10,000-turn session, a page or more
-for each list filter: ``--small-runs`` runs in all), so each ratio says what the other
-4,980,000 runs and 9,960,000 messages cost, not what reading more rows costs. The rows
-are made by ``benchmarks.scale_load`` in a database of its own (``--database``, dropped
-and made again), migrated with the project's migrations.
+Both databases get their own API process and worker (with llm-sim), and each line sends
+its requests one at a time on a keep-alive connection to each, the two taking turns request
+by request, after a warm-up: this machine is shared and its speed drifts over minutes, and
+turns keep that drift out of the ratios. The *small* database is not bare: it holds what
+the operations read (the 10,000-turn session, a page or more for each list filter:
+``--small-runs`` runs in all), so each ratio says what the other 4,980,000 runs and
+9,960,000 messages cost, not what reading more rows costs. The rows are made by
+``benchmarks.scale_load`` in databases of their own (``--database`` and
+``<database>_small``, dropped and made again), migrated with the project's migrations.
 
 The retention line calls ``worker.retention.purge_expired`` when that module exists: each
 call is given a cutoff that makes exactly the ``--purge-runs`` oldest runs (and their
@@ -27,6 +29,7 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -77,24 +80,31 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
     }
 
 
-async def timed(conn: Conn, probe: Probe, reps: int, budget_s: float) -> dict[str, float]:
-    """``probe`` a few times unmeasured, then ``reps`` times one after another, or fewer
-    (at least ``MIN_REPS``) when they pass ``budget_s``: a query that takes seconds on the
-    full database is not run 200 times."""
+async def timed(
+    sides: list[tuple[Conn, Probe]], reps: int, budget_s: float
+) -> list[dict[str, float]]:
+    """Each side's ``probe`` a few times unmeasured, then ``reps`` times, the sides taking
+    turns request by request (so both meet the same machine: this one is shared, and its
+    speed drifts over minutes), or fewer (at least ``MIN_REPS``) when they pass
+    ``budget_s``: a query that takes seconds on the full database is not run 200 times."""
     began = time.perf_counter()
     for i in range(min(WARMUP, reps)):
-        await probe(conn, -1 - i)
+        for conn, probe in sides:
+            await probe(conn, -1 - i)
         if time.perf_counter() - began > budget_s / 4:
             break
-    times: list[float] = []
+    times: list[list[float]] = [[] for _ in sides]
     began = time.perf_counter()
     for i in range(reps):
-        if len(times) >= MIN_REPS and time.perf_counter() - began > budget_s:
+        if len(times[0]) >= MIN_REPS and time.perf_counter() - began > budget_s:
             break
-        start = time.perf_counter()
-        await probe(conn, i)
-        times.append(time.perf_counter() - start)
-    return percentiles(times)
+        order = range(len(sides)) if i % 2 == 0 else reversed(range(len(sides)))
+        for k in order:
+            conn, probe = sides[k]
+            start = time.perf_counter()
+            await probe(conn, i)
+            times[k].append(time.perf_counter() - start)
+    return [percentiles(t) for t in times]
 
 
 async def expect(conn: Conn, method: str, path: str, body: Any = None, want: int = 200) -> Any:
@@ -174,9 +184,10 @@ async def drained(conn: Conn, timeout_s: float = 300) -> None:
     raise RuntimeError(f"runs still queued or running after {timeout_s} s")
 
 
-def history_read(dsn: str, reps: int) -> dict[str, float]:
+def history_read(dsns: list[str], reps: int) -> list[dict[str, float]]:
     """The worker's own history query (worker/execute.py ``_HISTORY``, what the Memory
-    component's turns come from), on the long session, timed from here."""
+    component's turns come from), on the long session, timed from here, the databases
+    taking turns."""
     from sqlalchemy.dialects import postgresql
 
     from worker.execute import _HISTORY  # the query as the worker sends it
@@ -184,57 +195,73 @@ def history_read(dsn: str, reps: int) -> dict[str, float]:
     sql = str(_HISTORY.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
     limit = _HISTORY._limit  # type: ignore[attr-defined]
     params = {"session_id": LONG_SESSION, "owner": "anonymous", "param_1": limit}
-    times = []
-    with psycopg.connect(dsn) as conn:
-        for i in range(reps + 20):
-            began = time.perf_counter()
-            rows = conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
-            if i >= 20:
-                times.append(time.perf_counter() - began)
-            if len(rows) != limit:
-                raise RuntimeError(f"history read: {len(rows)} rows, not {limit}")
-    return percentiles(times)
+    times: list[list[float]] = [[] for _ in dsns]
+    conns = [psycopg.connect(dsn) for dsn in dsns]
+    try:
+        for i in range(reps + WARMUP):
+            for k, conn in enumerate(conns):
+                began = time.perf_counter()
+                rows = conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+                if i >= WARMUP:
+                    times[k].append(time.perf_counter() - began)
+                if len(rows) != limit:
+                    raise RuntimeError(f"history read: {len(rows)} rows, not {limit}")
+    finally:
+        for conn in conns:
+            conn.close()
+    return [percentiles(t) for t in times]
 
 
-async def retention(dsn: str, url: str, purge_runs: int, reps: int) -> dict[str, Any]:
+async def retention(
+    sides: list[tuple[str, str]], purge_runs: int, reps: int
+) -> list[dict[str, Any]]:
     """``purge_expired`` with a cutoff that expires exactly the ``purge_runs`` oldest runs,
-    ``reps`` times; or why it could not be called."""
+    ``reps`` times on each (dsn, database url), taking turns; or why it could not be called."""
     try:
         from worker.retention import purge_expired
     except ImportError:
-        return {"skipped": "worker.retention.purge_expired is not there (branch retention)"}
+        skipped = {"skipped": "worker.retention.purge_expired is not there (branch retention)"}
+        return [skipped for _ in sides]
+    times: list[list[float]] = [[] for _ in sides]
+    returned: list[Any] = [None for _ in sides]
+    for _ in range(reps + 1):  # the first call is the warm-up (imports, first connection)
+        for k, (dsn, url) in enumerate(sides):
+            seconds, returned[k] = await purge_once(purge_expired, dsn, url, purge_runs)
+            times[k].append(seconds)
+    return [
+        {**percentiles(t[1:]), "purge_runs": purge_runs, "returned": r}
+        for t, r in zip(times, returned, strict=True)
+    ]
+
+
+async def purge_once(purge: Any, dsn: str, url: str, purge_runs: int) -> tuple[float, Any]:
+    """One ``purge`` call whose cutoff expires the ``purge_runs`` oldest runs; its seconds."""
     from shared.db import create_engine, session_factory
     from shared.settings import Settings
 
-    times: list[float] = []
-    deleted: list[Any] = []
-    for _ in range(reps + 1):
-        with psycopg.connect(dsn) as conn:
-            row = conn.execute(
-                "SELECT created_at FROM runs ORDER BY created_at LIMIT 1 OFFSET %s", (purge_runs,)
-            ).fetchone()
-        if row is None:
-            return {"skipped": "fewer runs left than --purge-runs"}
-        days = (datetime.now(UTC) - row[0] + timedelta(seconds=1)).total_seconds() / 86400
-        settings = Settings(
-            database_url=url,
-            retention_runs_days=days,
-            retention_events_days=days,
-            retention_messages_days=days,
-            retention_dead_letters_days=days,
-        )
-        engine = create_engine(settings)
-        try:
-            args = _purge_args(purge_expired, settings, engine, session_factory(engine))
-            began = time.perf_counter()
-            result = await purge_expired(**args)
-            seconds = time.perf_counter() - began
-        finally:
-            await engine.dispose()
-        times.append(seconds)
-        deleted.append(result if isinstance(result, int | dict) else repr(result))
-    # The first call is the warm-up (imports, the engine's first connection).
-    return {**percentiles(times[1:]), "purge_runs": purge_runs, "returned": deleted[-1]}
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT created_at FROM runs ORDER BY created_at LIMIT 1 OFFSET %s", (purge_runs,)
+        ).fetchone()
+    if row is None:
+        raise RuntimeError("fewer runs left than --purge-runs")
+    days = (datetime.now(UTC) - row[0] + timedelta(seconds=1)).total_seconds() / 86400
+    settings = Settings(
+        database_url=url,
+        retention_runs_days=days,
+        retention_events_days=days,
+        retention_messages_days=days,
+        retention_dead_letters_days=days,
+    )
+    engine = create_engine(settings)
+    try:
+        args = _purge_args(purge, settings, engine, session_factory(engine))
+        began = time.perf_counter()
+        result = await purge(**args)
+        seconds = time.perf_counter() - began
+    finally:
+        await engine.dispose()
+    return seconds, result if isinstance(result, int | dict) else repr(result)
 
 
 def _purge_args(purge: Any, settings: Any, engine: Any, factory: Any) -> dict[str, Any]:
@@ -256,41 +283,63 @@ def _purge_args(purge: Any, settings: Any, engine: Any, factory: Any) -> dict[st
     return args
 
 
-async def measure(
-    args: argparse.Namespace, shape: Shape, env: dict[str, str], dsn: str
-) -> dict[str, Any]:
-    """Every line on the database as it is now: the service started fresh for it."""
-    procs: list[Proc] = []
-    out: dict[str, Any] = {}
+@dataclass
+class Side:
+    """One database and the service started on it."""
+
+    name: str
+    dsn: str
+    env: dict[str, str]
+    shape: Shape
+    procs: list[Proc] = field(default_factory=list)
+    entry: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.procs[0].url
+
+
+async def start(side: Side) -> Conn:
+    """An API process and a worker on the side's database, with the two flows."""
+    side.procs.append(start_api(side.env))
+    side.procs.append(start_worker(side.env))
+    async with httpx.AsyncClient(base_url=side.url, timeout=60) as http:
+        for flow_id, path in ((SUBMIT_FLOW, FLOW_FILE), (MEMORY_FLOW, MEMORY_FILE)):
+            (await http.put(f"/v1/flows/{flow_id}", content=path.read_bytes())).raise_for_status()
+    return Conn(side.url)
+
+
+async def measure(args: argparse.Namespace, sides: list[Side]) -> None:
+    """Every line on every side, the sides taking turns; into each side's ``entry``."""
+    for side in sides:
+        side.entry["lines"] = {}
+    conns: list[Conn] = []
     try:
-        procs.append(api := start_api(env))
-        procs.append(start_worker(env))
-        async with httpx.AsyncClient(base_url=api.url, timeout=60) as http:
-            for flow_id, path in ((SUBMIT_FLOW, FLOW_FILE), (MEMORY_FLOW, MEMORY_FILE)):
-                (
-                    await http.put(f"/v1/flows/{flow_id}", content=path.read_bytes())
-                ).raise_for_status()
-        conn = Conn(api.url)
-        try:
-            for name, (probe, reps_arg) in probes(shape, random.Random(17)).items():
-                reps = getattr(args, reps_arg)
-                out[name] = await timed(conn, probe, reps, args.line_budget_s)
-                print(f"  {name}: {out[name]}", flush=True)
-                if name == "submit":  # the worker's runs of them would share the next lines
+        conns = [await start(side) for side in sides]
+        lines = [probes(side.shape, random.Random(17)) for side in sides]
+        for name, (_, reps_arg) in lines[0].items():
+            pairs = [(conn, line[name][0]) for conn, line in zip(conns, lines, strict=True)]
+            got = await timed(pairs, getattr(args, reps_arg), args.line_budget_s)
+            report(name, sides, got)
+            if name == "submit":  # the worker's runs of them would share the next lines
+                for conn in conns:
                     await drained(conn)
-        finally:
-            await conn.close()
-        name = f"Memory's history read (SQL, {shape.long_turns:,}-turn session)"
-        out[name] = history_read(dsn, args.reps)
-        print(f"  {name}: {out[name]}", flush=True)
     finally:
-        for proc in procs:
-            proc.stop()
-    out["retention"] = await retention(
-        dsn, env["FLOWFLEET_DATABASE_URL"], args.purge_runs, args.purge_reps
-    )
-    print(f"  retention: {out['retention']}", flush=True)
-    return out
+        for conn in conns:
+            await conn.close()
+        for side in sides:
+            for proc in side.procs:
+                proc.stop()
+    name = f"Memory's history read (SQL, {args.long_turns:,}-turn session)"
+    report(name, sides, history_read([side.dsn for side in sides], args.reps))
+    urls = [(side.dsn, side.env["FLOWFLEET_DATABASE_URL"]) for side in sides]
+    report("retention", sides, await retention(urls, args.purge_runs, args.purge_reps))
+
+
+def report(name: str, sides: list[Side], got: list[dict[str, Any]]) -> None:
+    for side, line in zip(sides, got, strict=True):
+        side.entry["lines"][name] = line
+    print(f"  {name}: " + "  ".join(f"{s.name} {g}" for s, g in zip(sides, got, strict=True)))
 
 
 def fresh_database(name: str) -> str:
@@ -312,29 +361,33 @@ def counts(dsn: str) -> dict[str, Any]:
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if not postgres_available() or not redis_available():
         sys.exit("bench-scale needs PostgreSQL at 127.0.0.1:5432 and Redis at 127.0.0.1:6379")
-    dsn = fresh_database(args.database)
+    names = {"small": f"{args.database}_small", "full": args.database}
     sim_url, sim = start_llm_sim(**SIM)
     results: dict[str, Any] = {"machine": machine(), "phases": {}}
+    sides = []
     try:
-        env = base_env(dsn, TEST_REDIS, sim_url)
-        migrate(env)
         for phase, runs in (("small", args.small_runs), ("full", args.runs)):
+            dsn = fresh_database(names[phase])
             shape = Shape(runs=runs, long_turns=args.long_turns, memory_flow=MEMORY_FLOW)
+            side = Side(phase, dsn, base_env(dsn, TEST_REDIS, sim_url), shape)
+            migrate(side.env)
             print(f"{phase}: loading {runs:,} runs and {2 * runs:,} messages", flush=True)
             began = time.monotonic()
             timings = load(dsn, shape)
-            entry = {"load": {**timings, "total_s": round(time.monotonic() - began, 1)}}
-            entry["rows"] = counts(dsn)
-            print(f"{phase}: {entry}", flush=True)
-            entry["load_avg"] = [round(x, 2) for x in os.getloadavg()]
-            entry["lines"] = await measure(args, shape, env, dsn)
-            entry["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
-            results["phases"][phase] = entry
+            side.entry["load"] = {**timings, "total_s": round(time.monotonic() - began, 1)}
+            side.entry["rows"] = counts(dsn)
+            print(f"{phase}: {side.entry}", flush=True)
+            sides.append(side)
+        results["load_avg_before"] = [round(x, 2) for x in os.getloadavg()]
+        await measure(args, sides)
+        results["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         stop_llm_sim(sim)
-    if not args.keep:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+        if not args.keep:
+            with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+                for name in names.values():
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    results["phases"] = {side.name: side.entry for side in sides}
     return results
 
 
@@ -373,8 +426,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"- full load: {full['load']['total_s']} s (rows {full['load']['insert_s']} s, indexes "
         f"and keys {full['load']['index_s']} s, vacuum/analyze {full['load']['analyze_s']} s).",
         f"- machine: {m['nproc']} cores ({m['cpu']}), {m['memory_gb']} GB; load average "
-        f"{small['load_avg']} before the small lines, {full['load_avg']} before the full ones, "
-        f"{full['load_avg_after']} after (shared with other work).",
+        f"{results['load_avg_before']} before the lines, {results['load_avg_after']} after "
+        "(shared with other work); the two databases took turns, request by request.",
         "- retention: "
         + (
             full["lines"]["retention"]["skipped"]
