@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 LOCK := requirements/dev.txt
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 
-.PHONY: install lock nginx chromium run test test-slow lint fmt migrate bench bench-smoke lfx clean
+.PHONY: install lock nginx chromium run test test-slow lint fmt migrate bench bench-smoke bench-scale lfx clean
 
 # A lock compiled from another pyproject.toml stops the install here, saying `make lock`.
 $(STAMP): pyproject.toml $(LOCK)
@@ -78,6 +78,12 @@ lfx: $(LFX_VENV)/bin/lfx
 $(LFX_VENV)/bin/lfx:
 	-$(PYTHON) -m venv $(LFX_VENV) && $(LFX_VENV)/bin/pip install --quiet lfx langchain-openai \
 		langchain-anthropic langchain-google-genai
+
+# Scale (issue 17, benchmarks/scale.py): submit, poll, each list filter, a 10,000-turn session's
+# history and a Memory run on it, and retention, on a small database and on one loaded with
+# 5,000,000 runs and 10,000,000 messages (its own database, flowfleet_scale; minutes to load).
+bench-scale: $(STAMP)
+	$(PY) -m benchmarks.scale
 
 bench-smoke: $(STAMP)
 	$(PY) -m benchmarks --flows basic --levels 4 --duration 2 --designs flowfleet,direct \
