@@ -163,8 +163,11 @@ class MessageOut(BaseModel):
 
 
 class SessionMessages(BaseModel):
+    """A page of a session's history, oldest first; pass ``next_after`` as ``after`` for more."""
+
     session_id: str
     messages: list[MessageOut]
+    next_after: int | None = None
 
 
 class FlowSummary(BaseModel):

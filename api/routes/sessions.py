@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from api.auth import RUNS_READ, RUNS_WRITE, Caller, requires
 from api.services import runs as run_service
@@ -13,6 +13,8 @@ from shared.schemas import SESSION_ID_PATTERN, MessageOut, SessionMessages
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 SessionId = Annotated[str, Path(pattern=SESSION_ID_PATTERN)]
+# A page of history is bounded: a session of a million messages must not be one response.
+MAX_PAGE = 10_000
 
 
 @router.get(
@@ -20,11 +22,25 @@ SessionId = Annotated[str, Path(pattern=SESSION_ID_PATTERN)]
     response_model=SessionMessages,
     dependencies=[requires(RUNS_READ)],
 )
-async def get_messages(session_id: SessionId, db: Db, caller: Caller) -> SessionMessages:
-    """The session's turns, oldest first (empty for an unknown session)."""
-    messages = await run_service.session_messages(db, session_id, owner=caller.visible_owner)
+async def get_messages(
+    session_id: SessionId,
+    db: Db,
+    caller: Caller,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
+    after: Annotated[
+        int | None, Query(ge=0, description="the last message id already read")
+    ] = None,
+) -> SessionMessages:
+    """The session's turns, oldest first (empty for an unknown session), ``limit`` at a time;
+    ``next_after`` is set when more follow."""
+    messages = await run_service.session_messages(
+        db, session_id, owner=caller.visible_owner, after=after, limit=limit + 1
+    )
+    more = len(messages) > limit
+    messages = messages[:limit]
     return SessionMessages(
         session_id=session_id,
+        next_after=messages[-1].id if more else None,
         messages=[
             MessageOut(
                 id=m.id, run_id=m.run_id, role=m.role, content=m.content, created_at=m.created_at

@@ -237,18 +237,30 @@ async def list_runs(
     return runs[:limit], next_cursor
 
 
-def session_messages_query(session_id: str, *, owner: str | None = None) -> Select[SessionMessage]:
-    """A session's history, oldest first (the statement GET .../messages sends)."""
+def session_messages_query(
+    session_id: str, *, owner: str | None = None, after: int | None = None, limit: int | None = None
+) -> Select[SessionMessage]:
+    """A session's history, oldest first (the statement GET .../messages sends): the
+    messages after the id ``after``, at most ``limit`` of them."""
     query = select(SessionMessage).where(SessionMessage.session_id == session_id)
     if owner is not None:
         query = query.where(SessionMessage.owner == owner)
-    return query.order_by(SessionMessage.id)
+    if after is not None:
+        query = query.where(SessionMessage.id > after)
+    query = query.order_by(SessionMessage.id)
+    return query if limit is None else query.limit(limit)
 
 
 async def session_messages(
-    session: AsyncSession, session_id: str, *, owner: str | None = None
+    session: AsyncSession,
+    session_id: str,
+    *,
+    owner: str | None = None,
+    after: int | None = None,
+    limit: int | None = None,
 ) -> list[SessionMessage]:
-    return list((await session.scalars(session_messages_query(session_id, owner=owner))).all())
+    query = session_messages_query(session_id, owner=owner, after=after, limit=limit)
+    return list((await session.scalars(query)).all())
 
 
 async def forget_session(

@@ -98,7 +98,10 @@ def _api_queries() -> dict[str, Select[Any]]:
         queries[f"runs {who} flow page 2"] = list_runs_query(
             owner=owner, flow_id=FLOW, cursor=_cursor(30_000, "run-00030007")
         )
-        queries[f"history {who}"] = session_messages_query(SESSION, owner=owner)
+        queries[f"history {who}"] = session_messages_query(SESSION, owner=owner, limit=1001)
+        queries[f"history {who} page 2"] = session_messages_query(
+            SESSION, owner=owner, after=1000, limit=1001
+        )
         queries[f"files {who}"] = list_files_query(owner=owner)
         queries[f"schedules {who}"] = list_schedules_query(owner=owner, flow_id=None, limit=50)
         queries[f"schedules {who} flow"] = list_schedules_query(owner=owner, flow_id=FLOW, limit=50)

@@ -65,6 +65,26 @@ def test_second_turn_receives_first_exchange_and_history_lists_both_turns(
     ]
 
 
+def test_history_pages_oldest_first_with_next_after(client: httpx.Client) -> None:
+    for text in ("one", "two"):
+        run = client.post("/v1/flows/chat/runs", json={"input": text, "session_id": "s-page"})
+        wait_for_run(client, run.json()["id"])
+    whole = client.get("/v1/sessions/s-page/messages").json()
+    assert len(whole["messages"]) == 4
+    assert whole["next_after"] is None
+
+    pages, after = [], None
+    while True:
+        params = {"limit": 3} if after is None else {"limit": 3, "after": after}
+        page = client.get("/v1/sessions/s-page/messages", params=params).json()
+        pages.append([m["id"] for m in page["messages"]])
+        after = page["next_after"]
+        if after is None:
+            break
+    assert pages == [[m["id"] for m in whole["messages"][:3]], [whole["messages"][3]["id"]]]
+    assert client.get("/v1/sessions/s-page/messages", params={"limit": 0}).status_code == 422
+
+
 def test_sessions_never_see_each_other(client: httpx.Client) -> None:
     wait_for_run(
         client,
