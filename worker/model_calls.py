@@ -35,7 +35,7 @@ from worker.steps import record_step
 
 log = get_logger("worker.model_calls")
 
-MESSAGE_MAX_CHARS = 2_000  # of one message's text kept in a row
+MESSAGE_MAX_CHARS = 4_000  # of one message's text kept in a row (an agent's instructions fit)
 MESSAGES_MAX_CHARS = 8_000  # of all of a call's messages together
 RESPONSE_MAX_CHARS = 2_000  # of the model's answer
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
