@@ -215,7 +215,8 @@ class ApiKey(Base):
 
 
 class RunStep(Base):
-    """One tool call or tool result of a run's agent, as it happened (docs/agents.md).
+    """One tool call or tool result of a run's agent, or one model call, as it happened
+    (docs/agents.md).
 
     Written as the step happens, not with the result: a run taken over after its worker
     died shows the steps of every attempt (``attempt``), which is what ran, tool side effects
@@ -233,9 +234,9 @@ class RunStep(Base):
     )
     run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id", ondelete="CASCADE"))
     attempt: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(16))  # "tool_call" or "tool_result"
-    tool_call_id: Mapped[str] = mapped_column(String(128))
-    name: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))  # "tool_call", "tool_result", "model_call"
+    tool_call_id: Mapped[str] = mapped_column(String(128))  # a model call's LangChain run id
+    name: Mapped[str] = mapped_column(String(128))  # the tool's, or the model's
     data: Mapped[dict[str, Any]] = mapped_column(JSON)  # the event's data, as published
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     # Token events coalesce tokens arriving within this window; 0 = one event per token (the
     # default: SSE and the OpenAI front door stream token by token). See docs/throughput.md.
     token_flush_s: float = 0.0
+    # Each model call of a run (model, backend name, the messages capped, usage, latency) is a
+    # run_steps row the console's timeline shows: one insert per call (worker/model_calls.py).
+    record_model_calls: bool = True
 
     # Run events (Redis Streams)
     events_maxlen: int = 2000

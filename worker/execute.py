@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from langchain_core.callbacks import UsageMetadataCallbackHandler
+from langchain_core.callbacks import BaseCallbackHandler, UsageMetadataCallbackHandler
 from sqlalchemy import BindParameter, Float, and_, bindparam, insert, or_, select, update
 
 from flows.base import CompiledFlow, FlowInput, FlowResult, FlowValidationError, HistoryMessage
@@ -35,6 +35,7 @@ from worker.backend_errors import as_run_failure
 from worker.context import WorkerContext
 from worker.delivery import durably, exhausted
 from worker.files import RunFiles
+from worker.model_calls import ModelCalls
 from worker.progress_events import ProgressEvents
 from worker.streaming import BatchedTokenPublisher, InlineUsage
 from worker.tool_events import ToolEvents
@@ -321,15 +322,18 @@ async def run_flow(ctx: WorkerContext, run: Run, history: list[HistoryMessage]) 
                 files=RunFiles(ctx.sessions, run.owner),  # the run owner's files only
                 ingest_only=ingest_only,
             )
+            callbacks: list[BaseCallbackHandler] = [
+                usage,
+                tokens,
+                cancel.CancelCheck(ctx, run_id),
+                metrics.LLMMetrics(),
+                ToolEvents(ctx, run_id, run.attempts),
+                ProgressEvents(ctx, run_id),
+            ]
+            if ctx.settings.record_model_calls:
+                callbacks.append(ModelCalls(ctx, run_id, run.attempts))
             config = {
-                "callbacks": [
-                    usage,
-                    tokens,
-                    cancel.CancelCheck(ctx, run_id),
-                    metrics.LLMMetrics(),
-                    ToolEvents(ctx, run_id, run.attempts),
-                    ProgressEvents(ctx, run_id),
-                ],
+                "callbacks": callbacks,
                 # owner: RAG collections are scoped to the key that runs (flows/vectorstores.py).
                 "metadata": {"run_id": run_id, "flow_id": run.flow_id, "owner": run.owner},
                 "run_name": f"flowfleet:{run.flow_id}",

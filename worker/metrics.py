@@ -50,10 +50,7 @@ class LLMMetrics(AsyncCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        params = kwargs.get("invocation_params") or {}
-        meta = metadata or {}
-        backend = str(meta.get("flowfleet_backend") or meta.get("ls_provider") or "unknown")
-        model = str(params.get("model") or params.get("model_name") or meta.get("ls_model_name"))
+        backend, model = call_labels(metadata, kwargs.get("invocation_params"))
         self._calls[run_id] = (time.perf_counter(), backend, model)
 
     async def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
@@ -62,7 +59,7 @@ class LLMMetrics(AsyncCallbackHandler):
             return
         started, backend, model = call
         LLM_LATENCY.labels(backend, model).observe(time.perf_counter() - started)
-        tokens_in, tokens_out = _tokens(response)
+        tokens_in, tokens_out = token_counts(response)
         LLM_TOKENS.labels(backend, model, "input").inc(tokens_in)
         LLM_TOKENS.labels(backend, model, "output").inc(tokens_out)
 
@@ -74,7 +71,17 @@ class LLMMetrics(AsyncCallbackHandler):
         LLM_ERRORS.labels(backend, model, error_kind(error)).inc()
 
 
-def _tokens(response: LLMResult) -> tuple[int, int]:
+def call_labels(metadata: dict[str, Any] | None, params: dict[str, Any] | None) -> tuple[str, str]:
+    """(backend, model) of a chat-model call: the routed backend's name, never its address."""
+    meta = metadata or {}
+    params = params or {}
+    backend = str(meta.get("flowfleet_backend") or meta.get("ls_provider") or "unknown")
+    model = str(params.get("model") or params.get("model_name") or meta.get("ls_model_name"))
+    return backend, model
+
+
+def token_counts(response: LLMResult) -> tuple[int, int]:
+    """(input, output) tokens of one model call, as the backend reported them."""
     # Streaming calls carry usage on the message; non-streaming ones in llm_output too.
     tokens_in = tokens_out = 0
     for generations in response.generations:

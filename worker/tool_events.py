@@ -17,17 +17,16 @@ from uuid import UUID
 
 from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import ToolMessage
-from sqlalchemy import insert
 
 from shared import events
 from shared.logging import get_logger
-from shared.models import RunStep, utcnow
+from shared.models import utcnow
 from worker.cancel import RunCancelled
 from worker.context import WorkerContext
+from worker.steps import record_step
 
 log = get_logger("worker.tool_events")
 RESULT_MAX_CHARS = 4000  # of a tool result kept in its event and row (the model got it whole)
-_INSERT = insert(RunStep)
 
 
 def _result_text(output: Any) -> tuple[str, str]:
@@ -106,11 +105,7 @@ class ToolEvents(AsyncCallbackHandler):
             "data": data,
             "created_at": utcnow(),
         }
-        try:
-            async with self.ctx.statements.begin() as conn:
-                await conn.execute(_INSERT, [row])
-        except Exception as exc:  # the run goes on; its steps lose one row
-            log.warning("run.step_lost", run_id=self.run_id, error=type(exc).__name__)
+        await record_step(self.ctx, row)
         settings = self.ctx.settings
         try:
             async with self.ctx.events.pipeline(transaction=False) as pipe:
