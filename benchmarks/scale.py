@@ -141,10 +141,18 @@ def probes(shape: Shape, rng: random.Random) -> dict[str, tuple[Probe, str]]:
         await expect(conn, "GET", f"/v1/runs?limit=50&cursor={page2['cursor']}")
 
     def history(session: str, at_least: int) -> Probe:
+        # The whole history, page by page (1,000 messages a page, the API's default).
         async def probe(conn: Conn, i: int) -> None:
-            got = await expect(conn, "GET", f"/v1/sessions/{session}/messages")
-            if len(got["messages"]) < at_least:
-                raise RuntimeError(f"{session}: {len(got['messages'])} messages")
+            read, after = 0, None
+            while True:
+                query = "" if after is None else f"?after={after}"
+                got = await expect(conn, "GET", f"/v1/sessions/{session}/messages{query}")
+                read += len(got["messages"])
+                after = got["next_after"]
+                if after is None:
+                    break
+            if read < at_least:
+                raise RuntimeError(f"{session}: {read} messages")
 
         return probe
 
