@@ -57,6 +57,10 @@ from tests.support.stack import (
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scale"
 MEMORY_FLOW = "memory-chatbot"
+RETENTION_OFF = {
+    f"FLOWFLEET_RETENTION_{what}_DAYS": "0"
+    for what in ("RUNS", "EVENTS", "MESSAGES", "DEAD_LETTERS")
+}
 MEMORY_FILE = LANGFLOW_FIXTURES / "Memory Chatbot.json"
 SUBMIT_FLOW = "flow-00"  # a loaded flow id: its list grows by the submits
 LIST_FLOW = "flow-07"
@@ -377,7 +381,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         for phase, runs in (("small", args.small_runs), ("full", args.runs)):
             dsn = fresh_database(names[phase])
             shape = Shape(runs=runs, long_turns=args.long_turns, memory_flow=MEMORY_FLOW)
-            side = Side(phase, dsn, base_env(dsn, TEST_REDIS, sim_url), shape)
+            # The service's own retention job stays off (0 = keep forever): on 180 days of
+            # runs it would purge millions of rows under the lines it measures; the
+            # retention line calls the job itself.
+            env = base_env(dsn, TEST_REDIS, sim_url) | RETENTION_OFF
+            side = Side(phase, dsn, env, shape)
             migrate(side.env)
             print(f"{phase}: loading {runs:,} runs and {2 * runs:,} messages", flush=True)
             began = time.monotonic()
