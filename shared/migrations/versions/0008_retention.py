@@ -16,6 +16,11 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _HAS_ERROR = sa.text("error_code IS NOT NULL")
+# A session id belongs to one owner, which PostgreSQL cannot know: it multiplies the two
+# columns' frequencies, judges "this session AND this owner" rare on a large table and sorts
+# the whole session instead of walking an index (58 ms for a 20,000-message session among
+# 10,000,000 messages; 0.4 ms walking). The functional-dependency statistics tell it.
+_SESSION_OWNER_STATS = "st_session_messages_session_owner"
 _LIVE = sa.text("status IN ('queued', 'running')")
 
 # (name, table, columns): plain indexes this revision adds. Each serves a list the API
@@ -28,6 +33,9 @@ _INDEXES = [
     ("ix_session_messages_run_id", "session_messages", ["run_id"]),
     ("ix_session_messages_created_id", "session_messages", ["created_at", "id"]),
     ("ix_session_messages_owner_created", "session_messages", ["owner", "created_at", "id"]),
+    # A key's read of its own session in id order (the worker's Memory, the history API), in
+    # place of 0001's (session_id, id): see _SESSION_OWNER_STATS.
+    ("ix_session_messages_session_owner_id", "session_messages", ["session_id", "owner", "id"]),
     ("ix_run_steps_created_id", "run_steps", ["created_at", "id"]),
     ("ix_files_created_id", "files", ["created_at", "id"]),
     ("ix_schedules_created_id", "schedules", ["created_at", "id"]),
@@ -48,6 +56,12 @@ def upgrade() -> None:
     )
     for name, table, columns in _INDEXES:
         op.create_index(name, table, columns, unique=False)
+    op.drop_index("ix_session_messages_session_id_id", table_name="session_messages")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            f"CREATE STATISTICS {_SESSION_OWNER_STATS} (dependencies) "
+            "ON session_id, owner FROM session_messages"
+        )
     # A session's unfinished runs (0006) in the whole submit order (created_at, id): with
     # ix_runs_owner_created beside it, the planner would otherwise prefer that one for the
     # turn lookup's ORDER BY created_at, id on a small table.
@@ -77,6 +91,11 @@ def _session_active(columns: list[str]) -> None:
 def downgrade() -> None:
     op.drop_index("ix_runs_error_code_created", table_name="runs")
     _session_active(["owner", "session_id", "created_at"])
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"DROP STATISTICS IF EXISTS {_SESSION_OWNER_STATS}")
+    op.create_index(
+        "ix_session_messages_session_id_id", "session_messages", ["session_id", "id"], unique=False
+    )
     for name, table, _ in reversed(_INDEXES):
         op.drop_index(name, table_name=table)
     op.drop_table("retention_policies")
