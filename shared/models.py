@@ -182,10 +182,12 @@ class SessionMessage(Base):
 
     __tablename__ = "session_messages"
     __table_args__ = (
-        # A session's history, a key's (session and owner) or an admin's (session): one range
-        # of this index. Migration 0008 also gives PostgreSQL statistics saying a session
-        # belongs to one owner, without which it sorts long sessions instead of walking this.
+        # A session's history, oldest or newest first: a key's read (session and owner; exact
+        # even where owners share a session id) and an admin's (session). Migration 0008 also
+        # gives PostgreSQL statistics saying a session mostly has one owner: without them it
+        # judges session AND owner rare on a large table and sorts the whole session.
         Index("ix_session_messages_session_owner_id", "session_id", "owner", "id"),
+        Index("ix_session_messages_session_id_id", "session_id", "id"),
         # A run's messages: its delete (the foreign key) and the retention job's checks.
         Index("ix_session_messages_run_id", "run_id"),
         # The retention job's walk by age, over all owners and over one owner's (0008).

@@ -159,10 +159,11 @@ def _history_reads() -> dict[str, Select[Any]]:
 async def test_the_planner_knows_a_session_belongs_to_one_owner(
     engine: AsyncEngine, name: str
 ) -> None:
-    # Without 0008's statistics it multiplies the two columns' frequencies, expects a few
-    # dozen rows and intersects two whole bitmaps, then sorts the session (58 ms at 10M rows).
+    # Without 0008's statistics it multiplies the two columns' frequencies and expects a few
+    # dozen rows: at 10M messages it then intersected two whole bitmaps and sorted the session
+    # (58 ms) instead of walking an index (0.4 ms; make bench-scale). Which plan is best on
+    # this small table is the planner's call; the estimate it plans from is what we check.
     plan = await _plan(engine, _history_reads()[name])
     scan = next(line for line in plan.splitlines() if "Scan" in line)
     expected = int(re.search(r"rows=(\d+)", scan).group(1))  # type: ignore[union-attr]
-    assert "BitmapAnd" not in plan, f"{name}:\n{plan}"
     assert expected >= LONG_MESSAGES // 2, f"{name}:\n{plan}"

@@ -33,8 +33,9 @@ _INDEXES = [
     ("ix_session_messages_run_id", "session_messages", ["run_id"]),
     ("ix_session_messages_created_id", "session_messages", ["created_at", "id"]),
     ("ix_session_messages_owner_created", "session_messages", ["owner", "created_at", "id"]),
-    # A key's read of its own session in id order (the worker's Memory, the history API), in
-    # place of 0001's (session_id, id): see _SESSION_OWNER_STATS.
+    # A key's read of its own session in id order (the worker's Memory, the history API):
+    # exact even where owners share a session id (a LangFlow client's default is the flow's
+    # id); 0001's (session_id, id) stays for an admin's read. See _SESSION_OWNER_STATS.
     ("ix_session_messages_session_owner_id", "session_messages", ["session_id", "owner", "id"]),
     ("ix_run_steps_created_id", "run_steps", ["created_at", "id"]),
     ("ix_files_created_id", "files", ["created_at", "id"]),
@@ -56,7 +57,6 @@ def upgrade() -> None:
     )
     for name, table, columns in _INDEXES:
         op.create_index(name, table, columns, unique=False)
-    op.drop_index("ix_session_messages_session_id_id", table_name="session_messages")
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
             f"CREATE STATISTICS {_SESSION_OWNER_STATS} (dependencies) "
@@ -93,9 +93,6 @@ def downgrade() -> None:
     _session_active(["owner", "session_id", "created_at"])
     if op.get_bind().dialect.name == "postgresql":
         op.execute(f"DROP STATISTICS IF EXISTS {_SESSION_OWNER_STATS}")
-    op.create_index(
-        "ix_session_messages_session_id_id", "session_messages", ["session_id", "id"], unique=False
-    )
     for name, table, _ in reversed(_INDEXES):
         op.drop_index(name, table_name=table)
     op.drop_table("retention_policies")
