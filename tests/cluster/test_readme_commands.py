@@ -183,9 +183,20 @@ def test_the_quick_start_and_every_curl_line_work_as_written(
         assert started["llm_sim"] == "http://127.0.0.1:8001/v1"
         _wait_ready("http://127.0.0.1:8000", up)
         _walk_through(tmp_path)
+        _console_answers()
     finally:
         up.stop()
     assert up.proc.returncode == 0, up.output()[-4000:]
+
+
+def _console_answers() -> None:
+    # The quick start's console link, as written, serves the console's page under make run.
+    link = re.search(r"The web console is at <(http://[^>]+)>", README)
+    assert link, "the quick start names the console's address"
+    page = httpx.get(link.group(1), timeout=10)
+    assert page.status_code == 200
+    assert "<title>" in page.text
+    assert "js/main.js" in page.text  # the console's own module, not some other page
 
 
 def _walk_through(tmp: Path) -> None:
